@@ -1,0 +1,53 @@
+# Everything installs from the repo's own files into .venv; nothing by hand.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+export LITELLM_LOCAL_MODEL_COST_MAP := True
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: install demo lab test lint typecheck unit notebooks browser bench lock clean
+
+$(STAMP): pyproject.toml requirements.lock
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -c requirements.lock -e ".[lab,serve,dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## Run a prompt through a policy, fully offline, against the bundled local provider.
+demo: install
+	$(BIN)/luthien-lab demo
+
+## JupyterLab on the notebooks (token printed in the log).
+lab: install
+	$(BIN)/jupyter lab --ip 127.0.0.1 notebooks
+
+## The one test command: lint, types, unit/e2e/browser tests, notebooks.
+test: install browser
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -p no:randomly --nbval --nbval-sanitize-with notebooks/sanitize.cfg notebooks
+
+unit: install
+	$(BIN)/python -m pytest -q
+
+notebooks: install
+	$(BIN)/python -m pytest -q --nbval --nbval-sanitize-with notebooks/sanitize.cfg notebooks
+
+## Debian's chromium for the browser test (Playwright's own download does not work offline).
+browser:
+	@command -v chromium >/dev/null 2>&1 || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)
+
+bench: install
+	$(BIN)/python benchmarks/bench_pipeline.py
+
+## Refresh the lock file from the current virtualenv.
+lock:
+	$(BIN)/python -m pip freeze --exclude-editable | grep -v '^-e' > requirements.lock
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,168 @@
+"""Recorder figures: hot-path cost per chunk and the time to write a big transaction.
+
+Run: ``python benchmarks/bench_recorder.py``. ``recorder_figures()`` returns the numbers
+(a dict) so that other benchmarks can reuse them.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import tempfile
+import time
+from typing import Any
+
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+
+HOT_PATH_TARGET_US = 2.0
+WRITE_TARGET_MS = 50.0
+
+
+def _chunks(n: int) -> list[Any]:
+    from litellm.types.utils import ModelResponseStream
+
+    chunks = []
+    for i in range(n):
+        delta: dict[str, Any] = {"content": f"token {i} ", "role": "assistant" if i == 0 else None}
+        if i % 50 == 25:
+            delta = {
+                "content": None,
+                "tool_calls": [
+                    {
+                        "index": 0,
+                        "id": "call_1" if i == 25 else None,
+                        "type": "function",
+                        "function": {"name": "lookup" if i == 25 else None, "arguments": '{"q'},
+                    }
+                ],
+            }
+        chunks.append(
+            ModelResponseStream(
+                id="chatcmpl-bench",
+                created=1700000000,
+                model="bench-model",
+                choices=[
+                    {
+                        "index": 0,
+                        "delta": delta,
+                        "finish_reason": "stop" if i == n - 1 else None,
+                    }
+                ],
+            )
+        )
+    return chunks
+
+
+def _info(tx: str, start: int) -> Any:
+    from luthien_lab.events import TransactionInfo
+
+    return TransactionInfo(
+        transaction_id=tx,
+        model="bench-model",
+        provider="bench",
+        policy_class="bench.Policy",
+        policy_config={"threshold": 1},
+        streaming=True,
+        start_ns=start,
+    )
+
+
+def hot_path_us_per_chunk(n: int = 10_000, repeats: int = 5) -> float:
+    """Median cost of chunk_received + hook_fired + chunk_sent, in microseconds."""
+    from luthien_lab.store import DuckDBRecorder, Store
+    from luthien_lab.streaming.blocks import ContentStreamBlock
+
+    chunks = _chunks(n)
+    block = ContentStreamBlock()
+    store = Store.memory()
+    recorder = DuckDBRecorder(store)
+    results = []
+    try:
+        for r in range(repeats):
+            tx = f"hot-{r}"
+            recorder.transaction_started(_info(tx, time.perf_counter_ns()))
+            received, fired, sent = (
+                recorder.chunk_received,
+                recorder.hook_fired,
+                recorder.chunk_sent,
+            )
+            t = time.perf_counter_ns()
+            start = time.perf_counter_ns()
+            for i in range(n):
+                chunk = chunks[i]
+                received(tx, i, chunk, t)
+                fired(tx, "on_content_delta", i, block, t, t, i, i + 1)
+                sent(tx, i, chunk, t)
+            results.append((time.perf_counter_ns() - start) / n / 1000)
+            recorder._bufs.pop(tx)  # not written: this measures the hot path only
+    finally:
+        recorder.close()
+        store.close()
+    return statistics.median(results)
+
+
+def write_ms(n: int = 10_000, repeats: int = 5, path: str | None = None) -> float:
+    """Median time from transaction_finished to written (flush returns), in ms, for a
+    transaction of ``n`` ingress + ``n`` egress chunks and ``n`` hook rows."""
+    from luthien_lab.events import TransactionResult
+    from luthien_lab.request import Request
+    from luthien_lab.store import DuckDBRecorder, Store
+    from luthien_lab.streaming.blocks import ContentStreamBlock
+
+    chunks = _chunks(n)
+    block = ContentStreamBlock()
+    request = Request(model="bench-model", messages=[{"role": "user", "content": "hi"}])
+    store = Store(path) if path else Store.memory()
+    recorder = DuckDBRecorder(store)
+    times = []
+    try:
+        for r in range(repeats + 1):
+            tx = f"write-{r}"
+            t0 = time.perf_counter_ns()
+            recorder.transaction_started(_info(tx, t0))
+            recorder.request_processed(tx, request, request)
+            for i in range(n):
+                t = t0 + i * 1000
+                recorder.chunk_received(tx, i, chunks[i], t)
+                recorder.hook_fired(tx, "on_content_delta", i, block, t, t + 100, i, i + 1)
+                recorder.chunk_sent(tx, i, chunks[i], t + 200)
+            start = time.perf_counter()
+            recorder.transaction_finished(tx, TransactionResult("ok", t0 + n * 1000))
+            recorder.flush()
+            if r:  # the first one warms imports and caches
+                times.append((time.perf_counter() - start) * 1000)
+    finally:
+        recorder.close()
+        store.close()
+    return statistics.median(times)
+
+
+def recorder_figures() -> dict[str, float]:
+    """The recorder's figures: ``hot_path_us_per_chunk``, ``write_10k_ms_memory``,
+    ``write_10k_ms_file``."""
+    with tempfile.TemporaryDirectory() as folder:
+        file_ms = write_ms(path=os.path.join(folder, "bench.duckdb"))
+    return {
+        "hot_path_us_per_chunk": hot_path_us_per_chunk(),
+        "write_10k_ms_memory": write_ms(),
+        "write_10k_ms_file": file_ms,
+    }
+
+
+def main() -> None:
+    figures = recorder_figures()
+    hot = figures["hot_path_us_per_chunk"]
+    print(
+        f"recorder hot path (chunk_received + hook_fired + chunk_sent): {hot:.2f} us/chunk "
+        f"(target < {HOT_PATH_TARGET_US})"
+    )
+    print(
+        f"write a finished 10,000-chunk transaction (10k in + 10k out + 10k hooks): "
+        f"{figures['write_10k_ms_memory']:.1f} ms in memory, "
+        f"{figures['write_10k_ms_file']:.1f} ms to a file, open-write-close "
+        f"(target < {WRITE_TARGET_MS})"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,91 @@
+"""luthien-lab: write LLM policies in a notebook, watch them on live streams, ship them.
+
+The public API. Everything else is an implementation detail.
+"""
+
+from luthien_lab.clients import LiteLLMClient, LLMClient, ScriptedLLMClient
+from luthien_lab.errors import (
+    ConfigError,
+    DatasetError,
+    ExportError,
+    LuthienLabError,
+    PolicyError,
+    RequestRefused,
+    StoreError,
+    StoreLockedError,
+    UpstreamError,
+    UpstreamTimeoutError,
+)
+from luthien_lab.events import (
+    CallbackListener,
+    PipelineListener,
+    TransactionInfo,
+    TransactionResult,
+)
+from luthien_lab.factory import create_default_orchestrator
+from luthien_lab.observability import (
+    NoOpObservabilityContext,
+    NoOpTransactionRecorder,
+    ObservabilityContext,
+    TransactionRecorder,
+)
+from luthien_lab.orchestrator import PolicyOrchestrator, mark_blocked
+from luthien_lab.policies.base import Policy, PolicyContext
+from luthien_lab.policies.passthrough import NoOpPolicy
+from luthien_lab.policies.simple import SimplePolicy
+from luthien_lab.policies.uppercase import UppercasePolicy
+from luthien_lab.request import Request
+from luthien_lab.streaming.assembler import StreamingChunkAssembler
+from luthien_lab.streaming.blocks import (
+    ContentStreamBlock,
+    StreamBlock,
+    ThinkingStreamBlock,
+    ToolCallStreamBlock,
+)
+from luthien_lab.streaming.context import StreamingResponseContext
+from luthien_lab.streaming.reconstruct import reconstruct_full_response
+from luthien_lab.streaming.state import StreamState
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "CallbackListener",
+    "ConfigError",
+    "ContentStreamBlock",
+    "DatasetError",
+    "ExportError",
+    "LLMClient",
+    "LiteLLMClient",
+    "LuthienLabError",
+    "NoOpObservabilityContext",
+    "NoOpPolicy",
+    "NoOpTransactionRecorder",
+    "ObservabilityContext",
+    "PipelineListener",
+    "Policy",
+    "PolicyContext",
+    "PolicyError",
+    "PolicyOrchestrator",
+    "Request",
+    "RequestRefused",
+    "ScriptedLLMClient",
+    "SimplePolicy",
+    "StoreError",
+    "StoreLockedError",
+    "StreamBlock",
+    "StreamState",
+    "StreamingChunkAssembler",
+    "StreamingResponseContext",
+    "ThinkingStreamBlock",
+    "ToolCallStreamBlock",
+    "TransactionInfo",
+    "TransactionRecorder",
+    "TransactionResult",
+    "UppercasePolicy",
+    "UpstreamError",
+    "UpstreamTimeoutError",
+    "__version__",
+    "create_default_orchestrator",
+    "mark_blocked",
+    "reconstruct_full_response",
+]

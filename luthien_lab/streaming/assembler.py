@@ -1,0 +1,241 @@
+"""``StreamingChunkAssembler``: turns provider chunks into blocks, one chunk at a time.
+
+For each chunk, :meth:`StreamingChunkAssembler.feed` updates the :class:`StreamState`
+and returns the block events that chunk caused, in order, as ``(DELTA|COMPLETE,
+block)`` pairs. One chunk can cause several: it can end one block and start the
+next, or carry several tool calls (OpenAI's parallel tool calls in one delta). The
+orchestrator turns each event into a hook call.
+
+Order within a chunk: thinking, then content, then tool calls by position in the
+delta, then (on ``finish_reason``) completion of the open block. A block completes
+when another block receives a delta or the stream finishes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from luthien_lab.streaming.blocks import (
+    ContentStreamBlock,
+    StreamBlock,
+    ThinkingStreamBlock,
+    ToolCallStreamBlock,
+)
+from luthien_lab.streaming.state import StreamState
+
+if TYPE_CHECKING:
+    from litellm.types.utils import ModelResponseStream
+
+_MISSING = object()
+
+
+def field_of(obj: Any, name: str) -> Any:
+    """``getattr(obj, name, None)``, fast for litellm's pydantic objects.
+
+    litellm keeps most delta and choice fields as pydantic *extras*; plain attribute
+    access then goes through pydantic's ``__getattr__`` (and raises and catches for a
+    missing one), which costs more than the rest of the pipeline. Reading the two
+    dicts directly is about ten times cheaper.
+    """
+    try:
+        value = obj.__dict__.get(name, _MISSING)
+        if value is _MISSING:
+            extra = obj.__pydantic_extra__
+            return extra.get(name) if extra else None
+        return value
+    except AttributeError:
+        return getattr(obj, name, None)
+
+
+_NO_CHOICES = object()
+_EMPTY: dict[str, Any] = {}
+
+
+def _read_chunk(chunk: Any) -> tuple[Any, Any, Any]:
+    """(usage, delta, finish_reason) of a chunk; delta is ``_NO_CHOICES`` when the
+    chunk has no choices. Same dict-reading shortcut as :func:`field_of`, inlined
+    because this runs for every chunk."""
+    try:
+        extra = chunk.__pydantic_extra__ or _EMPTY
+        usage = extra.get("usage") or chunk.__dict__.get("usage")
+        choices = chunk.__dict__["choices"]
+        if not choices:
+            return usage, _NO_CHOICES, None
+        choice = choices[0]
+        fields = choice.__dict__
+        extra = choice.__pydantic_extra__ or _EMPTY
+        return (
+            usage,
+            fields.get("delta") or extra.get("delta"),
+            fields.get("finish_reason") or extra.get("finish_reason"),
+        )
+    except (AttributeError, KeyError):
+        choices = getattr(chunk, "choices", None)
+        if not choices:
+            return field_of(chunk, "usage"), _NO_CHOICES, None
+        return (
+            field_of(chunk, "usage"),
+            field_of(choices[0], "delta"),
+            field_of(choices[0], "finish_reason"),
+        )
+
+
+def _read_delta(delta: Any) -> tuple[Any, Any, Any]:
+    """(reasoning_content, content, tool_calls) of a delta."""
+    try:
+        fields = delta.__dict__
+        extra = delta.__pydantic_extra__ or _EMPTY
+        content = fields.get("content")
+        if content is None:
+            content = extra.get("content")
+        return (
+            fields.get("reasoning_content") or extra.get("reasoning_content"),
+            content,
+            fields.get("tool_calls") or extra.get("tool_calls"),
+        )
+    except AttributeError:
+        return (
+            field_of(delta, "reasoning_content"),
+            field_of(delta, "content"),
+            field_of(delta, "tool_calls"),
+        )
+
+
+__all__ = ["COMPLETE", "DELTA", "FINISH", "BlockEvent", "StreamingChunkAssembler", "field_of"]
+
+DELTA = 0
+COMPLETE = 1
+FINISH = 2
+BlockEvent = tuple[int, StreamBlock]
+
+
+class StreamingChunkAssembler:
+    """Assembles one stream. Not shared between streams: make one per transaction.
+
+    ``on_chunk`` (optional, for the seed's callback style) is awaited by
+    :meth:`process` after each chunk with ``(chunk, state, context)``.
+    """
+
+    __slots__ = ("on_chunk", "state")
+
+    def __init__(
+        self,
+        on_chunk: Callable[[Any, StreamState, Any], Awaitable[None]] | None = None,
+    ) -> None:
+        self.state = StreamState()
+        self.on_chunk = on_chunk
+
+    async def process(self, incoming: AsyncIterator[ModelResponseStream], context: Any) -> None:
+        """Seed-style driver: feed every chunk, then call ``on_chunk`` for it."""
+        async for chunk in incoming:
+            self.feed(chunk)
+            if self.on_chunk is not None:
+                await self.on_chunk(chunk, self.state, context)
+        self.finish()
+
+    def feed(self, chunk: ModelResponseStream) -> list[BlockEvent]:
+        """Take one chunk; return the block events it caused, in order (a final
+        ``(FINISH, None)`` when the chunk carries the finish reason)."""
+        state = self.state
+        index = len(state.raw_chunks)
+        state.raw_chunks.append(chunk)
+        usage, delta, finish_reason = _read_chunk(chunk)
+        if usage is not None:
+            state.usage = usage
+        if delta is _NO_CHOICES:
+            return []
+        events: list[BlockEvent] = []
+        if delta is not None:
+            reasoning, content, tool_calls = _read_delta(delta)
+            if reasoning:
+                block = state.thinking_block
+                if block is None:
+                    block = state.thinking_block = ThinkingStreamBlock(
+                        f"thinking-{len(state.blocks)}"
+                    )
+                    state.blocks.append(block)
+                self._switch_to(block, events)
+                block.append(reasoning)
+                self._touch(block, index, events)
+            if tool_calls and content == "":
+                # Anthropic (via litellm) sends content "" beside tool-call deltas.
+                delta.content = content = None
+            if content:
+                block = state.content_block
+                if block is None:
+                    block = state.content_block = ContentStreamBlock()
+                    state.blocks.append(block)
+                self._switch_to(block, events)
+                block.append(content)
+                self._touch(block, index, events)
+            if tool_calls:
+                for tool_call in tool_calls:
+                    self._tool_delta(tool_call, index, events)
+        if finish_reason:
+            state.finish_reason = finish_reason
+            current = state.current_block
+            if current is not None and not current.is_complete:
+                current.is_complete = True
+                state.just_completed = current
+                events.append((COMPLETE, current))
+            events.append((FINISH, None))  # type: ignore[arg-type]
+        return events
+
+    def finish(self) -> list[BlockEvent]:
+        """The stream ended: complete the open block, if any (a stream cut short
+        without a finish reason still completes its last block)."""
+        current = self.state.current_block
+        if current is not None and not current.is_complete:
+            current.is_complete = True
+            self.state.just_completed = current
+            return [(COMPLETE, current)]
+        return []
+
+    def _switch_to(self, block: StreamBlock, events: list[BlockEvent]) -> None:
+        state = self.state
+        current = state.current_block
+        if current is block:
+            if block.is_complete:  # a late delta reopens it
+                block.is_complete = False
+            return
+        if current is not None and not current.is_complete:
+            current.is_complete = True
+            state.just_completed = current
+            events.append((COMPLETE, current))
+        block.is_complete = False
+        state.current_block = block
+
+    @staticmethod
+    def _touch(block: StreamBlock, index: int, events: list[BlockEvent]) -> None:
+        indices = block.chunk_indices
+        if not indices or indices[-1] != index:
+            indices.append(index)
+        events.append((DELTA, block))
+
+    def _tool_delta(self, tool_call: Any, index: int, events: list[BlockEvent]) -> None:
+        state = self.state
+        tool_index = field_of(tool_call, "index")
+        if tool_index is None:
+            tool_index = len(state.tool_blocks)
+        call_id = field_of(tool_call, "id")
+        function = field_of(tool_call, "function")
+        name = field_of(function, "name") if function is not None else None
+        arguments = field_of(function, "arguments") if function is not None else None
+        block = state.tool_blocks.get(tool_index)
+        if block is None:
+            block = ToolCallStreamBlock(
+                id=call_id or f"call_{tool_index}", index=tool_index, name=name or ""
+            )
+            state.tool_blocks[tool_index] = block
+            state.blocks.append(block)
+        else:
+            if call_id and block.id != call_id:
+                block.id = call_id
+            if name and not block.name:
+                block.name = name
+        self._switch_to(block, events)
+        arguments = arguments or ""
+        block.arguments += arguments
+        block.last_delta = arguments
+        self._touch(block, index, events)

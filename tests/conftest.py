@@ -1,0 +1,35 @@
+"""Shared test fixtures."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+# Tests never reach a real provider, even when a developer has keys set.
+os.environ["LUTHIEN_LAB_PROVIDER"] = "local"
+
+ROOT = Path(__file__).resolve().parents[1]
+RECORDED = ROOT.parent / "shared" / "fixtures" / "recorded-chunks"
+RECORDED_FILES = {
+    "text": "no_tools_used_chunks.json",
+    "anthropic_tools": "anthropic_multiple_tools_chunks.json",
+    "anthropic_thinking": "anthropic_extended_thinking_chunks.json",
+    "openai_tools": "gpt_multiple_tools_chunks.json",
+}
+
+
+def load_recorded(name: str) -> list[dict]:
+    path = RECORDED / RECORDED_FILES[name]
+    if not path.exists():
+        pytest.skip(f"recorded provider chunks not available ({path})")
+    return json.loads(path.read_text())
+
+
+@pytest.fixture(params=sorted(RECORDED_FILES))
+def recorded(request) -> tuple[str, list[dict]]:
+    """Each of the four streams recorded from real providers (skipped when absent)."""
+    return request.param, load_recorded(request.param)
