@@ -19,7 +19,7 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
@@ -129,6 +129,18 @@ class PolicyOrchestrator:
       timeout of a non-streaming call) before :class:`UpstreamTimeoutError`.
     - ``listeners``: :class:`~luthien_lab.events.PipelineListener` objects.
     """
+
+    # Bound listener methods per event, rebuilt by _rebind() (see events.LISTENER_METHODS).
+    _emit_transaction_started: tuple[Callable[..., None], ...]
+    _emit_request_processed: tuple[Callable[..., None], ...]
+    _emit_chunk_received: tuple[Callable[..., None], ...]
+    _emit_hook_fired: tuple[Callable[..., None], ...]
+    _emit_chunk_sent: tuple[Callable[..., None], ...]
+    _emit_response_received: tuple[Callable[..., None], ...]
+    _emit_response_sent: tuple[Callable[..., None], ...]
+    _emit_event_emitted: tuple[Callable[..., None], ...]
+    _emit_metric_recorded: tuple[Callable[..., None], ...]
+    _emit_transaction_finished: tuple[Callable[..., None], ...]
 
     def __init__(
         self,
@@ -305,7 +317,7 @@ class PolicyOrchestrator:
         tx = await self._start(request, transaction_id, streaming=True)
         tid = tx.info.transaction_id
         assembler = StreamingChunkAssembler()
-        emit_sent = self._emit_chunk_sent  # type: ignore[attr-defined]
+        emit_sent = self._emit_chunk_sent
         on_put = None
         if emit_sent:
 
@@ -376,8 +388,8 @@ class PolicyOrchestrator:
     ) -> None:
         tid = tx.info.transaction_id
         hooks = self._hooks
-        emit_received = self._emit_chunk_received  # type: ignore[attr-defined]
-        emit_hook = self._emit_hook_fired  # type: ignore[attr-defined]
+        emit_received = self._emit_chunk_received
+        emit_hook = self._emit_hook_fired
         state = assembler.state
         feed = assembler.feed
         loop = asyncio.get_running_loop()
@@ -535,7 +547,7 @@ class PolicyOrchestrator:
         original_response: Any = None,
         final_response: Any = None,
     ) -> None:
-        emitters = self._emit_transaction_finished  # type: ignore[attr-defined]
+        emitters = self._emit_transaction_finished
         if not emitters:
             return
         message = str(error) if error is not None else (refusal.reason if refusal else None)
@@ -601,7 +613,7 @@ def _refusal_response(model: str, refusal: RequestRefused) -> Any:
     from litellm.types.utils import Choices, Message, ModelResponse
 
     message = Message(role="assistant", content=refusal.message)
-    message.refusal = refusal.message  # type: ignore[attr-defined]
+    message.refusal = refusal.message
     return ModelResponse(
         model=model, choices=[Choices(index=0, message=message, finish_reason="stop")]
     )

@@ -25,7 +25,6 @@ from luthien_lab import (
 )
 from luthien_lab.streaming import helpers
 from luthien_lab.streaming.chunks import create_chunk, tool_call_delta
-
 from tests.support import REQUEST, run_stream, stream_summary, summary, text_stream, tool_chunk
 
 

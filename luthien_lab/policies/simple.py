@@ -195,8 +195,9 @@ class SimplePolicy(Policy):
             for call in calls:
                 result = await self.on_response_tool_call(call, request)
                 if result is None:
+                    name = getattr(getattr(call, "function", None), "name", None)
                     context.observability.emit_event(
-                        "tool_call_blocked", {"id": call.id, "name": call.function.name}
+                        "tool_call_blocked", {"id": call.id, "name": name}
                     )
                 else:
                     kept.append(result)

@@ -162,13 +162,13 @@ class StreamingChunkAssembler:
                 # Anthropic (via litellm) sends content "" beside tool-call deltas.
                 delta.content = content = None
             if content:
-                block = state.content_block
-                if block is None:
-                    block = state.content_block = ContentStreamBlock()
-                    state.blocks.append(block)
-                self._switch_to(block, events)
-                block.append(content)
-                self._touch(block, index, events)
+                text = state.content_block
+                if text is None:
+                    text = state.content_block = ContentStreamBlock()
+                    state.blocks.append(text)
+                self._switch_to(text, events)
+                text.append(content)
+                self._touch(text, index, events)
             if tool_calls:
                 for tool_call in tool_calls:
                     self._tool_delta(tool_call, index, events)

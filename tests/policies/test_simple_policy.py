@@ -14,7 +14,6 @@ from luthien_lab import (
     UppercasePolicy,
 )
 from luthien_lab.streaming.chunks import create_chunk, create_usage_chunk, tool_call_delta
-
 from tests.support import REQUEST, run_stream, stream_summary, summary, text_stream, tool_chunk
 
 

@@ -11,7 +11,6 @@ from luthien_lab import (
 from luthien_lab.clients import ScriptedLLMClient
 from luthien_lab.streaming.assembler import COMPLETE, DELTA, FINISH
 from luthien_lab.streaming.chunks import create_chunk, tool_call_delta
-
 from tests.support import text_stream, tool_chunk
 
 

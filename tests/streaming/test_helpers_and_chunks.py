@@ -12,7 +12,6 @@ from luthien_lab import (
 )
 from luthien_lab.streaming import helpers
 from luthien_lab.streaming.chunks import create_tool_call_chunk
-
 from tests.support import run_stream, text_stream
 
 

@@ -1,0 +1,112 @@
+"""``luthien-lab demo``: one prompt through a policy, offline, with everything it did.
+
+Streams the transformed response to the terminal as it arrives, then prints the
+provider's raw text beside it, which hooks fired on how many chunks, and where the
+transaction was recorded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections import Counter
+from typing import Any
+
+__all__ = ["configure", "run"]
+
+DEFAULT_PROMPT = "Tell me about OpenAI and the weather in Paris."
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--prompt", default=DEFAULT_PROMPT, help="the user message")
+    parser.add_argument(
+        "--policy",
+        default="uppercase",
+        help="uppercase, noop, or a class path module:ClassName (default: uppercase)",
+    )
+    parser.add_argument("--model", default="openai/gpt-4o-mini", help="litellm model name")
+    parser.add_argument("--no-stream", action="store_true", help="non-streaming request")
+    parser.add_argument(
+        "--store",
+        default="default",
+        help="DuckDB store path, or 'none' (default: the default store)",
+    )
+
+
+def _policy(spec: str) -> Any:
+    from luthien_lab import NoOpPolicy, UppercasePolicy
+
+    builtins = {"uppercase": UppercasePolicy, "noop": NoOpPolicy, "passthrough": NoOpPolicy}
+    if spec in builtins:
+        return builtins[spec]()
+    from luthien_lab.policy_config import load_policy
+
+    return load_policy({"policy": {"class": spec, "config": {}}})
+
+
+async def _demo(args: argparse.Namespace) -> int:
+    from luthien_lab import CallbackListener, Request, create_default_orchestrator
+
+    hooks: Counter[str] = Counter()
+    result: dict[str, Any] = {}
+
+    def watch(event: str, transaction_id: str, payload: dict[str, Any]) -> None:
+        if event == "hook_fired":
+            hooks[payload["hook"]] += 1
+        elif event == "transaction_finished":
+            result["tx"] = transaction_id
+            result["result"] = payload["result"]
+
+    store = None if args.store == "none" else args.store
+    orchestrator = create_default_orchestrator(
+        _policy(args.policy), store=store, listeners=[CallbackListener(watch)]
+    )
+    request = Request(
+        model=args.model,
+        messages=[{"role": "user", "content": args.prompt}],
+        stream=not args.no_stream,
+    )
+    print(f"policy: {type(orchestrator.policy).__name__}   model: {args.model}")
+    print(f"prompt: {args.prompt}\n")
+    print("transformed (as it streams):")
+    if args.no_stream:
+        response = await orchestrator.process_full_response(request)
+        print(response.choices[0].message.content or "")
+    else:
+        async for chunk in orchestrator.process_streaming_response(request):
+            if chunk.choices and chunk.choices[0].delta.content:
+                print(chunk.choices[0].delta.content, end="", flush=True)
+        print()
+    finished = result["result"]
+    raw = finished.original_response
+    final = finished.final_response
+    print("\nraw from the provider:")
+    print((raw.choices[0].message.content if raw else "") or "")
+    for label, response in (("raw", raw), ("final", final)):
+        calls = (response.choices[0].message.tool_calls or []) if response else []
+        for call in calls:
+            print(f"{label} tool call: {call.function.name}({call.function.arguments})")
+    print(
+        f"\nstatus: {finished.status}   chunks in: {finished.ingress_chunk_count}"
+        f"   out: {finished.egress_chunk_count}"
+    )
+    print("hooks fired: " + (", ".join(f"{h} x{n}" for h, n in sorted(hooks.items())) or "none"))
+    recorder = next(
+        (lst for lst in orchestrator.listeners if type(lst).__name__ == "DuckDBRecorder"), None
+    )
+    if recorder is not None:
+        recorder.flush()
+        location = getattr(getattr(recorder, "store", None), "path", None)
+        print(f"recorded transaction {result['tx']} to {location or 'the store'}")
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        return asyncio.run(_demo(args))
+    except KeyboardInterrupt:
+        return 130
+    except Exception as error:  # a demo prints the failure plainly
+        print(f"demo failed: {type(error).__name__}: {error}", file=sys.stderr)
+        return 1
