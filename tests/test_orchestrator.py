@@ -234,7 +234,7 @@ async def test_silent_upstream_raises_a_clear_timeout_and_stops():
     client = ScriptedLLMClient(text_stream("a", "b"), stall_after=2)
     orchestrator = PolicyOrchestrator(NoOpPolicy(), client, chunk_timeout=0.2)
     got = []
-    with pytest.raises(UpstreamTimeoutError, match="sent nothing for 0.2 s"):
+    with pytest.raises(UpstreamTimeoutError, match=r"sent nothing for 0\.2 s"):
         async for chunk in orchestrator.process_streaming_response(REQUEST):
             got.append(chunk)
     assert len(got) == 2
