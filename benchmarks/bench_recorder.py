@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import statistics
+import sys
 import tempfile
 import time
 from typing import Any
@@ -149,6 +150,50 @@ def recorder_figures() -> dict[str, float]:
     }
 
 
+def pipeline_figures(n: int = 10_000, repeats: int = 5) -> dict[str, float]:
+    """The pipeline's per-chunk overhead (us), with and without the DuckDB recorder
+    listening, for passthrough and uppercase, measured as bench_pipeline does."""
+    import asyncio
+
+    sys.path.insert(0, os.path.dirname(__file__))
+    from bench_pipeline import REQUEST, make_stream, per_chunk
+
+    from luthien_lab import NoOpPolicy, PolicyOrchestrator, UppercasePolicy
+    from luthien_lab.clients import ScriptedLLMClient
+    from luthien_lab.store import DuckDBRecorder, Store
+
+    async def measure(policy: Any, record: bool) -> float:
+        chunks = make_stream(n)
+        if not record:
+            cost, _first = await per_chunk(policy, chunks, repeats)
+            return cost * 1e6
+        recorder = DuckDBRecorder(Store.memory())
+        try:
+            client = ScriptedLLMClient(chunks)
+            orchestrator = PolicyOrchestrator(policy, client, listeners=[recorder])
+            costs = []
+            for _ in range(repeats):
+                start = time.perf_counter()
+                async for _chunk in client.stream(None):  # type: ignore[arg-type]
+                    pass
+                direct = time.perf_counter() - start
+                start = time.perf_counter()
+                async for _chunk in orchestrator.process_streaming_response(REQUEST):
+                    pass
+                costs.append((time.perf_counter() - start - direct) / n)
+                recorder.flush()  # the write happens off the loop, between runs
+            return statistics.median(costs) * 1e6
+        finally:
+            recorder.close()
+
+    out = {}
+    for policy in (NoOpPolicy(), UppercasePolicy()):
+        name = type(policy).__name__
+        out[f"{name} without recording"] = asyncio.run(measure(policy, False))
+        out[f"{name} with recording"] = asyncio.run(measure(policy, True))
+    return out
+
+
 def main() -> None:
     figures = recorder_figures()
     hot = figures["hot_path_us_per_chunk"]
@@ -162,6 +207,9 @@ def main() -> None:
         f"{figures['write_10k_ms_file']:.1f} ms to a file, open-write-close "
         f"(target < {WRITE_TARGET_MS})"
     )
+    print("pipeline overhead per chunk, 10,000-chunk streams (us):")
+    for name, value in pipeline_figures().items():
+        print(f"  {name:<34}{value:8.2f}")
 
 
 if __name__ == "__main__":

@@ -109,18 +109,14 @@ class DefaultTransactionRecorder(TransactionRecorder):
         self.recorder.transaction_finished(self.transaction_id, result)
 
     def finalize_streaming(self) -> None:
-        from luthien_lab.streaming.reconstruct import reconstruct_full_response
-
+        # The responses are rebuilt from the chunks by TransactionResult, lazily, in
+        # the recorder's writer thread.
         self._finish(
             TransactionResult(
                 status="ok",
                 end_ns=time.perf_counter_ns(),
-                original_response=(
-                    reconstruct_full_response(self._ingress) if self._ingress else None
-                ),
-                final_response=reconstruct_full_response(self._egress) if self._egress else None,
-                ingress_chunk_count=len(self._ingress),
-                egress_chunk_count=len(self._egress),
+                ingress_chunks=self._ingress,
+                egress_chunks=self._egress,
             )
         )
 
@@ -145,7 +141,7 @@ class DefaultTransactionRecorder(TransactionRecorder):
                 end_ns=time.perf_counter_ns(),
                 error=str(error),
                 error_type=type(error).__name__ if isinstance(error, BaseException) else None,
-                ingress_chunk_count=len(self._ingress),
-                egress_chunk_count=len(self._egress),
+                ingress_chunks=self._ingress,
+                egress_chunks=self._egress,
             )
         )

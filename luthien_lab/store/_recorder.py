@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import datetime as _dt
+import itertools
 import json
 import logging
 import os
@@ -21,6 +22,7 @@ import socket
 import threading
 import time
 import weakref
+from operator import is_not
 from typing import TYPE_CHECKING, Any
 
 from luthien_lab.errors import StoreError
@@ -309,24 +311,37 @@ class DuckDBRecorder(PipelineListener):
             stop = any(item is _STOP for item in batch)
             txs = [item for item in batch if item is not _STOP]
             if txs:
-                try:
-                    self.store.write_tables(build_tables(txs))
-                    self.written_transactions += len(txs)
+                committed = False
+
+                def on_commit(n: int = len(txs)) -> None:
+                    nonlocal committed
+                    committed = True
+                    self.written_transactions += n
                     self.write_batches += 1
+                    self._mark_done(n)
+
+                try:
+                    self.store.write_tables(build_tables(txs), on_commit=on_commit)
                 except BaseException as exc:
-                    log.error(
-                        "luthien-lab could not write %d transaction(s) to %s: %s",
-                        len(txs),
-                        self.store.path,
-                        exc,
-                    )
-                    with self._cond:
-                        self._errors.append(exc)
-                with self._cond:
-                    self._done += len(txs)
-                    self._cond.notify_all()
+                    if not committed:
+                        log.error(
+                            "luthien-lab could not write %d transaction(s) to %s: %s",
+                            len(txs),
+                            self.store.path,
+                            exc,
+                        )
+                        with self._cond:
+                            self._errors.append(exc)
+                        self._mark_done(len(txs))
+                    else:  # the data is committed; only closing the file failed
+                        log.warning("closing %s after a write failed: %s", self.store.path, exc)
             if stop:
                 return
+
+    def _mark_done(self, n: int) -> None:
+        with self._cond:
+            self._done += n
+            self._cond.notify_all()
 
     def flush(self, timeout: float | None = None) -> None:
         """Block until every transaction finished so far is written; raise
@@ -504,15 +519,6 @@ def _schemas() -> dict[str, pa.Schema]:
 _SCHEMAS: dict[str, Any] = {}
 _EMPTY: dict[str, Any] = {}
 
-# Keys whose value the chunk columns hold; any other non-None field makes the writer
-# keep the whole chunk as JSON (``raw_json``).
-_CHUNK_KEYS = frozenset(
-    {"id", "created", "model", "object", "system_fingerprint", "choices", "usage"}
-)
-_CHOICE_KEYS = frozenset({"index", "delta", "finish_reason"})
-_DELTA_KEYS = frozenset({"role", "content", "reasoning_content", "tool_calls"})
-_USAGE_KEYS = frozenset({"prompt_tokens", "completion_tokens", "total_tokens"})
-
 
 def _fields(obj: Any) -> dict[str, Any]:
     """Every field of a pydantic model (declared and extra) by attribute access, or
@@ -524,12 +530,9 @@ def _fields(obj: Any) -> dict[str, Any]:
     return {**fields, **extra} if extra else fields
 
 
-def _has_other(fields: dict[str, Any], known: frozenset[str]) -> bool:
-    # A plain loop: faster than any() over a generator, and this runs per chunk.
-    for key, value in fields.items():  # noqa: SIM110
-        if value is not None and key not in known:
-            return True
-    return False
+# ``sum(map(is_not, values, _NONE))`` counts the non-None values in C, without calling
+# the values' ``__eq__`` (slow on pydantic models): this runs per chunk.
+_NONE = itertools.repeat(None)
 
 
 def _raw_json(chunk: Any) -> str:
@@ -550,6 +553,7 @@ def _add_chunks(
     chunks: list[Any],
     times: list[int],
     start_ns: int,
+    memo: dict[int, tuple[Any, ...]],
 ) -> str | None:
     """Append one direction's chunks to the chunk columns; returns the last finish
     reason seen."""
@@ -558,95 +562,133 @@ def _add_chunks(
     cols["direction"].extend([direction] * n)
     cols["chunk_index"].extend(indexes)
     cols["offset_ns"].extend([t - start_ns for t in times])
-    columns = [
-        cols[name]
-        for name in (
-            "response_id",
-            "model",
-            "created",
-            "system_fingerprint",
-            "role",
-            "content",
-            "reasoning",
-            "tool_calls",
-            "finish_reason",
-            "prompt_tokens",
-            "completion_tokens",
-            "total_tokens",
-            "raw_json",
-        )
-    ]
-    last_finish = None
+    memo_get = memo.get
+    rows = []
     for chunk in chunks:
-        try:
-            f = _fields(chunk)
-            rare = _has_other(f, _CHUNK_KEYS)
-            created = f.get("created")
-            role = content = reasoning = tools = finish = None
-            choices = f.get("choices")
-            if choices:
-                if len(choices) != 1:
-                    rare = True
-                cf = _fields(choices[0])
-                if _has_other(cf, _CHOICE_KEYS):
-                    rare = True
-                finish = cf.get("finish_reason")
-                delta = cf.get("delta")
-                if delta is not None:
-                    df = _fields(delta)
-                    if _has_other(df, _DELTA_KEYS):
-                        rare = True
-                    role = df.get("role")
-                    content = df.get("content")
-                    reasoning = df.get("reasoning_content")
-                    calls = df.get("tool_calls")
-                    if calls:
-                        tools = []
-                        for call in calls:
-                            tf = _fields(call)
-                            fn = tf.get("function")
-                            ff = _fields(fn) if fn is not None else _EMPTY
-                            tools.append(
-                                {
-                                    "index": tf.get("index"),
-                                    "id": tf.get("id"),
-                                    "name": ff.get("name"),
-                                    "arguments": ff.get("arguments"),
-                                }
-                            )
-            usage = f.get("usage")
-            pt = ct = tt = None
-            if usage is not None:
-                uf = _fields(usage)
-                if _has_other(uf, _USAGE_KEYS):
-                    rare = True
-                pt = uf.get("prompt_tokens")
-                ct = uf.get("completion_tokens")
-                tt = uf.get("total_tokens")
-            row = (
-                f.get("id"),
-                f.get("model"),
-                int(created) if created is not None else None,
-                f.get("system_fingerprint"),
-                role,
-                content,
-                reasoning,
-                tools,
-                finish,
-                pt,
-                ct,
-                tt,
-                _raw_json(chunk) if rare else None,
-            )
-        except Exception:
-            # Not a chunk we understand: keep it whole, leave the columns empty.
-            row = (None,) * 12 + (_raw_json(chunk),)
-            finish = None
-        for column, value in zip(columns, row, strict=True):
-            column.append(value)
-        if finish:
-            last_finish = finish
+        # A passthrough policy sends the ingress chunk object itself: reuse its row.
+        row = memo_get(id(chunk))
+        if row is None:
+            row = memo[id(chunk)] = _chunk_row(chunk)
+        rows.append(row)
+    last_finish = None
+    if rows:
+        transposed = list(zip(*rows, strict=True))
+        for name, values in zip(_CHUNK_ROW_COLUMNS, transposed, strict=True):
+            cols[name].extend(values)
+        for finish in reversed(transposed[8]):
+            if finish:
+                last_finish = finish
+                break
     return last_finish
+
+
+_CHUNK_ROW_COLUMNS = (
+    "response_id",
+    "model",
+    "created",
+    "system_fingerprint",
+    "role",
+    "content",
+    "reasoning",
+    "tool_calls",
+    "finish_reason",
+    "prompt_tokens",
+    "completion_tokens",
+    "total_tokens",
+    "raw_json",
+)
+
+
+def _chunk_row(chunk: Any) -> tuple[Any, ...]:
+    """The chunk's column values, by attribute access; ``raw_json`` only when the chunk
+    has a non-None field the columns do not hold (counted: non-None values beyond the
+    known ones)."""
+    try:
+        f = _fields(chunk)
+        created = f.get("created")
+        usage = f.get("usage")
+        choices = f.get("choices")
+        rid, model, fp, obj = (
+            f.get("id"),
+            f.get("model"),
+            f.get("system_fingerprint"),
+            f.get("object"),
+        )
+        known = (
+            (rid is not None)
+            + (created is not None)
+            + (model is not None)
+            + (fp is not None)
+            + (obj is not None)
+            + (usage is not None)
+            + (choices is not None)
+        )
+        rare = sum(map(is_not, f.values(), _NONE)) > known
+        role = content = reasoning = tools = finish = None
+        if choices:
+            if len(choices) != 1:
+                rare = True
+            cf = _fields(choices[0])
+            finish = cf.get("finish_reason")
+            delta = cf.get("delta")
+            if cf.get("logprobs") is not None or len(cf) > 4:
+                rare = True
+            if delta is not None:
+                df = _fields(delta)
+                role = df.get("role")
+                content = df.get("content")
+                reasoning = df.get("reasoning_content")
+                calls = df.get("tool_calls")
+                known = (
+                    (role is not None)
+                    + (content is not None)
+                    + (reasoning is not None)
+                    + (calls is not None)
+                )
+                if sum(map(is_not, df.values(), _NONE)) > known:
+                    rare = True
+                if calls:
+                    tools = []
+                    for call in calls:
+                        tf = _fields(call)
+                        fn = tf.get("function")
+                        ff = _fields(fn) if fn is not None else _EMPTY
+                        tools.append(
+                            {
+                                "index": tf.get("index"),
+                                "id": tf.get("id"),
+                                "name": ff.get("name"),
+                                "arguments": ff.get("arguments"),
+                            }
+                        )
+        pt = ct = tt = None
+        if usage is not None:
+            uf = _fields(usage)
+            pt = uf.get("prompt_tokens")
+            ct = uf.get("completion_tokens")
+            tt = uf.get("total_tokens")
+            if sum(map(is_not, uf.values(), _NONE)) > (pt is not None) + (ct is not None) + (
+                tt is not None
+            ):
+                rare = True
+        return (
+            rid,
+            model,
+            int(created) if created is not None else None,
+            fp,
+            role,
+            content,
+            reasoning,
+            tools,
+            finish,
+            pt,
+            ct,
+            tt,
+            _raw_json(chunk) if rare else None,
+        )
+    except Exception:
+        # Not a chunk we understand: keep it whole, leave the columns empty.
+        return (None,) * 12 + (_raw_json(chunk),)
 
 
 def _finish_reason(response: Any) -> str | None:
@@ -686,8 +728,9 @@ def build_tables(txs: list[_Tx]) -> dict[str, pa.Table]:
         original_response = result.original_response or buf.resp_in
         final_response = result.final_response or buf.resp_out
 
-        in_finish = _add_chunks(c, tid, "ingress", buf.in_i, buf.in_c, buf.in_t, start)
-        out_finish = _add_chunks(c, tid, "egress", buf.out_i, buf.out_c, buf.out_t, start)
+        memo: dict[int, tuple[Any, ...]] = {}
+        in_finish = _add_chunks(c, tid, "ingress", buf.in_i, buf.in_c, buf.in_t, start, memo)
+        out_finish = _add_chunks(c, tid, "egress", buf.out_i, buf.out_c, buf.out_t, start, memo)
 
         n = len(buf.h_hook)
         h["transaction_id"].extend([tid] * n)
@@ -739,8 +782,8 @@ def build_tables(txs: list[_Tx]) -> dict[str, pa.Table]:
         t["status"].append(result.status)
         t["error"].append(redactor.scrub(result.error))
         t["error_type"].append(result.error_type)
-        t["ingress_chunk_count"].append(result.ingress_chunk_count or len(buf.in_c))
-        t["egress_chunk_count"].append(result.egress_chunk_count or len(buf.out_c))
+        t["ingress_chunk_count"].append(getattr(result, "ingress_chunk_count", 0) or len(buf.in_c))
+        t["egress_chunk_count"].append(getattr(result, "egress_chunk_count", 0) or len(buf.out_c))
         t["original_finish_reason"].append(
             _finish_reason(original_response) if original_response is not None else in_finish
         )

@@ -8,7 +8,7 @@ import os
 import re
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -184,9 +184,13 @@ class Store:
 
     # -- writing -----------------------------------------------------------------
 
-    def write_tables(self, tables: Mapping[str, pa.Table]) -> None:
+    def write_tables(
+        self, tables: Mapping[str, pa.Table], on_commit: Callable[[], None] | None = None
+    ) -> None:
         """Insert Arrow tables (by column name), one bulk insert per table, all in one
-        DB transaction. Used by the recorder's writer thread."""
+        DB transaction. Used by the recorder's writer thread. ``on_commit`` runs once
+        the transaction is committed (durable in DuckDB's write-ahead log), before the
+        connection is closed (which checkpoints the file)."""
         with self._connection(write=True) as con:
             con.execute("BEGIN TRANSACTION")
             try:
@@ -206,6 +210,8 @@ class Store:
                 with contextlib.suppress(Exception):
                     con.execute("ROLLBACK")
                 raise
+            if on_commit is not None:
+                on_commit()
 
     # -- queries -----------------------------------------------------------------
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from luthien_lab.streaming.assembler import _NO_CHOICES, _read_chunk, _read_delta, field_of
+
 __all__ = ["reconstruct_full_response"]
 
 
@@ -32,37 +34,39 @@ def reconstruct_full_response(chunks: Iterable[Any]) -> Any:
     for chunk in chunks:
         if header is None:
             header = chunk
-        chunk_usage = getattr(chunk, "usage", None)
+        chunk_usage, delta, finish = _read_chunk(chunk)
         if chunk_usage is not None:
             usage = chunk_usage
-        if not chunk.choices:
+        if delta is _NO_CHOICES:
             continue
-        choice = chunk.choices[0]
-        delta = choice.delta
         if delta is not None:
-            if delta.content:
-                content.append(delta.content)
-            text = getattr(delta, "reasoning_content", None)
+            thinking, text, calls = _read_delta(delta)
             if text:
-                reasoning.append(text)
-            text = getattr(delta, "refusal", None)
+                content.append(text)
+            if thinking:
+                reasoning.append(thinking)
+            text = field_of(delta, "refusal")
             if text:
                 refusal.append(text)
-            for call in delta.tool_calls or ():
+            for call in calls or ():
+                call_index = field_of(call, "index")
                 slot = tools.setdefault(
-                    call.index if call.index is not None else len(tools),
+                    call_index if call_index is not None else len(tools),
                     {"id": None, "name": None, "arguments": []},
                 )
-                if call.id:
-                    slot["id"] = call.id
-                function = call.function
+                call_id = field_of(call, "id")
+                if call_id:
+                    slot["id"] = call_id
+                function = field_of(call, "function")
                 if function is not None:
-                    if function.name:
-                        slot["name"] = function.name
-                    if function.arguments:
-                        slot["arguments"].append(function.arguments)
-        if choice.finish_reason:
-            finish_reason = choice.finish_reason
+                    name = field_of(function, "name")
+                    if name:
+                        slot["name"] = name
+                    arguments = field_of(function, "arguments")
+                    if arguments:
+                        slot["arguments"].append(arguments)
+        if finish:
+            finish_reason = finish
     tool_calls = [
         ChatCompletionMessageToolCall(
             id=slot["id"] or f"call_{index}",
