@@ -33,6 +33,7 @@ __all__ = [
     "resolve_target",
     "shared_local_provider",
     "stop_shared_local_provider",
+    "target_is_local",
 ]
 
 PROVIDER_ENV = "LUTHIEN_LAB_PROVIDER"
@@ -65,14 +66,19 @@ def provider_mode() -> str:
     return mode
 
 
+def target_is_local(model: str) -> bool:
+    """Whether :func:`resolve_target` sends ``model`` to the local provider."""
+    mode = provider_mode()
+    return not (mode == "remote" or (mode == "auto" and os.environ.get(key_env_for_model(model))))
+
+
 def resolve_target(model: str) -> dict[str, str]:
     """Extra litellm kwargs sending ``model`` to the right place.
 
     ``{"api_base": <local base for the model's protocol>, "api_key": "sk-local"}`` for
     the local provider, ``{}`` for the real one.
     """
-    mode = provider_mode()
-    if mode == "remote" or (mode == "auto" and os.environ.get(key_env_for_model(model))):
+    if not target_is_local(model):
         return {}
     provider = shared_local_provider()
     return provider.litellm_kwargs(model)
@@ -80,13 +86,16 @@ def resolve_target(model: str) -> dict[str, str]:
 
 def shared_local_provider() -> LocalProvider:
     """The process-wide local provider, started on first use (thread-safe) and stopped
-    at interpreter exit."""
+    at interpreter exit. It answers the bundled ``datasets/prompts.jsonl`` cases."""
     global _shared, _atexit_registered
     with _lock:
         if _shared is None or not _shared.running:
+            from luthien_lab.datasets import DEFAULT_PROMPTS
             from luthien_lab.provider import LocalProvider
 
-            _shared = LocalProvider().start()
+            # The bundled prompt cases answer the demo's and notebooks' prompts.
+            dataset = DEFAULT_PROMPTS if DEFAULT_PROMPTS.exists() else None
+            _shared = LocalProvider(dataset=dataset).start()
             if not _atexit_registered:
                 atexit.register(stop_shared_local_provider)
                 _atexit_registered = True

@@ -15,7 +15,7 @@ from typing import Any
 
 __all__ = ["configure", "run"]
 
-DEFAULT_PROMPT = "Tell me about OpenAI and the weather in Paris."
+DEFAULT_PROMPT = "Look up the weather in Berlin and tell me what to wear."
 
 
 def configure(parser: argparse.ArgumentParser) -> None:

@@ -39,9 +39,11 @@ from luthien_lab.events import (
 )
 from luthien_lab.observability import ListenerObservabilityContext
 from luthien_lab.policies.base import (
+    BLOCKED_KEY,
     STREAMING_HOOKS,
     Policy,
     PolicyContext,
+    mark_blocked,
     policy_config,
     policy_name,
 )
@@ -59,7 +61,6 @@ if TYPE_CHECKING:
 
 __all__ = ["BLOCKED_KEY", "PolicyOrchestrator", "mark_blocked"]
 
-BLOCKED_KEY = "luthien_lab.blocked"
 
 _DELTA_HOOKS = {
     ContentStreamBlock: "on_content_delta",
@@ -98,13 +99,6 @@ def _notify(emitters: tuple[Any, ...], *args: Any) -> None:
             emit(*args)
         except Exception as error:
             _listener_failed(emit, error)
-
-
-def mark_blocked(context: StreamingResponseContext | PolicyContext, reason: str) -> None:
-    """Record that the policy blocked something: the transaction's status becomes
-    ``blocked`` (the response still goes out as the policy shaped it)."""
-    context.scratchpad[BLOCKED_KEY] = reason
-    context.observability.emit_event("blocked", {"reason": reason})
 
 
 class _Transaction:

@@ -50,7 +50,17 @@ if TYPE_CHECKING:
     from luthien_lab.request import Request
     from luthien_lab.streaming.context import StreamingResponseContext
 
-__all__ = ["STREAMING_HOOKS", "Policy", "PolicyContext", "policy_config", "policy_name"]
+__all__ = [
+    "BLOCKED_KEY",
+    "STREAMING_HOOKS",
+    "Policy",
+    "PolicyContext",
+    "mark_blocked",
+    "policy_config",
+    "policy_name",
+]
+
+BLOCKED_KEY = "luthien_lab.blocked"
 
 STREAMING_HOOKS = (
     "on_chunk_received",
@@ -150,3 +160,11 @@ def policy_config(policy: Any) -> dict[str, Any]:
         for key, value in vars(policy).items()
         if not key.startswith("_") and isinstance(value, simple)
     }
+
+
+def mark_blocked(context: Any, reason: str) -> None:
+    """Record that the policy blocked something (``context`` is a
+    ``StreamingResponseContext`` or ``PolicyContext``): the transaction's status becomes
+    ``blocked``; the response still goes out as the policy shaped it."""
+    context.scratchpad[BLOCKED_KEY] = reason
+    context.observability.emit_event("blocked", {"reason": reason})

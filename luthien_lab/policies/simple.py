@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from luthien_lab.policies.base import Policy, PolicyContext
+from luthien_lab.policies.base import Policy, PolicyContext, mark_blocked
 from luthien_lab.streaming.blocks import (
     ContentStreamBlock,
     StreamBlock,
@@ -139,6 +139,7 @@ class SimplePolicy(Policy):
             ctx.observability.emit_event(
                 "tool_call_blocked", {"id": block.id, "name": block.name, "index": block.index}
             )
+            mark_blocked(ctx, f"tool call {block.name} blocked")
             return
         out_index = progress.tools_kept
         progress.tools_kept += 1
@@ -199,6 +200,7 @@ class SimplePolicy(Policy):
                     context.observability.emit_event(
                         "tool_call_blocked", {"id": call.id, "name": name}
                     )
+                    mark_blocked(context, f"tool call {name} blocked")
                 else:
                     kept.append(result)
             if calls:

@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 __all__ = [
     "DEFAULT_CHUNK_SIZE",
@@ -76,7 +76,7 @@ class ScriptedResponse(BaseModel):
       ``reasoning_content`` deltas on the OpenAI protocol).
     - ``tool_calls``: see :class:`ScriptedToolCall`. ``parallel_tool_calls=True``
       sends every tool call complete in ONE OpenAI delta (as OpenAI sometimes does).
-    - ``refusal``: OpenAI ``refusal`` field; on Anthropic the text with
+    - ``refusal`` / ``refusal_chunks``: OpenAI ``refusal`` field; on Anthropic the text with
       ``stop_reason="refusal"``.
     - ``finish_reason``: OpenAI vocabulary (``stop``, ``length``, ``tool_calls``,
       ``content_filter``); default ``tool_calls`` when there are tool calls else ``stop``.
@@ -98,6 +98,7 @@ class ScriptedResponse(BaseModel):
     tool_calls: list[ScriptedToolCall] = Field(default_factory=list)
     parallel_tool_calls: bool = False
     refusal: str | None = None
+    refusal_chunks: list[str] | None = None
     finish_reason: str | None = None
     usage: dict[str, int] | None = None
     chunk_size: int = Field(default=DEFAULT_CHUNK_SIZE, ge=1)
@@ -114,6 +115,12 @@ class ScriptedResponse(BaseModel):
         if value is not None and value not in FAULTS:
             raise ValueError(f"unknown fault {value!r}; choose one of {', '.join(FAULTS)}")
         return value
+
+    @model_validator(mode="after")
+    def _join_refusal(self) -> ScriptedResponse:
+        if self.refusal is None and self.refusal_chunks:
+            self.refusal = "".join(self.refusal_chunks)
+        return self
 
     # -- derived pieces ---------------------------------------------------------------
     def full_text(self) -> str:
@@ -133,6 +140,8 @@ class ScriptedResponse(BaseModel):
         return split_text(self.thinking, self.chunk_size)
 
     def refusal_parts(self) -> list[str]:
+        if self.refusal_chunks is not None:
+            return list(self.refusal_chunks)
         return split_text(self.refusal or "", self.chunk_size)
 
     def thinking_signature(self) -> str:

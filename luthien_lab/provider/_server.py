@@ -166,6 +166,8 @@ class LocalProvider:
         self._port: int | None = None
         self._scripts: dict[str, ScriptedResponse] = {}
         self._cases: dict[str, ScriptedResponse] = {}
+        self._replays: dict[tuple[str, str], ScriptedResponse] = {}
+        self.connections_accepted = 0
         self._default: ScriptedResponse | None = _coerce(default) if default is not None else None
         self._ids = itertools.count(1)
         self._script_ids = itertools.count(1)
@@ -222,7 +224,8 @@ class LocalProvider:
 
     def load_recordings(self, recordings: Any) -> int:
         """Replay recordings (a path or a list of ``Recording``): each is registered as a
-        case for its prompt and as a script under its id."""
+        script under its id and answers its prompt (a recording of the request's own
+        protocol first, else any recording of that prompt)."""
         from luthien_lab.datasets import load_recordings
 
         recs = (
@@ -234,7 +237,9 @@ class LocalProvider:
             script = rec.to_script()
             self._scripts[rec.id] = script
             if rec.prompt:
-                self.add_case(rec.prompt, script)
+                with self._lock:
+                    self._replays[(rec.protocol, rec.prompt.strip())] = script
+                    self._cases.setdefault(rec.prompt.strip(), script)
         return len(recs)
 
     def clear_requests(self) -> None:
@@ -354,6 +359,7 @@ class LocalProvider:
         task = asyncio.current_task()
         assert task is not None
         self._conns.add(task)
+        self.connections_accepted += 1
         try:
             while True:
                 try:
@@ -467,7 +473,7 @@ class LocalProvider:
         prompt, after_tool = last_user_prompt(body.get("messages"))
         record.prompt = prompt
         try:
-            script, source = self._select(headers.get(SCRIPT_HEADER), prompt, after_tool)
+            script, source = self._select(headers.get(SCRIPT_HEADER), prompt, after_tool, protocol)
         except KeyError as exc:
             record.status = 400
             err = errors.error_body(400, str(exc.args[0]))
@@ -542,7 +548,7 @@ class LocalProvider:
         return await self._send_stream(reader, writer, frames, script, fault, keep_alive)
 
     def _select(
-        self, key: str | None, prompt: str, after_tool: bool
+        self, key: str | None, prompt: str, after_tool: bool, protocol: str
     ) -> tuple[ScriptedResponse, str]:
         if key:
             script = self._scripts.get(key)
@@ -552,7 +558,7 @@ class LocalProvider:
                 )
             return script, "script"
         if not after_tool:
-            case = self._cases.get(prompt.strip())
+            case = self._replays.get((protocol, prompt.strip())) or self._cases.get(prompt.strip())
             if case is not None:
                 return case, "case"
         if self._default is not None:

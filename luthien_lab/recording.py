@@ -1,0 +1,291 @@
+"""Record live litellm streams into the recording format (``datasets/README.md``).
+
+    luthien-lab record --dataset datasets/prompts.jsonl --model openai/gpt-4o-mini --out rec.jsonl
+    python -m luthien_lab.recording --make-fixtures     # regenerate datasets/recordings.jsonl
+
+With no provider key set (see :mod:`luthien_lab.config`) the requests go to a private
+local provider that answers each sample with its scripted response.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+import threading
+import time
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from luthien_lab.datasets import (
+    DEFAULT_PROMPTS,
+    DEFAULT_RECORDINGS,
+    Dataset,
+    Recording,
+    Sample,
+    dump_recordings,
+)
+
+__all__ = [
+    "FIXTURE_MODELS",
+    "arecord",
+    "configure",
+    "make_fixtures",
+    "record",
+    "run",
+]
+
+FIXTURE_MODELS = ("openai/gpt-4o-mini", "anthropic/claude-sonnet-4-5")
+_FIXTURE_CREATED = 1_700_000_000
+_FIXTURE_STEP = 0.02  # nominal seconds between chunks in the committed fixtures
+
+
+def _import_litellm() -> Any:
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    import litellm
+
+    litellm.suppress_debug_info = True
+    return litellm
+
+
+def _as_request(
+    item: Sample | Mapping[str, Any], model: str | None
+) -> tuple[dict, str, Sample | None]:
+    if isinstance(item, Sample):
+        req = item.request(model=model or "openai/gpt-4o-mini", stream=True)
+        return req, item.id, item
+    req = dict(item)
+    if model is not None:
+        req["model"] = model
+    if "model" not in req or not isinstance(req.get("messages"), list):
+        raise ValueError("each request needs 'messages' (a list) and a model (or model=)")
+    return req, str(req.pop("id", "") or ""), None
+
+
+async def arecord(
+    requests: Iterable[Sample | Mapping[str, Any]] | Dataset,
+    out_path: str | os.PathLike[str] | None = None,
+    *,
+    model: str | None = None,
+    with_response: bool = False,
+    normalize: bool = False,
+    timeout: float = 60.0,
+) -> list[Recording]:
+    """Record each request's litellm stream (and with ``with_response`` the non-streaming
+    answer too); write them to ``out_path`` (JSONL) when given and return them.
+
+    ``requests`` are :class:`Sample` objects (or a :class:`Dataset`) or litellm kwarg
+    dicts (``messages``, optional ``model``, ``tools``, ``extra_headers``, ``id``...).
+    Targets follow :func:`luthien_lab.config.resolve_target`; the local target is a
+    private local provider that also knows each sample's scripted answer.
+    ``normalize`` makes the output deterministic (fixed ids/created, nominal offsets).
+    """
+    from luthien_lab.config import protocol_for_model, target_is_local
+    from luthien_lab.provider import LocalProvider
+
+    litellm = _import_litellm()
+    items = [_as_request(item, model) for item in requests]
+    local: LocalProvider | None = None
+    recordings: list[Recording] = []
+    try:
+        for n, (req, rid, sample) in enumerate(items):
+            target_model = req["model"]
+            kwargs = dict(req)
+            provider_name = protocol_for_model(target_model)
+            if "api_base" not in kwargs and target_is_local(target_model):
+                if local is None:
+                    local = await asyncio.to_thread(LocalProvider().start)
+                    for it in items:
+                        if it[2] is not None:
+                            local.add_case(it[2].prompt, it[2].response)
+                kwargs.update(local.litellm_kwargs(target_model))
+                provider_name = "local"
+            kwargs.update(
+                stream=True,
+                stream_options={"include_usage": True},
+                num_retries=0,
+                timeout=timeout,
+            )
+            start = time.perf_counter()
+            chunks: list[dict[str, Any]] = []
+            offsets: list[float] = []
+            finish: str | None = None
+            response = await litellm.acompletion(**kwargs)
+            async for chunk in response:
+                offsets.append(round(time.perf_counter() - start, 6))
+                data = chunk.model_dump(mode="json")
+                chunks.append(data)
+                for choice in data.get("choices") or []:
+                    if choice.get("finish_reason"):
+                        finish = choice["finish_reason"]
+            full: dict[str, Any] | None = None
+            if with_response:
+                kwargs.update(stream=False)
+                kwargs.pop("stream_options", None)
+                full = (await litellm.acompletion(**kwargs)).model_dump(mode="json")
+            rec_id = rid or f"rec-{n + 1}"
+            stored_request = {
+                k: v
+                for k, v in req.items()
+                if k not in ("api_key", "api_base", "extra_headers", "stream_options")
+            }
+            stored_request["stream"] = True
+            rec = Recording(
+                id=f"{rec_id}@{target_model}" if sample is not None else rec_id,
+                provider=provider_name,
+                model=target_model,
+                protocol=protocol_for_model(target_model),
+                request=stored_request,
+                chunk_data=chunks,
+                offsets=offsets,
+                finish_reason=finish,
+                response=full,
+                case=sample.id if sample is not None else None,
+                recorded_at=None if normalize else datetime.now(UTC).isoformat(),
+            )
+            if normalize:
+                _normalize(rec)
+            recordings.append(rec)
+    finally:
+        if local is not None:
+            await asyncio.to_thread(local.stop)
+    if out_path is not None:
+        dump_recordings(recordings, out_path)
+    return recordings
+
+
+def _normalize(rec: Recording) -> None:
+    rid = "chatcmpl-" + rec.id.replace("@", "-").replace("/", "-")
+    for chunk in rec.chunk_data:
+        chunk["id"] = rid
+        chunk["created"] = _FIXTURE_CREATED
+    if rec.response is not None:
+        rec.response["id"] = rid
+        rec.response["created"] = _FIXTURE_CREATED
+    rec.offsets = [round(i * _FIXTURE_STEP, 3) for i in range(len(rec.chunk_data))]
+
+
+def record(
+    requests: Iterable[Sample | Mapping[str, Any]] | Dataset,
+    out_path: str | os.PathLike[str] | None = None,
+    **kwargs: Any,
+) -> list[Recording]:
+    """Synchronous twin of :func:`arecord` (works inside a running loop too, e.g. Jupyter,
+    by running in a helper thread)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(arecord(requests, out_path, **kwargs))
+    result: list[list[Recording]] = []
+    error: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            result.append(asyncio.run(arecord(requests, out_path, **kwargs)))
+        except BaseException as exc:
+            error.append(exc)
+
+    thread = threading.Thread(target=target, name="luthien-record")
+    thread.start()
+    thread.join()
+    if error:
+        raise error[0]
+    return result[0]
+
+
+def make_fixtures(
+    prompts: str | os.PathLike[str] = DEFAULT_PROMPTS,
+    out_path: str | os.PathLike[str] = DEFAULT_RECORDINGS,
+) -> list[Recording]:
+    """Regenerate the committed recordings deterministically: every case of ``prompts``
+    through the local provider and litellm, for each of :data:`FIXTURE_MODELS`
+    (cases tagged ``openai-only`` are recorded for OpenAI only)."""
+    previous = os.environ.get("LUTHIEN_LAB_PROVIDER")
+    os.environ["LUTHIEN_LAB_PROVIDER"] = "local"
+    try:
+        dataset = Dataset.load(prompts)
+        out: list[Recording] = []
+        for model in FIXTURE_MODELS:
+            samples = [
+                s
+                for s in dataset
+                if not (model.startswith("anthropic/") and "openai-only" in s.tags)
+            ]
+            out += record(samples, None, model=model, with_response=True, normalize=True)
+        dump_recordings(out, out_path)
+        return out
+    finally:
+        if previous is None:
+            os.environ.pop("LUTHIEN_LAB_PROVIDER", None)
+        else:
+            os.environ["LUTHIEN_LAB_PROVIDER"] = previous
+
+
+# -- CLI ------------------------------------------------------------------------------
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--dataset", type=Path, default=None, help="prompt-case JSONL file")
+    parser.add_argument(
+        "--model",
+        action="append",
+        default=None,
+        help="litellm model (repeatable; default openai/gpt-4o-mini)",
+    )
+    parser.add_argument("--out", type=Path, default=None, help="output recordings JSONL file")
+    parser.add_argument("--tag", default=None, help="only record samples with this tag")
+    parser.add_argument("--limit", type=int, default=None, help="record at most N samples")
+    parser.add_argument(
+        "--with-response", action="store_true", help="also store the non-streaming response"
+    )
+    parser.add_argument(
+        "--normalize", action="store_true", help="deterministic ids, created and offsets"
+    )
+    parser.add_argument("--timeout", type=float, default=60.0, help="per-request timeout (s)")
+    parser.add_argument(
+        "--make-fixtures",
+        action="store_true",
+        help="regenerate datasets/recordings.jsonl from datasets/prompts.jsonl",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from luthien_lab.errors import LuthienLabError
+
+    try:
+        if args.make_fixtures:
+            out = args.out or DEFAULT_RECORDINGS
+            fixtures = make_fixtures(args.dataset or DEFAULT_PROMPTS, out)
+            print(f"wrote {len(fixtures)} recordings to {out}")
+            return 0
+        if args.out is None:
+            print("luthien-lab record: --out PATH is required", file=sys.stderr)
+            return 2
+        dataset = Dataset.load(args.dataset)
+        if args.tag:
+            dataset = dataset.filter(tag=args.tag)
+        samples = dataset.samples[: args.limit] if args.limit is not None else dataset.samples
+        recs: list[Recording] = []
+        for model in args.model or ["openai/gpt-4o-mini"]:
+            recs += record(
+                samples,
+                None,
+                model=model,
+                with_response=args.with_response,
+                normalize=args.normalize,
+                timeout=args.timeout,
+            )
+        dump_recordings(recs, args.out)
+        providers = sorted({r.provider for r in recs})
+        print(f"wrote {len(recs)} recordings to {args.out} (provider: {', '.join(providers)})")
+        return 0
+    except LuthienLabError as exc:
+        print(f"luthien-lab record: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    _parser = argparse.ArgumentParser(prog="python -m luthien_lab.recording")
+    configure(_parser)
+    raise SystemExit(run(_parser.parse_args()))
