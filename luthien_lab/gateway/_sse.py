@@ -1,0 +1,81 @@
+"""Server-sent events: encoding, and a response that cancels on client disconnect.
+
+Starlette's ``StreamingResponse`` notices a disconnect only when a write fails
+(ASGI 2.4), which never happens while the upstream is silent. ``SSEResponse``
+listens for ``http.disconnect`` while streaming and cancels the stream at once, so
+the orchestrator's iterator is closed and the upstream request cancelled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+from starlette.responses import Response
+
+__all__ = ["DONE", "SSEResponse", "sse_chunk", "sse_data"]
+
+DONE = b"data: [DONE]\n\n"
+
+_HEADERS = [
+    (b"content-type", b"text/event-stream; charset=utf-8"),
+    (b"cache-control", b"no-cache"),
+    (b"x-accel-buffering", b"no"),
+]
+
+
+def sse_chunk(chunk: Any) -> bytes:
+    """One stream chunk (litellm ``ModelResponseStream``) as an SSE event."""
+    return b"data: " + chunk.model_dump_json(exclude_none=True).encode() + b"\n\n"
+
+
+def sse_data(obj: Any) -> bytes:
+    return b"data: " + json.dumps(obj).encode() + b"\n\n"
+
+
+class SSEResponse(Response):
+    """An ASGI response streaming ``body`` (bytes events); on client disconnect the
+    body iterator is cancelled and closed."""
+
+    def __init__(
+        self, body: AsyncIterator[bytes], headers: list[tuple[bytes, bytes]] | None = None
+    ) -> None:
+        # Not Response.__init__: the body is an iterator and the headers are sent raw.
+        self.stream = body
+        self.raw_headers = _HEADERS + (headers or [])
+        self.status_code = 200
+        self.background = None
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        loop = asyncio.get_running_loop()
+        streamer = loop.create_task(self._stream(send))
+        watcher = loop.create_task(self._watch(receive))
+        try:
+            await asyncio.wait((streamer, watcher), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (streamer, watcher):
+                if not task.done():
+                    task.cancel()
+            for task in (streamer, watcher):
+                with contextlib.suppress(asyncio.CancelledError, OSError):
+                    await task
+            close = getattr(self.stream, "aclose", None)
+            if close is not None:
+                with contextlib.suppress(Exception):
+                    await close()
+
+    async def _stream(self, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
+        async for event in self.stream:
+            await send({"type": "http.response.body", "body": event, "more_body": True})
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    @staticmethod
+    async def _watch(receive: Any) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return

@@ -1,0 +1,67 @@
+"""``luthien-lab serve``: run a policy as an OpenAI-compatible gateway."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+__all__ = ["configure", "run"]
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", required=True, help="policy YAML (policy: and gateway:)")
+    parser.add_argument("--host", help="address to bind (default 127.0.0.1, or gateway.host)")
+    parser.add_argument("--port", type=int, help="port (default 8000, or gateway.port)")
+    parser.add_argument(
+        "--api-key-env", help="env var holding the key clients must send (Bearer or x-api-key)"
+    )
+    parser.add_argument(
+        "--upstream", help="upstream api_base (OpenAI-compatible), e.g. http://127.0.0.1:9000/v1"
+    )
+    parser.add_argument(
+        "--upstream-client", choices=["litellm", "http"], help="upstream client (default litellm)"
+    )
+    parser.add_argument("--store", help="DuckDB file to record to (default gateway.store)")
+    parser.add_argument("--no-record", action="store_true", help="record nothing")
+    parser.add_argument("--log-level", default="warning", help="uvicorn log level")
+
+
+def run(args: argparse.Namespace) -> int:
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    import uvicorn
+
+    from luthien_lab.errors import ConfigError
+    from luthien_lab.gateway import create_app
+    from luthien_lab.policy_config import load_config
+
+    try:
+        loaded = load_config(args.config)
+    except ConfigError as error:
+        print(f"luthien-lab serve: {error}", file=sys.stderr)
+        return 2
+    settings = loaded.gateway
+    if args.api_key_env:
+        settings.api_key_env = args.api_key_env
+    if args.upstream:
+        settings.upstream.api_base = args.upstream
+    if args.upstream_client:
+        settings.upstream.client = args.upstream_client
+    if settings.api_key_env and not os.environ.get(settings.api_key_env):
+        print(
+            f"luthien-lab serve: {settings.api_key_env} is not set; refusing to start without "
+            "the API key the config asks for (set it, or drop api_key_env)",
+            file=sys.stderr,
+        )
+        return 2
+    store = None if args.no_record else (args.store or settings.store)
+    app = create_app(loaded.policy, settings=settings, store=store)
+    host = args.host or settings.host
+    port = args.port if args.port is not None else settings.port
+    print(
+        f"luthien-lab gateway: {type(loaded.policy).__name__} on http://{host}:{port}/v1 "
+        f"(recording: {store or 'off'})",
+        flush=True,
+    )
+    uvicorn.run(app, host=host, port=port, log_level=args.log_level, access_log=False)
+    return 0

@@ -1,0 +1,222 @@
+"""``StringReplacePolicy``: replace strings in the response text while it streams.
+
+A search string may be split across chunks anywhere ("Open" + "AI rocks"), so the
+policy keeps back the end of the text that could still be the start of a match,
+and emits everything before it at once. The hold-back is bounded: at most
+``len(longest search) - 1`` characters, and only when they really are the start of
+some search string. Replacement text is emitted, never scanned again (no double
+replacement). The result equals replacing in the whole text, whatever the chunk
+boundaries, and equals the non-streaming result.
+
+Semantics (both modes): scan left to right; at each position the longest search
+string that matches there wins; the scan resumes after the match.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ConfigDict, field_validator
+
+from luthien_lab.policies._configurable import build_config
+from luthien_lab.policies.base import Policy, PolicyContext
+from luthien_lab.streaming.chunks import create_text_chunk
+
+if TYPE_CHECKING:
+    from litellm.types.utils import ModelResponse
+
+    from luthien_lab.streaming.context import StreamingResponseContext
+
+__all__ = ["StreamingReplacer", "StringReplacePolicy"]
+
+_STATE_KEY = "luthien_lab.string_replace"
+
+
+class StreamingReplacer:
+    """The replacement engine, free of any streaming machinery (reusable, testable).
+
+    ``feed(text)`` returns what can be emitted now; ``flush()`` the rest at the end.
+    One replacer per stream (it holds the pending tail).
+    """
+
+    __slots__ = ("_engine", "_pending")
+
+    def __init__(self, engine: _Engine) -> None:
+        self._engine = engine
+        self._pending = ""
+
+    def feed(self, text: str) -> str:
+        out, self._pending = self._engine.step(self._pending + text, final=False)
+        return out
+
+    def flush(self) -> str:
+        out, self._pending = self._engine.step(self._pending, final=True)
+        return out
+
+    @property
+    def pending(self) -> str:
+        return self._pending
+
+
+class _Engine:
+    """Compiled search patterns (shared by every stream of one policy: read-only)."""
+
+    def __init__(self, pairs: list[tuple[str, str]], case_sensitive: bool) -> None:
+        flags = 0 if case_sensitive else re.IGNORECASE
+        # Longest first: the regex tries alternatives in order, so at one position the
+        # longest search wins, as the module doc promises.
+        ordered = sorted(pairs, key=lambda pair: -len(pair[0]))
+        self.replacements = [replacement for _search, replacement in ordered]
+        self.pattern = re.compile("|".join(f"({re.escape(s)})" for s, _ in ordered), flags)
+        self.max_len = max(len(s) for s, _ in ordered)
+        # Matches any proper, non-empty prefix of a search string (fullmatch on a tail):
+        # "abc" -> a(?:b)?  With the same flags, so case folding agrees with `pattern`.
+        prefixes = [_prefix_pattern(s) for s, _ in ordered if len(s) > 1]
+        self.prefix = re.compile("|".join(prefixes), flags) if prefixes else None
+
+    def replace_all(self, text: str) -> str:
+        return self.pattern.sub(self._replacement, text)
+
+    def _replacement(self, match: re.Match[str]) -> str:
+        return self.replacements[(match.lastindex or 1) - 1]
+
+    def _hold_start(self, text: str, start: int) -> int:
+        """Where the possibly-unfinished match at the end of ``text`` begins (or len)."""
+        prefix = self.prefix
+        end = len(text)
+        if prefix is None:
+            return end
+        for position in range(max(start, end - self.max_len + 1), end):
+            if prefix.fullmatch(text, position):
+                return position
+        return end
+
+    def step(self, text: str, *, final: bool) -> tuple[str, str]:
+        """(text to emit now, tail to keep). A match is final when it starts before the
+        hold-back point: nothing that arrives later can change the choice made there."""
+        out: list[str] = []
+        position = 0
+        hold = len(text) if final else self._hold_start(text, 0)
+        search = self.pattern.search
+        while True:
+            match = search(text, position)
+            if match is None or match.start() >= hold:
+                out.append(text[position:hold])
+                return "".join(out), text[hold:]
+            out.append(text[position : match.start()])
+            out.append(self._replacement(match))
+            position = match.end()
+            if position > hold:
+                # The match swallowed the held tail: look for a new one after it.
+                hold = len(text) if final else self._hold_start(text, position)
+
+
+def _prefix_pattern(search: str) -> str:
+    body = ""
+    for char in reversed(search[1:-1]):
+        body = f"(?:{re.escape(char)}{body})?"
+    return re.escape(search[0]) + body
+
+
+class StringReplacePolicy(Policy):
+    """Replace strings in the response text, while streaming.
+
+    Config: ``replacements`` (``{search: replacement}``, at least one, no empty
+    search), ``case_sensitive`` (default True). Tool calls and thinking pass through
+    untouched. See the module doc for the streaming guarantees.
+    """
+
+    class Config(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+
+        replacements: dict[str, str]
+        case_sensitive: bool = True
+
+        @field_validator("replacements")
+        @classmethod
+        def _non_empty(cls, value: dict[str, str]) -> dict[str, str]:
+            if not value:
+                raise ValueError("give at least one search string")
+            if "" in value:
+                raise ValueError("a search string cannot be empty")
+            return value
+
+    def __init__(self, config: Any = None, **kwargs: Any) -> None:
+        self.config = build_config(type(self), config, kwargs)
+        self._engine = _Engine(list(self.config.replacements.items()), self.config.case_sensitive)
+
+    def replace(self, text: str) -> str:
+        """Replace in a whole text (what a finished stream amounts to)."""
+        return self._engine.replace_all(text)
+
+    def replacer(self) -> StreamingReplacer:
+        """A fresh streaming replacer for one stream."""
+        return StreamingReplacer(self._engine)
+
+    # ----- streaming -----
+
+    def _state(self, ctx: StreamingResponseContext) -> StreamingReplacer:
+        state = ctx.scratchpad.get(_STATE_KEY)
+        if state is None:
+            state = ctx.scratchpad[_STATE_KEY] = self.replacer()
+        return state
+
+    async def on_chunk_received(self, ctx: StreamingResponseContext) -> None:
+        chunk = ctx.ingress_state.raw_chunks[-1]
+        replacer = self._state(ctx)
+        if not chunk.choices:  # usage trailer
+            await self._flush(ctx, replacer)
+            await ctx.egress_queue.put(chunk)
+            return
+        choice = chunk.choices[0]
+        delta = choice.delta
+        text = delta.content if delta is not None else None
+        other = bool(
+            choice.finish_reason
+            or (
+                delta is not None
+                and (delta.tool_calls or getattr(delta, "reasoning_content", None))
+            )
+        )
+        if not text:
+            if other:
+                # The content block is over (tool calls or the finish follow it).
+                await self._flush(ctx, replacer)
+            await ctx.egress_queue.put(chunk)
+            return
+        out = replacer.feed(text)
+        if other:
+            out += replacer.flush()
+        if out == text:
+            await ctx.egress_queue.put(chunk)
+        elif out or other or delta.role:
+            copy = chunk.model_copy(deep=True)
+            copy.choices[0].delta.content = out
+            await ctx.egress_queue.put(copy)
+
+    async def on_content_complete(self, ctx: StreamingResponseContext) -> None:
+        await self._flush(ctx, self._state(ctx))
+
+    async def on_stream_complete(self, ctx: StreamingResponseContext) -> None:
+        await self._flush(ctx, self._state(ctx))
+
+    @staticmethod
+    async def _flush(ctx: StreamingResponseContext, replacer: StreamingReplacer) -> None:
+        if replacer.pending:
+            rest = replacer.flush()
+            if rest:
+                template = ctx.ingress_state.raw_chunks[0]
+                await ctx.egress_queue.put(create_text_chunk(rest, template))
+
+    # ----- non-streaming -----
+
+    async def process_full_response(
+        self, response: ModelResponse, context: PolicyContext
+    ) -> ModelResponse:
+        response = response.model_copy(deep=True)
+        for choice in response.choices:
+            message = choice.message  # type: ignore[union-attr]
+            if message.content:
+                message.content = self.replace(message.content)
+        return response

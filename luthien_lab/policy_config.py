@@ -1,0 +1,210 @@
+"""Load a policy (and optional gateway settings) from YAML.
+
+The format is luthien-proxy's::
+
+    policy:
+      class: "luthien_lab.policies.string_replace:StringReplacePolicy"
+      config:
+        replacements: {"foo": "bar"}
+
+    gateway:                # optional, read by ``luthien-lab serve``
+      host: 127.0.0.1
+      port: 8000
+      api_key_env: LUTHIEN_GATEWAY_KEY
+      store: luthien_lab.duckdb     # null: record nothing
+      max_request_bytes: 4194304
+      upstream:
+        api_base: http://127.0.0.1:9000/v1
+        api_key_env: UPSTREAM_KEY
+        provider: openai
+        model_map: {gpt-4o-mini: openai/gpt-4o-mini}
+
+A built-in declares its config as a pydantic ``Config`` (unknown keys are errors);
+any other ``Policy`` subclass is called as ``Cls(**config)``. Every mistake raises
+:class:`~luthien_lab.errors.ConfigError` naming the bad class path, module, class,
+key or value.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from luthien_lab.errors import ConfigError
+from luthien_lab.policies._configurable import build_config, describe_validation_error
+from luthien_lab.policies.base import Policy
+
+__all__ = [
+    "GatewaySettings",
+    "LoadedConfig",
+    "UpstreamSettings",
+    "load_config",
+    "load_policy",
+    "resolve_policy_class",
+]
+
+
+class UpstreamSettings(BaseModel):
+    """Where the gateway sends requests (default: litellm's routing, which is the
+    bundled local provider offline)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    api_base: str | None = None
+    api_key_env: str | None = None
+    provider: str | None = None
+    """Prefix for model names with no ``provider/`` part (``openai`` → ``openai/<m>``)."""
+    model_map: dict[str, str] = Field(default_factory=dict)
+    timeout: float = Field(default=60.0, gt=0)
+    client: Literal["litellm", "http"] = "litellm"
+    """``http``: a lean httpx client for OpenAI-compatible upstreams (needs api_base)."""
+
+
+class GatewaySettings(BaseModel):
+    """The optional ``gateway:`` section."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    api_key_env: str | None = None
+    store: str | None = "luthien_lab.duckdb"
+    max_request_bytes: int = Field(default=4 * 1024 * 1024, gt=0)
+    upstream: UpstreamSettings = Field(default_factory=UpstreamSettings)
+
+
+class LoadedConfig(BaseModel):
+    """A whole config file: the policy and the gateway settings."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    policy: Any
+    gateway: GatewaySettings
+
+
+def _read(source: str | os.PathLike[str] | dict[str, Any]) -> tuple[dict[str, Any], str]:
+    if isinstance(source, dict):
+        return source, "config dict"
+    path = Path(source)
+    if not path.exists():
+        raise ConfigError(f"policy config file {str(path)!r} does not exist; check the path")
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path} is not valid YAML: {error}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"{path} must be a YAML mapping with a 'policy:' section, got {type(data).__name__}"
+        )
+    return data, str(path)
+
+
+def resolve_policy_class(path: str) -> type[Policy]:
+    """``"package.module:ClassName"`` → the class (a ``Policy`` subclass)."""
+    if not isinstance(path, str) or ":" not in path:
+        raise ConfigError(
+            f"policy class {path!r} must be 'package.module:ClassName' (with a colon), "
+            "e.g. 'luthien_lab.policies.uppercase:UppercasePolicy'"
+        )
+    module_name, _, class_name = path.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as error:
+        raise ConfigError(
+            f"policy module {module_name!r} (from {path!r}) cannot be imported: {error}; "
+            "check the spelling and that it is on PYTHONPATH"
+        ) from None
+    cls = getattr(module, class_name, None)
+    if cls is None:
+        public = sorted(
+            name
+            for name, value in vars(module).items()
+            if inspect.isclass(value) and issubclass(value, Policy)
+        )
+        raise ConfigError(
+            f"module {module_name!r} has no class {class_name!r}; policies it defines: "
+            f"{', '.join(public) or '(none)'}"
+        )
+    if not (inspect.isclass(cls) and issubclass(cls, Policy)):
+        raise ConfigError(
+            f"{path!r} is {cls!r}, not a luthien_lab Policy subclass; "
+            "point 'class:' at a class that subclasses Policy or SimplePolicy"
+        )
+    return cls
+
+
+def _instantiate(cls: type[Policy], config: dict[str, Any]) -> Policy:
+    if (
+        hasattr(cls, "Config")
+        and isinstance(cls.Config, type)
+        and issubclass(cls.Config, BaseModel)
+    ):
+        return cls(config=build_config(cls, config, {}))  # type: ignore[call-arg]
+    try:
+        signature = inspect.signature(cls)
+    except (TypeError, ValueError):
+        signature = None
+    if signature is not None:
+        try:
+            signature.bind(**config)
+        except TypeError as error:
+            params = [p for p in signature.parameters if p not in ("self", "args", "kwargs")]
+            raise ConfigError(
+                f"invalid config for {cls.__name__}: {error}; "
+                f"valid keys are: {', '.join(params) or '(none)'}"
+            ) from None
+    try:
+        return cls(**config)
+    except ConfigError:
+        raise
+    except (TypeError, ValueError, ValidationError) as error:
+        raise ConfigError(f"invalid config for {cls.__name__}: {error}") from None
+
+
+def _policy_from(data: dict[str, Any], where: str) -> Policy:
+    section = data.get("policy")
+    if not isinstance(section, dict):
+        raise ConfigError(
+            f"{where} needs a 'policy:' mapping with 'class:' (and optional 'config:'), "
+            f"got {section!r}"
+        )
+    unknown = set(section) - {"class", "config"}
+    if unknown:
+        raise ConfigError(
+            f"unknown key(s) {sorted(unknown)} in 'policy:' of {where}; valid keys: class, config"
+        )
+    if "class" not in section:
+        raise ConfigError(f"'policy:' in {where} has no 'class:' ('package.module:ClassName')")
+    config = section.get("config") or {}
+    if not isinstance(config, dict):
+        raise ConfigError(f"'policy.config' in {where} must be a mapping, got {config!r}")
+    return _instantiate(resolve_policy_class(section["class"]), config)
+
+
+def load_policy(source: str | os.PathLike[str] | dict[str, Any]) -> Policy:
+    """The policy a YAML file (or an already parsed dict) describes."""
+    data, where = _read(source)
+    return _policy_from(data, where)
+
+
+def load_config(source: str | os.PathLike[str] | dict[str, Any]) -> LoadedConfig:
+    """The policy and the ``gateway:`` settings (defaults when absent)."""
+    data, where = _read(source)
+    unknown = set(data) - {"policy", "gateway"}
+    if unknown:
+        raise ConfigError(
+            f"unknown top-level key(s) {sorted(unknown)} in {where}; valid: policy, gateway"
+        )
+    policy = _policy_from(data, where)
+    try:
+        gateway = GatewaySettings.model_validate(data.get("gateway") or {})
+    except ValidationError as error:
+        raise ConfigError(describe_validation_error("gateway", GatewaySettings, error)) from None
+    return LoadedConfig(policy=policy, gateway=gateway)

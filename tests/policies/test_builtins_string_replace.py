@@ -1,0 +1,136 @@
+"""StringReplacePolicy: streaming replacement with bounded hold-back."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from luthien_lab import PolicyOrchestrator, ScriptedLLMClient
+from luthien_lab.errors import ConfigError
+from luthien_lab.policies import StringReplacePolicy
+from tests.support import REQUEST, run_stream, stream_summary, summary, text_stream, tool_chunk
+
+searches = st.text(alphabet="abcA", min_size=1, max_size=4)
+replacement_maps = st.dictionaries(
+    searches, st.text(alphabet="abcxA", max_size=5), min_size=1, max_size=4
+)
+
+
+def split(text: str, cuts: list[int]) -> list[str]:
+    points = sorted({c % (len(text) + 1) for c in cuts} | {0, len(text)})
+    return [text[a:b] for a, b in itertools.pairwise(points)]
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    replacement_maps,
+    st.booleans(),
+    st.text(alphabet="abcAxy", max_size=40),
+    st.lists(st.integers(0, 100), max_size=12),
+)
+def test_any_split_gives_the_whole_string_result(replacements, case_sensitive, text, cuts):
+    policy = StringReplacePolicy(replacements=replacements, case_sensitive=case_sensitive)
+    replacer = policy.replacer()
+    longest = max(len(s) for s in replacements)
+    out = []
+    for piece in split(text, cuts):
+        out.append(replacer.feed(piece))
+        assert len(replacer.pending) <= longest - 1, "hold-back is bounded"
+    out.append(replacer.flush())
+    assert "".join(out) == policy.replace(text)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    replacement_maps,
+    st.text(alphabet="abcAxy", min_size=1, max_size=30),
+    st.lists(st.integers(0, 100), max_size=8),
+)
+def test_pipeline_streaming_equals_non_streaming_for_any_split(replacements, text, cuts):
+    policy = StringReplacePolicy(replacements=replacements)
+    chunks = text_stream(*split(text, cuts))
+
+    async def both():
+        client = ScriptedLLMClient(chunks)
+        orchestrator = PolicyOrchestrator(policy, client)
+        streamed = stream_summary(await run_stream(orchestrator))
+        full = summary(await orchestrator.process_full_response(REQUEST))
+        return streamed, full
+
+    streamed, full = asyncio.run(both())
+    assert streamed == full
+    assert streamed["text"] == policy.replace(text)
+
+
+def test_replacement_is_not_rescanned_and_longest_match_wins():
+    policy = StringReplacePolicy(replacements={"a": "aa", "ab": "X", "b": "a"})
+    assert policy.replace("abba") == "Xaaa"
+
+
+def test_case_insensitive():
+    policy = StringReplacePolicy(replacements={"openai": "ClosedAI"}, case_sensitive=False)
+    assert policy.replace("OpenAI and OPENAI") == "ClosedAI and ClosedAI"
+
+
+async def test_split_search_string_is_replaced_while_streaming_with_early_emission():
+    policy = StringReplacePolicy(replacements={"OpenAI": "ClosedAI"})
+    client = ScriptedLLMClient(text_stream("I like Open", "AI rocks", " and Op", "era"))
+    out = await run_stream(PolicyOrchestrator(policy, client))
+    texts = [c.choices[0].delta.content for c in out if c.choices and c.choices[0].delta.content]
+    # "I like " goes out before the rest arrives; "Open" is held back, then replaced.
+    assert texts[0] == "I like "
+    assert stream_summary(out)["text"] == "I like ClosedAI rocks and Opera"
+
+
+async def test_tool_calls_pass_through_and_pending_text_is_flushed_first():
+    policy = StringReplacePolicy(replacements={"Open": "Shut"})
+    chunks = [
+        *text_stream("Calling Op", role_chunk=True)[:-1],
+        tool_chunk(0, id="call_1", name="Open_door", args='{"door": "Open'),
+        tool_chunk(0, args='"}'),
+        *text_stream(finish="tool_calls", role_chunk=False),
+    ]
+    client = ScriptedLLMClient(chunks)
+    orchestrator = PolicyOrchestrator(policy, client)
+    out = await run_stream(orchestrator)
+    result = stream_summary(out)
+    assert result["text"] == "Calling Op"
+    assert result["tool_calls"] == [("Open_door", {"door": "Open"})]
+    assert result["finish_reason"] == "tool_calls"
+    kinds = [
+        c.choices[0].delta.content or "tool"
+        for c in out
+        if c.choices and (c.choices[0].delta.content or c.choices[0].delta.tool_calls)
+    ]
+    assert kinds == ["Calling ", "Op", "tool", "tool"], "held-back 'Op' goes out before the call"
+    assert summary(await orchestrator.process_full_response(REQUEST)) == result
+
+
+async def test_recorded_streams_same_both_ways(recorded):
+    _name, raw = recorded
+    policy = StringReplacePolicy(replacements={"the": "THE", "a": "4"}, case_sensitive=False)
+    client = ScriptedLLMClient(raw)
+    orchestrator = PolicyOrchestrator(policy, client)
+    streamed = stream_summary(await run_stream(orchestrator))
+    full = summary(await orchestrator.process_full_response(REQUEST))
+    original = stream_summary(client._chunks)
+    assert streamed == full
+    assert streamed["text"] == policy.replace(original["text"])
+    assert streamed["tool_calls"] == original["tool_calls"]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "needle"),
+    [
+        ({"replacements": {}}, "at least one"),
+        ({"replacements": {"": "x"}}, "empty"),
+        ({"replacements": {"a": "b"}, "casesensitive": True}, "casesensitive"),
+    ],
+)
+def test_bad_config_is_a_config_error(kwargs, needle):
+    with pytest.raises(ConfigError, match=needle):
+        StringReplacePolicy(**kwargs)
