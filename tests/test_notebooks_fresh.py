@@ -34,9 +34,10 @@ def test_an_edited_notebook_is_reported_stale(tmp_path, monkeypatch):
 
 
 def test_percent_format_parsing():
-    cells = notebooks.parse_cells("# %% [markdown]\n# # Title\n# text\n# %%\nx = 1\n\n# %%\nx\n")
+    text = "# %% [markdown]\n# # Title\n# text\n# %%\nx = 1\n\n# %%\n# %%policy\nx\n# %load_ext m\n"
+    cells = notebooks.parse_cells(text)
     assert cells == [
         {"kind": "markdown", "source": "# Title\ntext"},
         {"kind": "code", "source": "x = 1"},
-        {"kind": "code", "source": "x"},
+        {"kind": "code", "source": "%%policy\nx\n%load_ext m"},
     ]

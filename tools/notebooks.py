@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import sys
 import time
 from pathlib import Path
@@ -25,8 +26,14 @@ SOURCES = NOTEBOOKS / "src"
 HASH_KEY = "luthien_lab"
 
 
+_MARKER = re.compile(r"^# %%( \[markdown\])?\s*$")
+_MAGIC = re.compile(r"^# (%%?[A-Za-z_].*)$")
+
+
 def parse_cells(text: str) -> list[dict]:
-    """Cells from percent-format source."""
+    """Cells from percent-format source. In code cells, a commented magic
+    (``# %load_ext x``, ``# %%policy``) is uncommented, as jupytext does, so the
+    source stays valid Python."""
     cells: list[dict] = []
     kind, lines = None, []
 
@@ -39,11 +46,13 @@ def parse_cells(text: str) -> list[dict]:
                 line[2:] if line.startswith("# ") else line.lstrip("#")
                 for line in body.splitlines()
             )
+        else:
+            body = "\n".join(_MAGIC.sub(r"\1", line) for line in body.splitlines())
         if body.strip():
             cells.append({"kind": kind, "source": body})
 
     for line in text.splitlines():
-        if line.startswith("# %%"):
+        if _MARKER.match(line):
             flush()
             kind = "markdown" if "[markdown]" in line else "code"
             lines = []
