@@ -23,6 +23,7 @@ from luthien_lab.events import (
     TransactionResult,
 )
 from luthien_lab.factory import create_default_orchestrator
+from luthien_lab.magics import load_ipython_extension
 from luthien_lab.observability import (
     NoOpObservabilityContext,
     NoOpTransactionRecorder,
@@ -86,6 +87,7 @@ __all__ = [
     "UpstreamTimeoutError",
     "__version__",
     "create_default_orchestrator",
+    "load_ipython_extension",
     "mark_blocked",
     "reconstruct_full_response",
 ]

@@ -12,7 +12,7 @@ EXPECTED = {
     "StreamState", "StreamingChunkAssembler", "StreamingResponseContext", "ThinkingStreamBlock",
     "ToolCallStreamBlock", "TransactionInfo", "TransactionRecorder", "TransactionResult",
     "UpstreamError", "UpstreamTimeoutError", "UppercasePolicy", "__version__",
-    "create_default_orchestrator", "mark_blocked", "reconstruct_full_response",
+    "create_default_orchestrator", "load_ipython_extension", "mark_blocked", "reconstruct_full_response",
 }  # fmt: skip
 
 

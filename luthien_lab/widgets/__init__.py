@@ -1,0 +1,36 @@
+"""Notebook widgets: the live prompt runner, the hook timeline and the raw-vs-transformed diff.
+
+    from luthien_lab.widgets import PromptRunner, Timeline, ResponseDiff
+
+    PromptRunner()                          # type a prompt, pick model + policy, Run / Stop
+    Timeline.from_store(store, tx_id)       # a recorded transaction's hook timeline
+    ResponseDiff.from_store(store, tx_id)   # what the policy changed
+
+Every view draws from a :class:`TransactionTrace`, filled either live by a
+:class:`TraceListener` (the orchestrator's instrumentation, the same events the
+recorder gets) or from a recording (``TransactionTrace.from_store``).
+Needs the ``lab`` extra (ipywidgets).
+"""
+
+from luthien_lab.widgets._batching import Throttle
+from luthien_lab.widgets._diff import ResponseDiff, compare_tool_calls, word_diff
+from luthien_lab.widgets._result import RunResult
+from luthien_lab.widgets._runner import PromptRunner, RunPanel, discover_policies
+from luthien_lab.widgets._timeline import Timeline, TimelineDrawing, draw_timeline
+from luthien_lab.widgets._trace import TraceListener, TransactionTrace
+
+__all__ = [
+    "PromptRunner",
+    "ResponseDiff",
+    "RunPanel",
+    "RunResult",
+    "Throttle",
+    "Timeline",
+    "TimelineDrawing",
+    "TraceListener",
+    "TransactionTrace",
+    "compare_tool_calls",
+    "discover_policies",
+    "draw_timeline",
+    "word_diff",
+]

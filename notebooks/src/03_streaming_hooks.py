@@ -66,6 +66,7 @@ print(await answer(NaiveRedact()))
 # `on_content_complete` it flushes the rest. Per-stream state lives in
 # `ctx.scratchpad`, never on `self`: one policy instance serves many streams at once.
 
+
 # %%
 class StreamingRedact(Policy):
     async def on_chunk_received(self, ctx):

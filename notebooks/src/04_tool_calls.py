@@ -38,8 +38,14 @@ provider.add_case(
 
 # %%
 for stream in (True, False):
-    result = lab.run(PROMPT, policy=ToolFilterPolicy(deny=["delete_files"]), stream=stream, store=None)
-    print("streaming" if stream else "non-streaming", result.status, [c["name"] for c in result.tool_calls])
+    result = lab.run(
+        PROMPT, policy=ToolFilterPolicy(deny=["delete_files"]), stream=stream, store=None
+    )
+    print(
+        "streaming" if stream else "non-streaming",
+        result.status,
+        [c["name"] for c in result.tool_calls],
+    )
 
 # %% [markdown]
 # ## An LLM judge
@@ -69,7 +75,11 @@ verdict(weather_call, 0.02, "read-only lookup")
 store = open_store(Path(tempfile.mkdtemp()) / "judge.duckdb")
 for stream in (True, False):
     result = lab.run(PROMPT, policy=judge, stream=stream, store=store)
-    print("streaming" if stream else "non-streaming", result.status, [c["name"] for c in result.tool_calls])
+    print(
+        "streaming" if stream else "non-streaming",
+        result.status,
+        [c["name"] for c in result.tool_calls],
+    )
 
 # %% [markdown]
 # Each verdict is an event on the transaction, recorded in the store:

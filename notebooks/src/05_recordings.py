@@ -10,7 +10,13 @@
 import tempfile
 from pathlib import Path
 
-from luthien_lab import NoOpPolicy, Request, SimplePolicy, UppercasePolicy, create_default_orchestrator
+from luthien_lab import (
+    NoOpPolicy,
+    Request,
+    SimplePolicy,
+    UppercasePolicy,
+    create_default_orchestrator,
+)
 from luthien_lab.datasets import Dataset
 from luthien_lab.store import open_store
 
@@ -36,7 +42,9 @@ for policy in (NoOpPolicy(), UppercasePolicy(), NoWeather()):
             pass
     orchestrator.listeners[0].flush()
 
-store.transactions()[["policy_class", "model", "status", "ingress_chunk_count", "egress_chunk_count"]]
+store.transactions()[
+    ["policy_class", "model", "status", "ingress_chunk_count", "egress_chunk_count"]
+]
 
 # %% [markdown]
 # ## Which policies changed what

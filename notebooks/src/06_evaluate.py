@@ -52,6 +52,7 @@ result.plot()
 # (down to one character per chunk, tool-call arguments anywhere, multi-byte
 # characters between code points) and shrinks a failure to a minimal split.
 
+
 # %%
 class NaiveRedact(Policy):
     async def on_chunk_received(self, ctx):

@@ -26,13 +26,20 @@ class ShoutingWeather(SimplePolicy):
 
 
 # %% [markdown]
-# Try it on a few prompts; the runs become the exported test's cases.
+# Try it on a few prompts. The runs are recorded to a store; the export turns every
+# recorded run of this class into a test case.
 
 # %%
-from luthien_lab import lab
+import tempfile
+from pathlib import Path
 
+from luthien_lab import lab
+from luthien_lab.store import open_store
+
+work = Path(tempfile.mkdtemp())
+store = open_store(work / "tries.duckdb")
 tried = [
-    lab.run(prompt, policy=ShoutingWeather(), store=None)
+    lab.run(prompt, policy=ShoutingWeather(), store=store)
     for prompt in (
         "Say hello.",
         "Look up the weather in Berlin and tell me what to wear.",
@@ -42,17 +49,15 @@ tried = [
 [(r.text, [c["name"] for c in r.tool_calls]) for r in tried]
 
 # %%
-import tempfile
-from pathlib import Path
-
 from luthien_lab.export import export_policy
 
-out = Path(tempfile.mkdtemp()) / "shouting"
-exported = export_policy(ShoutingWeather, out, cases=tried)
-sorted(path.name for path in out.iterdir())
+out = work / "shouting"
+exported = export_policy(ShoutingWeather, out, store=store)
+print(exported.case_count, "cases")
+sorted(path.name for path in out.iterdir() if path.suffix in (".py", ".yaml", ".json"))
 
 # %%
-print((out / "shouting_weather.py").read_text())
+print(exported.module.read_text())
 
 # %% [markdown]
 # The generated test replays every case, streaming and not, against the exported
@@ -63,25 +68,54 @@ import subprocess
 import sys
 
 run = subprocess.run(
-    [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(out)],
+    [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(exported.test)],
     capture_output=True,
     text=True,
+    cwd=out,
 )
 print(run.returncode, run.stdout.strip().splitlines()[-1])
 
 # %% [markdown]
 # ## Serve it
 #
-# `luthien-lab serve --config policy.yaml` starts the gateway. Here it runs in this
-# kernel; any OpenAI client can use it.
+# `luthien-lab serve --config <name>.yaml` starts the OpenAI-compatible gateway (the
+# exported module's folder goes on `PYTHONPATH`). Any OpenAI client can use it.
 
 # %%
+import os
+import socket
+import time
+
+import httpx
 import openai
 
-from luthien_lab.gateway import Gateway
-
-gateway = Gateway.from_config(out / "policy.yaml", store=None).start()
-client = openai.OpenAI(base_url=gateway.url + "/v1", api_key="unused")
+with socket.socket() as probe:
+    probe.bind(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+server = subprocess.Popen(
+    [
+        sys.executable,
+        "-m",
+        "luthien_lab.cli",
+        "serve",
+        "--config",
+        str(exported.config),
+        "--port",
+        str(port),
+        "--no-record",
+    ],
+    env={**os.environ, "PYTHONPATH": str(out)},
+    stdout=subprocess.DEVNULL,
+    stderr=subprocess.DEVNULL,
+)
+base = f"http://127.0.0.1:{port}"
+for _ in range(300):
+    try:
+        if httpx.get(base + "/health").status_code == 200:
+            break
+    except httpx.TransportError:
+        time.sleep(0.1)
+client = openai.OpenAI(base_url=base + "/v1", api_key="unused")
 reply = client.chat.completions.create(
     model="openai/gpt-4o-mini", messages=[{"role": "user", "content": "Say hello."}]
 )
@@ -90,18 +124,20 @@ reply.choices[0].message.content
 # %%
 stream = client.chat.completions.create(
     model="openai/gpt-4o-mini",
-    messages=[{"role": "user", "content": "Check the weather in Paris, Tokyo and Lima all at once."}],
+    messages=[
+        {"role": "user", "content": "Check the weather in Paris, Tokyo and Lima all at once."}
+    ],
     stream=True,
 )
-calls = {}
-finish = None
+arguments, finish = {}, None
 for chunk in stream:
-    for call in chunk.choices[0].delta.tool_calls or [] if chunk.choices else []:
-        calls.setdefault(call.index, "")
-        calls[call.index] += call.function.arguments or ""
-    if chunk.choices and chunk.choices[0].finish_reason:
-        finish = chunk.choices[0].finish_reason
-sorted(calls.values()), finish
+    if not chunk.choices:
+        continue
+    for call in chunk.choices[0].delta.tool_calls or []:
+        arguments[call.index] = arguments.get(call.index, "") + (call.function.arguments or "")
+    finish = chunk.choices[0].finish_reason or finish
+sorted(arguments.values()), finish
 
 # %%
-gateway.stop()
+server.terminate()
+server.wait(timeout=10)

@@ -1,0 +1,77 @@
+"""Loading an exported policy the way the gateway does.
+
+The YAML an export writes is the gateway's format (:mod:`luthien_lab.policy_config`)::
+
+    policy:
+      class: "module:ClassName"
+      config: {...}
+
+The class path resolves like any import: the folder holding the exported module
+must be on ``sys.path`` (``PYTHONPATH=DIR``, or ``search_path=`` here). The config
+goes to the constructor as the gateway passes it: ``Cls(config=Cls.Config(...))``
+for a class declaring a pydantic ``Config``, else ``Cls(**config)``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from luthien_lab.errors import ConfigError
+
+__all__ = ["importable", "instantiate_policy", "load_policy"]
+
+
+def load_policy(config_path: str | Path, *, search_path: str | Path | None = None) -> Any:
+    """The policy a YAML file describes, loaded by the gateway's loader
+    (``search_path`` is put first on sys.path, and stays there)."""
+    from luthien_lab.policy_config import load_policy as gateway_load_policy
+
+    if search_path is not None and str(search_path) not in sys.path:
+        sys.path.insert(0, str(search_path))
+        importlib.invalidate_caches()
+    return gateway_load_policy(config_path)
+
+
+def instantiate_policy(cls: type, config: dict[str, Any] | None) -> Any:
+    """An instance of ``cls`` built from ``config`` by the gateway's rule."""
+    from pydantic import BaseModel
+
+    config = dict(config or {})
+    model = getattr(cls, "Config", None)
+    if isinstance(model, type) and issubclass(model, BaseModel):
+        from luthien_lab.policies._configurable import build_config
+
+        return cls(config=build_config(cls, config, {}))
+    try:
+        return cls(**config)
+    except TypeError as error:
+        raise ConfigError(
+            f"cannot build {cls.__name__}(**{config!r}): {error}. Make the config keys "
+            f"match {cls.__name__}.__init__'s parameters, or declare a pydantic Config."
+        ) from error
+
+
+@contextlib.contextmanager
+def importable(folder: str | Path, module: str) -> Iterator[None]:
+    """``module`` importable from ``folder`` for the duration, leaving sys.path and
+    sys.modules (including any module of that name loaded before) as they were."""
+    saved = sys.modules.pop(module, None)
+    entry = str(folder)
+    sys.path.insert(0, entry)
+    importlib.invalidate_caches()  # the file may be seconds old
+    writes_bytecode = sys.dont_write_bytecode
+    sys.dont_write_bytecode = True  # leave no __pycache__ in the export folder
+    try:
+        yield
+    finally:
+        sys.dont_write_bytecode = writes_bytecode
+        sys.modules.pop(module, None)
+        if saved is not None:
+            sys.modules[module] = saved
+        with contextlib.suppress(ValueError):
+            sys.path.remove(entry)

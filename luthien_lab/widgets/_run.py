@@ -1,0 +1,171 @@
+"""Running one prompt through a policy, traced (and recorded): the engine behind
+``luthien_lab.lab.run_async`` and the prompt runner widget."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from luthien_lab.errors import ConfigError
+from luthien_lab.widgets._result import RunResult
+from luthien_lab.widgets._trace import TraceListener, TransactionTrace
+
+__all__ = ["DEFAULT_MODEL", "RunHandle", "build_request", "execute", "resolve_policy"]
+
+DEFAULT_MODEL = "gpt-4o-mini"
+
+
+class RunHandle:
+    """Lets the caller stop a run: :meth:`stop` cancels the task running it. The
+    orchestrator's iterator is closed on the way out, which cancels the provider
+    stream, and the transaction ends with status ``cancelled``."""
+
+    def __init__(self) -> None:
+        self.task: asyncio.Task[Any] | None = None
+        self.stop_requested = False
+
+    def stop(self) -> None:
+        self.stop_requested = True
+        if self.task is not None and not self.task.done():
+            self.task.get_loop().call_soon_threadsafe(self.task.cancel)
+
+
+def resolve_policy(policy: Any) -> Any:
+    """A Policy instance from an instance, a Policy subclass (instantiated) or None."""
+    from luthien_lab.policies.base import Policy
+    from luthien_lab.policies.passthrough import NoOpPolicy
+
+    if policy is None:
+        return NoOpPolicy()
+    if isinstance(policy, type) and issubclass(policy, Policy):
+        return policy()
+    if isinstance(policy, Policy):
+        return policy
+    raise TypeError(f"policy must be a luthien_lab.Policy instance or subclass, got {policy!r}")
+
+
+def build_request(
+    prompt: str,
+    *,
+    model: str,
+    stream: bool,
+    system: str | None = None,
+    tools: Any = None,
+) -> Any:
+    """The chat request for a prompt; ``tools`` is a list or JSON text of tool specs."""
+    from luthien_lab.request import Request
+
+    messages: list[dict[str, Any]] = []
+    if system:
+        messages.append({"role": "system", "content": system})
+    messages.append({"role": "user", "content": prompt})
+    fields: dict[str, Any] = {"model": model, "messages": messages, "stream": stream}
+    if isinstance(tools, str):
+        if tools.strip():
+            try:
+                tools = json.loads(tools)
+            except ValueError as error:
+                raise ConfigError(
+                    f"tools is not valid JSON ({error}); give a JSON list of OpenAI tool "
+                    'specs, e.g. [{"type": "function", "function": {"name": "f", '
+                    '"parameters": {"type": "object"}}}]'
+                ) from None
+        else:
+            tools = None
+    if tools:
+        if isinstance(tools, dict):
+            tools = [tools]
+        if not isinstance(tools, list):
+            raise ConfigError(f"tools must be a list of tool specs, got {type(tools).__name__}")
+        fields["tools"] = tools
+    return Request(**fields)
+
+
+def _recorder_for(store: Any) -> Any:
+    if store is None:
+        return None
+    from luthien_lab.store import DuckDBRecorder, Store, open_store
+
+    if isinstance(store, Store):
+        return DuckDBRecorder(store)
+    if store == "default":
+        return DuckDBRecorder(open_store())
+    if isinstance(store, str | os.PathLike):
+        return DuckDBRecorder(open_store(store))
+    raise ConfigError(
+        f"store must be 'default', a path, a luthien_lab.store.Store or None, got {store!r}"
+    )
+
+
+async def execute(
+    prompt: str,
+    *,
+    policy: Any = None,
+    model: str = DEFAULT_MODEL,
+    stream: bool = True,
+    client: Any = None,
+    system: str | None = None,
+    tools: Any = None,
+    store: Any = None,
+    on_update: Callable[[TransactionTrace], None] | None = None,
+    handle: RunHandle | None = None,
+    chunk_timeout: float | None = 60.0,
+) -> RunResult:
+    """Run ``prompt`` through ``policy`` and return the traced :class:`RunResult`.
+
+    Provider and policy errors do not raise: the result carries them (``status``,
+    ``error``, ``exception``). A stop through ``handle`` ends with status
+    ``cancelled``; any other cancellation propagates.
+    """
+    from luthien_lab.orchestrator import PolicyOrchestrator
+
+    policy = resolve_policy(policy)
+    request = build_request(prompt, model=model, stream=stream, system=system, tools=tools)
+    if client is None:
+        from luthien_lab.clients import LiteLLMClient
+
+        client = LiteLLMClient()
+    transaction_id = uuid.uuid4().hex
+    # Each run has its own listener, following only its own transaction id, so that
+    # concurrent runs sharing nothing can never mix their output.
+    listener = TraceListener(transaction_id, on_update)
+    recorder = _recorder_for(store)
+    listeners = [recorder, listener] if recorder is not None else [listener]
+    orchestrator = PolicyOrchestrator(
+        policy, client, listeners=listeners, chunk_timeout=chunk_timeout
+    )
+    if handle is not None:
+        handle.task = asyncio.current_task()
+    exception: BaseException | None = None
+    try:
+        if stream:
+            iterator: Any = orchestrator.process_streaming_response(request, transaction_id)
+            async with contextlib.aclosing(iterator) as chunks:
+                async for _chunk in chunks:
+                    pass
+        else:
+            await orchestrator.process_full_response(request, transaction_id)
+    except asyncio.CancelledError as error:
+        if handle is None or not handle.stop_requested:
+            raise
+        task = asyncio.current_task()
+        if task is not None:
+            task.uncancel()
+        exception = error
+    except Exception as error:
+        exception = error
+    finally:
+        if recorder is not None:
+            # Written by the recorder's thread; wait so that the store has the run.
+            await asyncio.shield(asyncio.to_thread(recorder.close))
+    trace = listener.trace
+    if trace.status is None:  # the orchestrator always finishes; belt and braces
+        trace.status = "cancelled" if isinstance(exception, asyncio.CancelledError) else "error"
+        trace.error = str(exception) if exception else None
+    result_store = recorder.store if recorder is not None else None
+    return RunResult(trace, exception=exception, store=result_store)
