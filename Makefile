@@ -11,7 +11,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -c requirements.lock -e ".[lab,serve,dev]"
+	$(BIN)/python -m pip install -q -c requirements.lock -e ".[lab,serve,dev,ray]"
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -21,12 +21,26 @@ from pathlib import Path
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from luthien_lab import NoOpPolicy, PolicyOrchestrator, Request, UppercasePolicy  # noqa: E402
-from luthien_lab.clients import ScriptedLLMClient  # noqa: E402
-from luthien_lab.streaming.chunks import create_chunk  # noqa: E402
+from luthien_lab import NoOpPolicy, PolicyOrchestrator, Request, UppercasePolicy
+from luthien_lab.clients import ScriptedLLMClient
+from luthien_lab.streaming.chunks import create_chunk
 
 REQUEST = Request(model="bench", messages=[{"role": "user", "content": "hi"}])
-WORDS = "the quick brown fox jumps over the lazy dog and keeps on running".split()
+WORDS = [
+    "the",
+    "quick",
+    "brown",
+    "fox",
+    "jumps",
+    "over",
+    "the",
+    "lazy",
+    "dog",
+    "and",
+    "keeps",
+    "on",
+    "running",
+]
 
 
 def make_stream(n: int) -> list:

@@ -92,8 +92,10 @@ async def _demo(args: argparse.Namespace) -> int:
         f"   out: {finished.egress_chunk_count}"
     )
     print("hooks fired: " + (", ".join(f"{h} x{n}" for h, n in sorted(hooks.items())) or "none"))
+    from luthien_lab.store import DuckDBRecorder
+
     recorder = next(
-        (lst for lst in orchestrator.listeners if type(lst).__name__ == "DuckDBRecorder"), None
+        (lst for lst in orchestrator.listeners if isinstance(lst, DuckDBRecorder)), None
     )
     if recorder is not None:
         recorder.flush()

@@ -704,7 +704,9 @@ def build_tables(txs: list[_Tx]) -> dict[str, pa.Table]:
 
     if not _SCHEMAS:
         _SCHEMAS.update(_schemas())
-    cols = {name: {field.name: [] for field in schema} for name, schema in _SCHEMAS.items()}
+    cols: dict[str, dict[str, list[Any]]] = {
+        name: {field.name: [] for field in schema} for name, schema in _SCHEMAS.items()
+    }
     t, p, c, h, e, m = (
         cols["transactions"],
         cols["payloads"],

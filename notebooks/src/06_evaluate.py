@@ -27,14 +27,14 @@ policies = {
     "redact-openai": StringReplacePolicy(replacements={"OpenAI": "[vendor]"}),
 }
 result = evaluate(policies, recordings, progress=False)
-result.summary()[["cases", "change_rate", "block_rate", "error_rate"]]
+result.summary()[["cases", "change_rate", "block_rate", "error_rate"]].round(3)
 
 # %% [markdown]
 # Per case, per policy: changed or not, the final text, the tool calls, any error.
 
 # %%
-changed = result.frame[result.frame["changed"]]
-changed[["case_id", "policy", "final_text"]].head(8)
+frame = result.df
+frame[frame["changed"]][["case", "policy", "text"]].head(8)
 
 # %% [markdown]
 # Latency added against a passthrough run of the same case varies from run to run,
@@ -67,8 +67,8 @@ class NaiveRedact(Policy):
 naive = check_chunk_invariance(NaiveRedact(), recordings, max_examples=30, seed=0)
 print(naive.ok)
 failure = naive.failures[0]
-print(failure.case_id)
-print(failure.minimal_split)
+print(failure.case)
+print(failure.split)
 
 # %% [markdown]
 # The built-in `StringReplacePolicy` holds back just enough text to see a match

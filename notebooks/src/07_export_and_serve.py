@@ -68,7 +68,7 @@ import subprocess
 import sys
 
 run = subprocess.run(
-    [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(exported.test)],
+    [sys.executable, "-m", "pytest", "-q", "--color=no", "-p", "no:cacheprovider", str(exported.test)],
     capture_output=True,
     text=True,
     cwd=out,
@@ -140,4 +140,4 @@ sorted(arguments.values()), finish
 
 # %%
 server.terminate()
-server.wait(timeout=10)
+server.wait(timeout=10);
