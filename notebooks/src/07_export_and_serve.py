@@ -140,4 +140,4 @@ sorted(arguments.values()), finish
 
 # %%
 server.terminate()
-server.wait(timeout=10);
+exit_code = server.wait(timeout=10)
