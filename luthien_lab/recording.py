@@ -13,13 +13,13 @@ import argparse
 import asyncio
 import os
 import sys
-import threading
 import time
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from luthien_lab._sync import run_sync
 from luthien_lab.datasets import (
     DEFAULT_PROMPTS,
     DEFAULT_RECORDINGS,
@@ -175,25 +175,7 @@ def record(
 ) -> list[Recording]:
     """Synchronous twin of :func:`arecord` (works inside a running loop too, e.g. Jupyter,
     by running in a helper thread)."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(arecord(requests, out_path, **kwargs))
-    result: list[list[Recording]] = []
-    error: list[BaseException] = []
-
-    def target() -> None:
-        try:
-            result.append(asyncio.run(arecord(requests, out_path, **kwargs)))
-        except BaseException as exc:
-            error.append(exc)
-
-    thread = threading.Thread(target=target, name="luthien-record")
-    thread.start()
-    thread.join()
-    if error:
-        raise error[0]
-    return result[0]
+    return run_sync(lambda: arecord(requests, out_path, **kwargs), thread_name="luthien-record")
 
 
 def make_fixtures(

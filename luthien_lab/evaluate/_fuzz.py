@@ -25,9 +25,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from luthien_lab._sync import run_sync
 from luthien_lab.evaluate._cases import Case, Output, to_cases
 from luthien_lab.evaluate._replay import run_case
-from luthien_lab.evaluate._run import run_sync
 from luthien_lab.evaluate._split import Segments, Split
 
 if TYPE_CHECKING:

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import sys
-import threading
 import uuid
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from luthien_lab._sync import run_sync
 from luthien_lab.evaluate._cases import DEFAULT_MODEL, Case, output_of, to_cases
 from luthien_lab.evaluate._replay import PACINGS, RunOutcome, raw_response, run_case
 from luthien_lab.evaluate._report import COLUMNS, EvalResult
@@ -20,35 +20,7 @@ if TYPE_CHECKING:
     from luthien_lab.clients import LLMClient
     from luthien_lab.events import PipelineListener
 
-__all__ = ["evaluate", "evaluate_async", "name_policies", "outcome_row", "run_sync"]
-
-T = TypeVar("T")
-
-
-def run_sync(make: Callable[[], Awaitable[T]]) -> T:
-    """Run a coroutine to completion from synchronous code.
-
-    Inside a running event loop (Jupyter), ``asyncio.run`` is not allowed, so the
-    coroutine runs on its own loop in a worker thread and this call waits for it.
-    """
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(make())  # type: ignore[arg-type]
-    box: dict[str, Any] = {}
-
-    def target() -> None:
-        try:
-            box["value"] = asyncio.run(make())  # type: ignore[arg-type]
-        except BaseException as error:
-            box["error"] = error
-
-    thread = threading.Thread(target=target, name="luthien-lab-evaluate", daemon=True)
-    thread.start()
-    thread.join()
-    if "error" in box:
-        raise box["error"]
-    return box["value"]
+__all__ = ["evaluate", "evaluate_async", "name_policies", "outcome_row"]
 
 
 def name_policies(policies: Any) -> dict[str, Policy]:

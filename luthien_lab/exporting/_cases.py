@@ -16,11 +16,9 @@ hooks answers differently in the two modes, and both are behaviour worth pinning
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import os
-import threading
 from collections.abc import Iterable
 from typing import Any
 
@@ -30,7 +28,6 @@ __all__ = [
     "cases_from_store",
     "normalize_cases",
     "replay_case",
-    "run_sync",
     "summarize_response",
 ]
 
@@ -160,29 +157,6 @@ async def replay_case(policy: Any, case: dict[str, Any]) -> dict[str, Any]:
         "stream": await _outcome(policy, case, streaming=True),
         "full": await _outcome(policy, case, streaming=False),
     }
-
-
-def run_sync(coroutine: Any) -> Any:
-    """Run a coroutine to completion from sync code, even inside a running loop
-    (a Jupyter cell has one): then it runs on a fresh loop in a helper thread."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(coroutine)
-    box: dict[str, Any] = {}
-
-    def target() -> None:
-        try:
-            box["value"] = asyncio.run(coroutine)
-        except BaseException as error:
-            box["error"] = error
-
-    thread = threading.Thread(target=target, name="luthien-lab-export")
-    thread.start()
-    thread.join()
-    if "error" in box:
-        raise box["error"]
-    return box["value"]
 
 
 def cases_from_store(

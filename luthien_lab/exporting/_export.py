@@ -7,16 +7,17 @@ import keyword
 import re
 import sys
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
+from luthien_lab._sync import run_sync
 from luthien_lab.errors import ExportError
 from luthien_lab.exporting import _templates
 from luthien_lab.exporting._cases import (
     cases_from_store,
     normalize_cases,
     replay_case,
-    run_sync,
 )
 from luthien_lab.exporting._loader import importable, instantiate_policy
 from luthien_lab.exporting._module import build_module, require_resolved
@@ -226,7 +227,7 @@ def _write_and_verify(
         else:
             reference = exported or _load_exported(targets["config"], folder, module)
     for case in normal:
-        case["expected"] = run_sync(replay_case(reference, case))
+        case["expected"] = run_sync(partial(replay_case, reference, case))
         recorded = case.pop("recorded", None) or {}
         for mode, outcome in recorded.items():
             if case["expected"][mode] != outcome:
@@ -238,7 +239,7 @@ def _write_and_verify(
 
     if exported is not None and exported is not reference:
         for case in normal:
-            got = run_sync(replay_case(exported, case))
+            got = run_sync(partial(replay_case, exported, case))
             if got != case["expected"]:
                 raise ExportError(
                     f"the exported {targets['module']} does not behave like the notebook's "

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
+from functools import partial
 from types import SimpleNamespace
 
 import pytest
 
 from luthien_lab import ConfigError, ExportError, SimplePolicy
+from luthien_lab._sync import run_sync
 from luthien_lab.cli import main
 from luthien_lab.exporting import cases_from_store, export_policy, instantiate_policy, load_policy
-from luthien_lab.exporting._cases import replay_case, run_sync
+from luthien_lab.exporting._cases import replay_case
 from tests.support import text_stream, tool_chunk
 
 STREAMING_ONLY = """%%policy
@@ -68,7 +70,7 @@ def test_chunk_cases_pin_streaming_and_non_streaming_outcomes(notebook, tmp_path
     # only streaming hooks: the non-streaming response passes through unchanged
     assert full["text"] == "let me see" and len(full["tool_calls"]) == 2
     exported = load_exported(result)
-    assert run_sync(replay_case(exported, case)) == case["expected"]
+    assert run_sync(partial(replay_case, exported, case)) == case["expected"]
 
 
 @pytest.mark.timeout(60)
@@ -96,7 +98,7 @@ def test_cases_come_from_the_store_and_must_still_match(notebook, tmp_path):
             [c async for c in orchestrator.process_streaming_response(request)]
             await orchestrator.process_full_response(request)
 
-        run_sync(traffic())
+        run_sync(traffic)
         recorder.flush()
         cases = cases_from_store(store, policy="Suffix")
         assert len(cases) == 2
@@ -172,7 +174,7 @@ def test_cli_exports_a_class_from_a_saved_notebook(tmp_path, capsys, load_export
     result = SimpleNamespace(module=out / "censor.py", config=out / "censor.yaml")
     policy = load_exported(result)
     assert policy.word == "oh"
-    assert run_sync(replay_case(policy, case)) == case["expected"]
+    assert run_sync(partial(replay_case, policy, case)) == case["expected"]
 
     assert main(["export", "--notebook", str(nb), "--class", "Missing", "--out", str(out)]) == 1
     assert "no code cell defining class Missing" in capsys.readouterr().err
@@ -193,7 +195,7 @@ def test_file_defined_policy_with_pydantic_config_exports_with_its_helpers(tmp_p
     assert case["expected"]["stream"]["text"] == "a lab rocks, a lab!"
     exported = load_exported(result)
     assert type(exported).__module__ == "string_replace_policy"
-    assert run_sync(replay_case(exported, case)) == case["expected"]
+    assert run_sync(partial(replay_case, exported, case)) == case["expected"]
 
 
 class Configured(SimplePolicy):

@@ -6,12 +6,13 @@ import importlib.util
 import json
 import sys
 import uuid
+from functools import partial
 
 import pytest
 
 from luthien_lab import ExportError
+from luthien_lab._sync import run_sync
 from luthien_lab.exporting import export_policy, replay_case
-from luthien_lab.exporting._cases import run_sync
 
 IMPORTS = "import re\nfrom luthien_lab import SimplePolicy\nimport json  # unused: not exported"
 HELPERS = (
@@ -79,9 +80,9 @@ def _export_and_check(notebook, folder, load_exported, *, magic: bool, name: str
     assert name not in sys.modules
     fresh = _import_fresh(result.module, "RedactPolicy")(marker="***")
     for case in document["cases"]:
-        assert run_sync(replay_case(fresh, case)) == case["expected"]
-        assert run_sync(replay_case(exported, case)) == case["expected"]
-        assert run_sync(replay_case(live, case)) == case["expected"]
+        assert run_sync(partial(replay_case, fresh, case)) == case["expected"]
+        assert run_sync(partial(replay_case, exported, case)) == case["expected"]
+        assert run_sync(partial(replay_case, live, case)) == case["expected"]
     return result
 
 
