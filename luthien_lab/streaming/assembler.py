@@ -22,85 +22,11 @@ from luthien_lab.streaming.blocks import (
     ThinkingStreamBlock,
     ToolCallStreamBlock,
 )
+from luthien_lab.streaming.fields import NO_CHOICES, field_of, read_chunk, read_delta
 from luthien_lab.streaming.state import StreamState
 
 if TYPE_CHECKING:
     from litellm.types.utils import ModelResponseStream
-
-_MISSING = object()
-
-
-def field_of(obj: Any, name: str) -> Any:
-    """``getattr(obj, name, None)``, fast for litellm's pydantic objects.
-
-    litellm keeps most delta and choice fields as pydantic *extras*; plain attribute
-    access then goes through pydantic's ``__getattr__`` (and raises and catches for a
-    missing one), which costs more than the rest of the pipeline. Reading the two
-    dicts directly is about ten times cheaper.
-    """
-    try:
-        value = obj.__dict__.get(name, _MISSING)
-        if value is _MISSING:
-            extra = obj.__pydantic_extra__
-            return extra.get(name) if extra else None
-        return value
-    except AttributeError:
-        return getattr(obj, name, None)
-
-
-_NO_CHOICES = object()
-_EMPTY: dict[str, Any] = {}
-
-
-def _read_chunk(chunk: Any) -> tuple[Any, Any, Any]:
-    """(usage, delta, finish_reason) of a chunk; delta is ``_NO_CHOICES`` when the
-    chunk has no choices. Same dict-reading shortcut as :func:`field_of`, inlined
-    because this runs for every chunk."""
-    try:
-        extra = chunk.__pydantic_extra__ or _EMPTY
-        usage = extra.get("usage") or chunk.__dict__.get("usage")
-        choices = chunk.__dict__["choices"]
-        if not choices:
-            return usage, _NO_CHOICES, None
-        choice = choices[0]
-        fields = choice.__dict__
-        extra = choice.__pydantic_extra__ or _EMPTY
-        return (
-            usage,
-            fields.get("delta") or extra.get("delta"),
-            fields.get("finish_reason") or extra.get("finish_reason"),
-        )
-    except (AttributeError, KeyError):
-        choices = getattr(chunk, "choices", None)
-        if not choices:
-            return field_of(chunk, "usage"), _NO_CHOICES, None
-        return (
-            field_of(chunk, "usage"),
-            field_of(choices[0], "delta"),
-            field_of(choices[0], "finish_reason"),
-        )
-
-
-def _read_delta(delta: Any) -> tuple[Any, Any, Any]:
-    """(reasoning_content, content, tool_calls) of a delta."""
-    try:
-        fields = delta.__dict__
-        extra = delta.__pydantic_extra__ or _EMPTY
-        content = fields.get("content")
-        if content is None:
-            content = extra.get("content")
-        return (
-            fields.get("reasoning_content") or extra.get("reasoning_content"),
-            content,
-            fields.get("tool_calls") or extra.get("tool_calls"),
-        )
-    except AttributeError:
-        return (
-            field_of(delta, "reasoning_content"),
-            field_of(delta, "content"),
-            field_of(delta, "tool_calls"),
-        )
-
 
 __all__ = ["COMPLETE", "DELTA", "FINISH", "BlockEvent", "StreamingChunkAssembler", "field_of"]
 
@@ -140,14 +66,14 @@ class StreamingChunkAssembler:
         state = self.state
         index = len(state.raw_chunks)
         state.raw_chunks.append(chunk)
-        usage, delta, finish_reason = _read_chunk(chunk)
+        usage, delta, finish_reason = read_chunk(chunk)
         if usage is not None:
             state.usage = usage
-        if delta is _NO_CHOICES:
+        if delta is NO_CHOICES:
             return []
         events: list[BlockEvent] = []
         if delta is not None:
-            reasoning, content, tool_calls = _read_delta(delta)
+            reasoning, content, tool_calls = read_delta(delta)
             if reasoning:
                 block = state.thinking_block
                 if block is None:

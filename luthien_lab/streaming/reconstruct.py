@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from luthien_lab.streaming.assembler import _NO_CHOICES, _read_chunk, _read_delta, field_of
+from luthien_lab.streaming.fields import NO_CHOICES, field_of, read_chunk, read_delta
 
 __all__ = ["reconstruct_full_response"]
 
@@ -34,13 +34,13 @@ def reconstruct_full_response(chunks: Iterable[Any]) -> Any:
     for chunk in chunks:
         if header is None:
             header = chunk
-        chunk_usage, delta, finish = _read_chunk(chunk)
+        chunk_usage, delta, finish = read_chunk(chunk)
         if chunk_usage is not None:
             usage = chunk_usage
-        if delta is _NO_CHOICES:
+        if delta is NO_CHOICES:
             continue
         if delta is not None:
-            thinking, text, calls = _read_delta(delta)
+            thinking, text, calls = read_delta(delta)
             if text:
                 content.append(text)
             if thinking:

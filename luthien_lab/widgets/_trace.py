@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from luthien_lab.events import PipelineListener, TransactionInfo, TransactionResult
+from luthien_lab.streaming.fields import NO_CHOICES, field_of, read_chunk, read_delta
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -98,31 +99,32 @@ class HookRecord:
 
 
 def chunk_payload(chunk: Any) -> tuple[str | None, str | None, list[dict[str, Any]] | None, Any]:
-    """``(content, reasoning, tool_calls, finish_reason)`` of a litellm stream chunk."""
-    choices = getattr(chunk, "choices", None) or []
-    if not choices:
+    """``(content, reasoning, tool_calls, finish_reason)`` of a litellm stream chunk.
+
+    Runs for every chunk of a live run, so it reads fields the way the assembler does
+    (:mod:`luthien_lab.streaming.fields`), not through pydantic's slow ``getattr``.
+    """
+    _usage, delta, finish_reason = read_chunk(chunk)
+    if delta is NO_CHOICES:
         return None, None, None, None
-    choice = choices[0]
-    delta = getattr(choice, "delta", None)
-    content = getattr(delta, "content", None) if delta is not None else None
-    reasoning = getattr(delta, "reasoning_content", None) if delta is not None else None
+    if delta is None:
+        return None, None, None, finish_reason
+    reasoning, content, raw_calls = read_delta(delta)
     calls = None
-    raw_calls = getattr(delta, "tool_calls", None) if delta is not None else None
     if raw_calls:
         calls = []
         for call in raw_calls:
-            function = getattr(call, "function", None)
+            function = field_of(call, "function")
+            index = field_of(call, "index")
             calls.append(
                 {
-                    "index": getattr(call, "index", 0),
-                    "id": getattr(call, "id", None),
-                    "name": getattr(function, "name", None) if function is not None else None,
-                    "arguments": getattr(function, "arguments", None)
-                    if function is not None
-                    else None,
+                    "index": 0 if index is None else index,
+                    "id": field_of(call, "id"),
+                    "name": field_of(function, "name") if function is not None else None,
+                    "arguments": field_of(function, "arguments") if function is not None else None,
                 }
             )
-    return content, reasoning, calls, getattr(choice, "finish_reason", None)
+    return content, reasoning, calls, finish_reason
 
 
 def _as_dict(obj: Any) -> Any:

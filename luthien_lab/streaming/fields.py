@@ -1,0 +1,88 @@
+"""Fast reads of litellm chunk fields, shared by everything that looks inside chunks.
+
+litellm keeps most delta and choice fields as pydantic *extras*; plain attribute
+access then goes through pydantic's ``__getattr__`` (and raises and catches for a
+missing field), which costs more than the rest of the pipeline per chunk. These
+helpers read the two dicts directly and fall back to ``getattr`` for anything that
+is not a pydantic object.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["NO_CHOICES", "field_of", "read_chunk", "read_delta"]
+
+_MISSING = object()
+
+
+def field_of(obj: Any, name: str) -> Any:
+    """``getattr(obj, name, None)``, fast for litellm's pydantic objects.
+
+    litellm keeps most delta and choice fields as pydantic *extras*; plain attribute
+    access then goes through pydantic's ``__getattr__`` (and raises and catches for a
+    missing one), which costs more than the rest of the pipeline. Reading the two
+    dicts directly is about ten times cheaper.
+    """
+    try:
+        value = obj.__dict__.get(name, _MISSING)
+        if value is _MISSING:
+            extra = obj.__pydantic_extra__
+            return extra.get(name) if extra else None
+        return value
+    except AttributeError:
+        return getattr(obj, name, None)
+
+
+NO_CHOICES = object()
+_EMPTY: dict[str, Any] = {}
+
+
+def read_chunk(chunk: Any) -> tuple[Any, Any, Any]:
+    """(usage, delta, finish_reason) of a chunk; delta is ``NO_CHOICES`` when the
+    chunk has no choices. Same dict-reading shortcut as :func:`field_of`, inlined
+    because this runs for every chunk."""
+    try:
+        extra = chunk.__pydantic_extra__ or _EMPTY
+        usage = extra.get("usage") or chunk.__dict__.get("usage")
+        choices = chunk.__dict__["choices"]
+        if not choices:
+            return usage, NO_CHOICES, None
+        choice = choices[0]
+        fields = choice.__dict__
+        extra = choice.__pydantic_extra__ or _EMPTY
+        return (
+            usage,
+            fields.get("delta") or extra.get("delta"),
+            fields.get("finish_reason") or extra.get("finish_reason"),
+        )
+    except (AttributeError, KeyError):
+        choices = getattr(chunk, "choices", None)
+        if not choices:
+            return field_of(chunk, "usage"), NO_CHOICES, None
+        return (
+            field_of(chunk, "usage"),
+            field_of(choices[0], "delta"),
+            field_of(choices[0], "finish_reason"),
+        )
+
+
+def read_delta(delta: Any) -> tuple[Any, Any, Any]:
+    """(reasoning_content, content, tool_calls) of a delta."""
+    try:
+        fields = delta.__dict__
+        extra = delta.__pydantic_extra__ or _EMPTY
+        content = fields.get("content")
+        if content is None:
+            content = extra.get("content")
+        return (
+            fields.get("reasoning_content") or extra.get("reasoning_content"),
+            content,
+            fields.get("tool_calls") or extra.get("tool_calls"),
+        )
+    except AttributeError:
+        return (
+            field_of(delta, "reasoning_content"),
+            field_of(delta, "content"),
+            field_of(delta, "tool_calls"),
+        )
