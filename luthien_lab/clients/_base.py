@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from luthien_lab.request import Request
 
-__all__ = ["LLMClient"]
+__all__ = ["LLMClient", "set_stream_mode"]
 
 
 class LLMClient(ABC):
@@ -27,3 +27,16 @@ class LLMClient(ABC):
     def provider_for(self, request: Request) -> str:
         """Name of the provider that serves ``request`` (for errors and recording)."""
         return type(self).__name__
+
+
+def set_stream_mode(body: dict[str, Any], stream: bool) -> dict[str, Any]:
+    """Set ``stream`` on an OpenAI-style request body; a stream also asks for the usage
+    trailer (``stream_options.include_usage``), which policies and recordings keep."""
+    body["stream"] = stream
+    if stream:
+        options = dict(body.get("stream_options") or {})
+        options.setdefault("include_usage", True)
+        body["stream_options"] = options
+    else:
+        body.pop("stream_options", None)
+    return body

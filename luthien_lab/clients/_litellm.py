@@ -7,7 +7,7 @@ import os
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
-from luthien_lab.clients._base import LLMClient
+from luthien_lab.clients._base import LLMClient, set_stream_mode
 
 if TYPE_CHECKING:
     from luthien_lab.request import Request
@@ -40,14 +40,7 @@ class LiteLLMClient(LLMClient):
         self.defaults = defaults
 
     def _kwargs(self, request: Request, stream: bool) -> dict[str, Any]:
-        kwargs = {**self.defaults, **request.to_litellm_kwargs()}
-        kwargs["stream"] = stream
-        if stream:
-            options = dict(kwargs.get("stream_options") or {})
-            options.setdefault("include_usage", True)
-            kwargs["stream_options"] = options
-        else:
-            kwargs.pop("stream_options", None)
+        kwargs = set_stream_mode({**self.defaults, **request.to_litellm_kwargs()}, stream)
         if self.route_local and "api_base" not in kwargs:
             from luthien_lab.config import resolve_target
 

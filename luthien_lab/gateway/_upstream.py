@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from luthien_lab.clients import LLMClient
+from luthien_lab.clients._base import set_stream_mode
 from luthien_lab.errors import UpstreamError
 
 if TYPE_CHECKING:
@@ -40,14 +41,7 @@ class OpenAIHTTPClient(LLMClient):
         model = body["model"]
         if "/" in model:
             body["model"] = model.split("/", 1)[1]
-        body["stream"] = stream
-        if stream:
-            options = dict(body.get("stream_options") or {})
-            options.setdefault("include_usage", True)
-            body["stream_options"] = options
-        else:
-            body.pop("stream_options", None)
-        return body
+        return set_stream_mode(body, stream)
 
     @staticmethod
     async def _fail(response: httpx.Response) -> UpstreamError:
