@@ -104,7 +104,8 @@ def hot_path_us_per_chunk(n: int = 10_000, repeats: int = 5) -> float:
 
 def write_ms(n: int = 10_000, repeats: int = 5, path: str | None = None) -> float:
     """Median time from transaction_finished to written (flush returns), in ms, for a
-    transaction of ``n`` ingress + ``n`` egress chunks and ``n`` hook rows."""
+    transaction of ``n`` ingress + ``n`` egress chunks and ``n`` hook rows, including
+    rebuilding its original and final responses from the chunks."""
     from luthien_lab.events import TransactionResult
     from luthien_lab.request import Request
     from luthien_lab.store import DuckDBRecorder, Store
@@ -128,7 +129,12 @@ def write_ms(n: int = 10_000, repeats: int = 5, path: str | None = None) -> floa
                 recorder.hook_fired(tx, "on_content_delta", i, block, t, t + 100, i, i + 1)
                 recorder.chunk_sent(tx, i, chunks[i], t + 200)
             start = time.perf_counter()
-            recorder.transaction_finished(tx, TransactionResult("ok", t0 + n * 1000))
+            # As the orchestrator does: the result carries the chunks, and the writer
+            # thread rebuilds the original and final responses from them.
+            result = TransactionResult(
+                "ok", t0 + n * 1000, ingress_chunks=list(chunks), egress_chunks=list(chunks)
+            )
+            recorder.transaction_finished(tx, result)
             recorder.flush()
             if r:  # the first one warms imports and caches
                 times.append((time.perf_counter() - start) * 1000)
