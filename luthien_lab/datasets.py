@@ -54,12 +54,16 @@ _RECORDING_KEYS = {
 }
 
 
-def _read_jsonl(path: str | os.PathLike[str]) -> Iterator[tuple[int, dict[str, Any]]]:
+def _read_jsonl(
+    path: str | os.PathLike[str], what: str = "dataset"
+) -> Iterator[tuple[int, dict[str, Any]]]:
+    """``(line number, object)`` for each JSON object line of a JSONL file (blank and
+    ``//`` lines skipped); a DatasetError names the file and line of anything else."""
     p = Path(path)
     try:
         text = p.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise DatasetError(f"{p}: no such dataset file") from None
+        raise DatasetError(f"{p}: no such {what} file") from None
     except UnicodeDecodeError as exc:
         raise DatasetError(f"{p}: not UTF-8 text ({exc})") from None
     for lineno, line in enumerate(text.splitlines(), 1):
@@ -68,7 +72,7 @@ def _read_jsonl(path: str | os.PathLike[str]) -> Iterator[tuple[int, dict[str, A
         try:
             obj = json.loads(line)
         except ValueError as exc:
-            raise DatasetError(f"{p}:{lineno}: invalid JSON ({exc})") from None
+            raise DatasetError(f"{p}:{lineno}: invalid JSON in {what} file ({exc})") from None
         if not isinstance(obj, dict):
             raise DatasetError(f"{p}:{lineno}: each line must be a JSON object")
         yield lineno, obj

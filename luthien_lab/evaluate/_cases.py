@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from luthien_lab.datasets import _read_jsonl
 from luthien_lab.errors import DatasetError
 
 # Chunks are materialised with litellm: never let it fetch its price map from the network.
@@ -207,16 +208,7 @@ def _load_path(path: Path) -> list[Any]:
 def _loose_chunk_lines(path: Path) -> list[Any]:
     """JSONL of ``{"id", "chunks", "request"?, "offsets"?}`` objects (no recording header)."""
     files = sorted(path.glob("*.jsonl")) if path.is_dir() else [path]
-    items: list[Any] = []
-    for file in files:
-        for lineno, line in enumerate(file.read_text(encoding="utf-8").splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                items.append(json.loads(line))
-            except ValueError as exc:
-                raise DatasetError(f"{file}:{lineno}: invalid JSON ({exc})") from None
-    return items
+    return [item for file in files for _lineno, item in _read_jsonl(file)]
 
 
 def to_cases(dataset: Any, *, model: str = DEFAULT_MODEL) -> list[Case]:

@@ -22,6 +22,7 @@ from typing import Any
 
 import pandas as pd
 
+from luthien_lab.datasets import _read_jsonl
 from luthien_lab.errors import DatasetError
 
 __all__ = [
@@ -111,22 +112,12 @@ def save_golden(result: Any, path: str | os.PathLike[str]) -> Path:
 
 def load_golden(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
     p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
+    if not p.exists():
         raise DatasetError(
             f"{p}: no golden file; create it with save_golden(result, {str(p)!r}) "
             "or `luthien-lab eval ... --golden PATH --update-golden`"
-        ) from None
-    records = []
-    for lineno, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            records.append(json.loads(line))
-        except ValueError as exc:
-            raise DatasetError(f"{p}:{lineno}: invalid JSON in golden file ({exc})") from None
-    return records
+        )
+    return [record for _lineno, record in _read_jsonl(p, "golden")]
 
 
 def compare_golden(result: Any, path: str | os.PathLike[str]) -> list[Regression]:

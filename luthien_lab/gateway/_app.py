@@ -1,7 +1,8 @@
 """``create_app``: the OpenAI-compatible gateway (FastAPI), one orchestrator per app.
 
 ``POST /v1/chat/completions`` (streaming and not, tools included) runs every request
-through the policy; ``GET /health``. Errors come in OpenAI's format (see
+through the policy; ``POST /v1/messages`` does the same for Anthropic clients
+(``_anthropic``); ``GET /health``. Errors come in OpenAI's format (see
 ``_errors``); an error after the stream started is sent as a last
 ``data: {"error": ...}`` event.
 """
@@ -23,6 +24,7 @@ from fastapi.responses import Response
 from pydantic import ValidationError
 
 from luthien_lab.errors import ConfigError
+from luthien_lab.gateway._anthropic import add_messages_route
 from luthien_lab.gateway._errors import GatewayError, classify, error_body, error_json
 from luthien_lab.gateway._sse import DONE, SSEResponse, sse_chunk, sse_data
 from luthien_lab.orchestrator import PolicyOrchestrator
@@ -292,4 +294,5 @@ def create_app(
                 _log.warning("request failed: %s", failure.message)
             return _error_response(failure)
 
+    add_messages_route(app, gateway)  # POST /v1/messages: the Anthropic Messages API
     return app
