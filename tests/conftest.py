@@ -33,3 +33,13 @@ def load_recorded(name: str) -> list[dict]:
 def recorded(request) -> tuple[str, list[dict]]:
     """Each of the four streams recorded from real providers (skipped when absent)."""
     return request.param, load_recorded(request.param)
+
+
+@pytest.fixture
+def store():
+    """An in-memory DuckDB store, closed after the test."""
+    from luthien_lab.store import Store
+
+    s = Store.memory()
+    yield s
+    s.close()
