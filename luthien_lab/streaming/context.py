@@ -26,8 +26,9 @@ class EgressQueue:
 
     Quacks like the ``asyncio.Queue`` of the seed (``await put(chunk)``,
     ``put_nowait``), but hands each chunk to the consumer the moment it is put: the
-    consumer waits on a single future that ``put`` resolves, so there is no polling
-    and no timer, and closing the queue wakes the consumer at once.
+    consumer (the orchestrator's egress loop) parks one future in ``_waiter`` that
+    ``put`` resolves, so there is no polling and no timer, and closing the queue
+    wakes the consumer at once.
     """
 
     __slots__ = ("_buffer", "_closed", "_on_put", "_waiter", "count", "sent")
@@ -81,20 +82,6 @@ class EgressQueue:
         items = list(self._buffer)
         self._buffer.clear()
         return items
-
-    def popleft(self) -> Any:
-        return self._buffer.popleft()
-
-    async def wait(self) -> None:
-        """Wait until a chunk is put or the queue is closed (returns at once if so)."""
-        if self._buffer or self._closed:
-            return
-        waiter = asyncio.get_running_loop().create_future()
-        self._waiter = waiter
-        try:
-            await waiter
-        finally:
-            self._waiter = None
 
 
 @dataclass(eq=False)
