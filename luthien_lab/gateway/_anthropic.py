@@ -40,11 +40,13 @@ __all__ = ["ANTHROPIC_REQUEST_FIELDS", "add_messages_route", "anthropic_error", 
 _log = logging.getLogger("luthien_lab.gateway")
 
 # What a client may send (as with the OpenAI route, anything else is refused: litellm
-# would treat unknown fields as instructions).
+# would treat unknown fields as instructions). Top-level ``cache_control`` (automatic
+# prompt caching) is accepted and dropped: it changes cost, never the answer.
 ANTHROPIC_REQUEST_FIELDS = frozenset(
     {
         "model", "max_tokens", "system", "messages", "tools", "tool_choice", "stream",
         "temperature", "top_p", "top_k", "stop_sequences", "metadata", "thinking",
+        "cache_control",
     }
 )  # fmt: skip
 
@@ -97,6 +99,7 @@ def _text_part(block: dict[str, Any], where: str, keep_cache: bool) -> dict[str,
 
 def _image_part(block: dict[str, Any], where: str) -> dict[str, Any]:
     source = block.get("source") or {}
+    url: Any
     if source.get("type") == "base64":
         url = f"data:{source.get('media_type')};base64,{source.get('data')}"
     elif source.get("type") == "url":
