@@ -12,7 +12,7 @@ a 2-core machine an httpx load generator needs about as much CPU as the gateway 
 would measure itself. The provider answers ~15k req/s to wrk: it is never the limit.
 
     .venv/bin/python benchmarks/bench_gateway.py [--requests 300] [--policy noop] [--record]
-        [--upstream-client litellm|http] [--seconds 5] [--no-wrk]
+        [--upstream-client auto|litellm|http] [--seconds 5] [--no-wrk]
 
 Targets (LiteLLM proxy, same kind of setup): it adds 13-15 ms median per
 non-streaming request and ~19 ms to the end of a stream; ~90 req/s non-streaming
@@ -262,7 +262,7 @@ def main() -> int:
         help="requests per 1-client run (10x that at 50 clients)",
     )
     parser.add_argument("--policy", choices=sorted(POLICIES), default="noop")
-    parser.add_argument("--upstream-client", choices=["litellm", "http"], default="litellm")
+    parser.add_argument("--upstream-client", choices=["auto", "litellm", "http"], default="auto")
     parser.add_argument("--record", action="store_true", help="record to DuckDB (temp file)")
     parser.add_argument(
         "--seconds", type=float, default=5, help="length of each wrk run (non-streaming, 50)"

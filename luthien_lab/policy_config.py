@@ -61,8 +61,11 @@ class UpstreamSettings(BaseModel):
     """Prefix for model names with no ``provider/`` part (``openai`` → ``openai/<m>``)."""
     model_map: dict[str, str] = Field(default_factory=dict)
     timeout: float = Field(default=60.0, gt=0)
-    client: Literal["litellm", "http"] = "litellm"
-    """``http``: a lean httpx client for OpenAI-compatible upstreams (needs api_base)."""
+    client: Literal["auto", "litellm", "http"] = "auto"
+    """``http``: a lean aiohttp client for OpenAI-compatible upstreams (needs api_base),
+    without litellm's per-request CPU cost; ``litellm``: litellm for every model;
+    ``auto`` (default): with an ``api_base`` (and ``provider`` unset or ``openai``),
+    OpenAI-protocol models use the lean client and others litellm; else litellm."""
 
 
 class GatewaySettings(BaseModel):

@@ -84,20 +84,8 @@ class Gateway:
         self.settings = settings = settings or GatewaySettings()
         upstream = settings.upstream
         key = (os.environ.get(upstream.api_key_env, "") if upstream.api_key_env else "") or ""
-        if llm_client is None and upstream.client == "http":
-            if not upstream.api_base:
-                raise ConfigError("gateway.upstream.client 'http' needs gateway.upstream.api_base")
-            from luthien_lab.gateway._upstream import OpenAIHTTPClient
-
-            llm_client = OpenAIHTTPClient(upstream.api_base, key)
         if llm_client is None:
-            from luthien_lab.clients import LiteLLMClient
-
-            defaults: dict[str, Any] = {"max_retries": 0}
-            if upstream.api_base:
-                defaults["api_base"] = upstream.api_base
-                defaults["api_key"] = key or "sk-none"
-            llm_client = LiteLLMClient(**defaults)
+            llm_client = _upstream_client(upstream, key)
         self.orchestrator = PolicyOrchestrator(
             policy, llm_client, listeners=listeners or (), chunk_timeout=upstream.timeout
         )
@@ -217,6 +205,32 @@ async def _events(chunks: AsyncIterator[Any], first: Any) -> AsyncIterator[bytes
         yield sse_data(error_body(failure.message, failure.type, failure.code, failure.param))
     finally:
         await chunks.aclose()  # type: ignore[attr-defined]
+
+
+def _upstream_client(upstream: Any, key: str) -> LLMClient:
+    """The client ``gateway.upstream.client`` asks for. ``auto`` (the default): with an
+    OpenAI-compatible ``api_base``, OpenAI-protocol models go through the lean HTTP
+    client and the rest through litellm; with no ``api_base``, litellm alone."""
+    from luthien_lab.clients import LiteLLMClient
+
+    defaults: dict[str, Any] = {"max_retries": 0}
+    if upstream.api_base:
+        defaults["api_base"] = upstream.api_base
+        defaults["api_key"] = key or "sk-none"
+    if upstream.client == "litellm":
+        return LiteLLMClient(**defaults)
+    if not upstream.api_base:
+        if upstream.client == "http":
+            raise ConfigError("gateway.upstream.client 'http' needs gateway.upstream.api_base")
+        return LiteLLMClient(**defaults)
+    from luthien_lab.gateway._upstream import OpenAIHTTPClient, ProtocolRouter
+
+    lean = OpenAIHTTPClient(upstream.api_base, key)
+    if upstream.client == "http":
+        return lean
+    if upstream.provider not in (None, "openai"):
+        return LiteLLMClient(**defaults)
+    return ProtocolRouter(lean, LiteLLMClient(**defaults))
 
 
 def create_app(

@@ -140,6 +140,36 @@ class OpenAIHTTPClient(LLMClient):
             await session.close()
 
 
+class ProtocolRouter(LLMClient):
+    """The gateway's ``auto`` upstream: OpenAI-protocol models go through the lean
+    ``openai`` client, every other model (``anthropic/...``, ``claude...``) through
+    ``other`` (litellm, which speaks that provider's protocol)."""
+
+    def __init__(self, openai: LLMClient, other: LLMClient) -> None:
+        self.openai = openai
+        self.other = other
+
+    def _pick(self, request: Request) -> LLMClient:
+        from luthien_lab.config import protocol_for_model
+
+        return self.openai if protocol_for_model(request.model) == "openai" else self.other
+
+    def stream(self, request: Request) -> AsyncIterator[Any]:
+        return self._pick(request).stream(request)
+
+    async def complete(self, request: Request) -> Any:
+        return await self._pick(request).complete(request)
+
+    def provider_for(self, request: Request) -> str:
+        return self._pick(request).provider_for(request)
+
+    async def aclose(self) -> None:
+        for client in (self.openai, self.other):
+            close = getattr(client, "aclose", None)
+            if close is not None:
+                await close()
+
+
 def _event(data: bytes) -> dict[str, Any] | None:
     """One SSE ``data:`` payload as a dict; None at ``[DONE]``."""
     if data == b"[DONE]":

@@ -20,7 +20,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--upstream", help="upstream api_base (OpenAI-compatible), e.g. http://127.0.0.1:9000/v1"
     )
     parser.add_argument(
-        "--upstream-client", choices=["litellm", "http"], help="upstream client (default litellm)"
+        "--upstream-client",
+        choices=["auto", "litellm", "http"],
+        help="upstream client (default auto: the lean HTTP client for OpenAI-protocol "
+        "models when --upstream is set, litellm otherwise)",
     )
     parser.add_argument("--store", help="DuckDB file to record to (default gateway.store)")
     parser.add_argument("--no-record", action="store_true", help="record nothing")
