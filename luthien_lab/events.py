@@ -122,6 +122,11 @@ class TransactionResult:
     def egress_chunk_count(self) -> int:
         return len(self.egress_chunks)
 
+    def prebuilt_responses(self) -> tuple[ModelResponse | None, ModelResponse | None]:
+        """(original, final) as given or already rebuilt, without rebuilding anything:
+        a listener that has its own view of the chunks can build them cheaper."""
+        return self._original, self._final
+
     @property
     def original_response(self) -> ModelResponse | None:
         if self._original is None and self.ingress_chunks:

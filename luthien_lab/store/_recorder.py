@@ -29,6 +29,7 @@ from luthien_lab.errors import StoreError
 from luthien_lab.events import PipelineListener, TransactionInfo, TransactionResult
 from luthien_lab.store._redact import Redactor, to_plain
 from luthien_lab.store._store import Store
+from luthien_lab.streaming.fields import NO_CHOICES, field_of, read_chunk
 
 if TYPE_CHECKING:
     import os as _os
@@ -554,9 +555,9 @@ def _add_chunks(
     times: list[int],
     start_ns: int,
     memo: dict[int, tuple[Any, ...]],
-) -> str | None:
+) -> tuple[str | None, list[tuple[Any, ...]]]:
     """Append one direction's chunks to the chunk columns; returns the last finish
-    reason seen."""
+    reason seen and the chunks' rows."""
     n = len(chunks)
     cols["transaction_id"].extend([transaction_id] * n)
     cols["direction"].extend([direction] * n)
@@ -579,7 +580,85 @@ def _add_chunks(
             if finish:
                 last_finish = finish
                 break
-    return last_finish
+    return last_finish, rows
+
+
+def _usage_json(usage: Any) -> Any:
+    """``usage`` serialised as a response's usage field (the chunk's own object dumps
+    a few more null keys), so both ways of building a response give the same JSON."""
+    from litellm.types.utils import ModelResponse
+
+    holder = ModelResponse()
+    holder.usage = usage  # type: ignore[attr-defined]
+    return to_plain(holder).get("usage")
+
+
+def _rows_response(
+    rows: list[tuple[Any, ...]], seen: list[Any], result_chunks: list[Any]
+) -> dict[str, Any] | None:
+    """The response from the rows, when the recorder saw exactly the result's chunks."""
+    if not result_chunks or len(seen) != len(result_chunks):
+        return None
+    return _response_from_rows(rows, seen)
+
+
+def _response_from_rows(rows: list[tuple[Any, ...]], chunks: list[Any]) -> dict[str, Any] | None:
+    """The full response a stream adds up to, built from its chunk rows: the same JSON
+    ``reconstruct_full_response`` gives, without reading every chunk a second time.
+
+    Of what a response is rebuilt from, only a refusal delta has no column; it can
+    only sit in a chunk whose row needed ``raw_json``. None when one does: then the
+    caller rebuilds from the chunks themselves."""
+    if not rows:
+        return None
+    for row, chunk in zip(rows, chunks, strict=True):
+        if row[12] is not None:
+            delta = read_chunk(chunk)[1]
+            if delta is not NO_CHOICES and delta is not None and field_of(delta, "refusal"):
+                return None
+    first = rows[0]
+    content = [row[5] for row in rows if row[5]]
+    reasoning = [row[6] for row in rows if row[6]]
+    finish = next((row[8] for row in reversed(rows) if row[8]), None)
+    tools: dict[int, dict[str, Any]] = {}
+    for row in rows:
+        for call in row[7] or ():
+            index = call["index"] if call["index"] is not None else len(tools)
+            slot = tools.setdefault(index, {"id": None, "name": None, "arguments": []})
+            if call["id"]:
+                slot["id"] = call["id"]
+            if call["name"]:
+                slot["name"] = call["name"]
+            if call["arguments"]:
+                slot["arguments"].append(call["arguments"])
+    message: dict[str, Any] = {
+        "content": "".join(content) if content else None,
+        "role": "assistant",
+        "tool_calls": [
+            {
+                "function": {"arguments": "".join(slot["arguments"]), "name": slot["name"] or ""},
+                "id": slot["id"] or f"call_{index}",
+                "type": "function",
+            }
+            for index, slot in sorted(tools.items())
+        ]
+        or None,
+        "function_call": None,
+    }
+    if reasoning:
+        message["reasoning_content"] = "".join(reasoning)
+    response: dict[str, Any] = {
+        "id": first[0],
+        "created": first[2],
+        "model": first[1],
+        "object": "chat.completion",
+        "choices": [{"finish_reason": finish or "stop", "index": 0, "message": message}],
+    }
+    for row, chunk in zip(reversed(rows), reversed(chunks), strict=True):
+        if row[9] is not None or row[10] is not None or row[11] is not None:
+            response["usage"] = _usage_json(read_chunk(chunk)[0])  # the last usage seen
+            break
+    return response
 
 
 _CHUNK_ROW_COLUMNS = (
@@ -693,6 +772,8 @@ def _chunk_row(chunk: Any) -> tuple[Any, ...]:
 
 def _finish_reason(response: Any) -> str | None:
     try:
+        if isinstance(response, dict):
+            return response["choices"][0]["finish_reason"]
         return response.choices[0].finish_reason
     except Exception:
         return None
@@ -727,12 +808,28 @@ def build_tables(txs: list[_Tx]) -> dict[str, pa.Table]:
         final_request = redactor.dumps(buf.final_request)
         policy_config = redactor.dumps(info.policy_config)
         tags = redactor.dumps(info.tags) if info.tags else None
-        original_response = result.original_response or buf.resp_in
-        final_response = result.final_response or buf.resp_out
-
         memo: dict[int, tuple[Any, ...]] = {}
-        in_finish = _add_chunks(c, tid, "ingress", buf.in_i, buf.in_c, buf.in_t, start, memo)
-        out_finish = _add_chunks(c, tid, "egress", buf.out_i, buf.out_c, buf.out_t, start, memo)
+        in_finish, in_rows = _add_chunks(
+            c, tid, "ingress", buf.in_i, buf.in_c, buf.in_t, start, memo
+        )
+        out_finish, out_rows = _add_chunks(
+            c, tid, "egress", buf.out_i, buf.out_c, buf.out_t, start, memo
+        )
+        # The responses: as given (non-streaming), else from the rows just extracted,
+        # else rebuilt from the chunks (TransactionResult does that lazily).
+        prebuilt_original, prebuilt_final = result.prebuilt_responses()
+        original_response = (
+            prebuilt_original
+            or _rows_response(in_rows, buf.in_c, result.ingress_chunks)
+            or result.original_response
+            or buf.resp_in
+        )
+        final_response = (
+            prebuilt_final
+            or _rows_response(out_rows, buf.out_c, result.egress_chunks)
+            or result.final_response
+            or buf.resp_out
+        )
 
         n = len(buf.h_hook)
         h["transaction_id"].extend([tid] * n)

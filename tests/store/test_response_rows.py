@@ -1,0 +1,83 @@
+"""The recorder builds a stream's full response from the chunk rows it extracted; it
+must be the same JSON that rebuilding from the chunks gives."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from luthien_lab import ScriptedLLMClient, reconstruct_full_response
+from luthien_lab.store._recorder import _add_chunks, _response_from_rows
+from luthien_lab.store._redact import Redactor
+from luthien_lab.streaming.chunks import create_chunk, create_usage_chunk, tool_call_delta
+
+
+def rows_of(chunks):
+    class Columns(dict):
+        def __missing__(self, key):
+            self[key] = []
+            return self[key]
+
+    columns = Columns()
+    _finish, rows = _add_chunks(
+        columns, "tx", "ingress", list(range(len(chunks))), chunks, [0] * len(chunks), 0, {}
+    )
+    return rows
+
+
+def rebuilt(chunks):
+    return json.loads(Redactor().dumps(reconstruct_full_response(chunks)))
+
+
+SYNTHETIC = {
+    "text": [
+        create_chunk(None, role="assistant", content=""),
+        create_chunk(None, content="Hel"),
+        create_chunk(None, content="lo"),
+        create_chunk(None, finish_reason="stop"),
+        create_usage_chunk({"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}),
+    ],
+    "thinking_then_tools": [
+        create_chunk(None, role="assistant", reasoning_content="let me "),
+        create_chunk(None, reasoning_content="think"),
+        create_chunk(None, content="Checking."),
+        create_chunk(
+            None,
+            tool_calls=[
+                tool_call_delta(0, id="a", name="f", arguments='{"x"'),
+                tool_call_delta(1, id="b", name="g", arguments="{}"),
+            ],
+        ),
+        create_chunk(None, tool_calls=[tool_call_delta(0, arguments=": 1}")]),
+        create_chunk(None, finish_reason="tool_calls"),
+    ],
+    "no_text": [
+        create_chunk(None, role="assistant", content=""),
+        create_chunk(None, finish_reason="length"),
+    ],
+}
+
+
+@pytest.mark.parametrize("name", sorted(SYNTHETIC))
+def test_rows_give_the_same_response_as_the_chunks(name):
+    chunks = SYNTHETIC[name]
+    built = _response_from_rows(rows_of(chunks), chunks)
+    assert built is not None
+    assert built == rebuilt(chunks)
+
+
+def test_recorded_streams_agree(recorded):
+    _name, raw = recorded
+    chunks = ScriptedLLMClient(raw)._chunks
+    built = _response_from_rows(rows_of(chunks), chunks)
+    assert built is not None
+    assert built == rebuilt(chunks)
+
+
+def test_a_chunk_the_rows_cannot_hold_falls_back():
+    chunks = [
+        create_chunk(None, role="assistant", content="hi", refusal="no"),
+        create_chunk(None, finish_reason="stop"),
+    ]
+    assert _response_from_rows(rows_of(chunks), chunks) is None
