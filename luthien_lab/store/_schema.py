@@ -119,7 +119,8 @@ def current_version(con: Any) -> int:
     """The schema version of the database behind ``con`` (0: blank)."""
     exists = con.execute(
         "SELECT count(*) FROM information_schema.tables "
-        "WHERE table_name = 'schema_version' AND table_schema = 'main'"
+        "WHERE table_name = 'schema_version' AND table_schema = 'main' "
+        "AND table_catalog = current_database()"
     ).fetchone()[0]
     if not exists:
         return 0

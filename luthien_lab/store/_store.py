@@ -8,7 +8,7 @@ import os
 import re
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,6 +30,7 @@ __all__ = ["DEFAULT_FILENAME", "ENV_VAR", "Store", "default_store_path", "open_s
 ENV_VAR = "LUTHIEN_LAB_STORE"
 DEFAULT_FILENAME = "luthien_lab.duckdb"
 MEMORY = ":memory:"
+_ALIAS = "luthien_store"
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -59,9 +60,10 @@ class Store:
     """A DuckDB database of recorded transactions, and queries returning DataFrames.
 
     ``Store(path)`` (default: :func:`default_store_path`) opens or creates the file and
-    migrates it to the current schema. By default it holds no connection: every query
-    and every write opens the file, works and closes it, under a sidecar lock, so that
-    several processes (the notebook, the gateway) can record to and read the same file.
+    migrates it to the current schema. By default it holds the file only while it works:
+    every query and every write attaches the file to a private in-memory DuckDB
+    instance, works and detaches it, under a sidecar lock, so that several processes
+    (the notebook, the gateway) can record to and read the same file.
     ``exclusive=True`` keeps one connection open for the Store's life instead (faster,
     but other processes then wait and fail with :class:`StoreLockedError`).
     ``read_only=True`` never writes. ``Store.memory()`` is a private in-memory store.
@@ -85,6 +87,8 @@ class Store:
         self.exclusive = exclusive or self.is_memory
         self._mutex = threading.RLock()
         self._con: Any = None
+        self._host: Any = None  # shared mode: an in-memory instance the file is attached to
+        self._host_pid = 0
         self._lock_fd: int | None = None
         self._closed = False
         self._sidecar = None if self.is_memory else SidecarLock(self.path)
@@ -121,10 +125,16 @@ class Store:
     # -- connections -------------------------------------------------------------
 
     def _connect(self, *, read_only: bool, start: float) -> Any:
+        return self._retry_locked(
+            lambda: self._duckdb.connect(self.path, read_only=read_only), start=start
+        )
+
+    def _retry_locked(self, open_it: Callable[[], Any], *, start: float) -> Any:
+        """``open_it()``, retried while DuckDB says another process holds the file."""
         delay = 0.002
         while True:
             try:
-                return self._duckdb.connect(self.path, read_only=read_only)
+                return open_it()
             except self._duckdb.Error as exc:
                 if not _is_lock_error(exc):
                     raise StoreError(f"could not open the store {self.path}: {exc}") from exc
@@ -135,6 +145,36 @@ class Store:
                     raise locked_error(self.path, holder, waited=waited) from exc
                 time.sleep(delay)
                 delay = min(delay * 2, 0.05)
+
+    def _attach(self, *, read_only: bool, start: float) -> Any:
+        """A cursor on this Store's in-memory DuckDB instance with the file attached
+        and selected (``USE``): attaching costs ~1 ms where opening a new DuckDB
+        instance on the file costs ~14 ms, and detaching releases the file for other
+        processes just as closing does."""
+        if self._host is None or self._host_pid != os.getpid():
+            # A forked child must not touch its parent's instance: make its own.
+            self._host, self._host_pid = self._duckdb.connect(MEMORY), os.getpid()
+        cursor = self._host.cursor()
+        try:
+            cursor.execute(f"DETACH DATABASE IF EXISTS {_ALIAS}")
+            quoted = self.path.replace("'", "''")
+            mode = " (READ_ONLY)" if read_only else ""
+            self._retry_locked(
+                lambda: cursor.execute(f"ATTACH '{quoted}' AS {_ALIAS}{mode}"), start=start
+            )
+            cursor.execute(f"USE {_ALIAS}")
+        except BaseException:
+            cursor.close()
+            raise
+        return cursor
+
+    @staticmethod
+    def _detach(cursor: Any) -> None:
+        try:
+            cursor.execute("USE memory")
+            cursor.execute(f"DETACH DATABASE {_ALIAS}")  # checkpoints, releases the file
+        finally:
+            cursor.close()
 
     @contextlib.contextmanager
     def _connection(self, *, write: bool = False) -> Iterator[Any]:
@@ -149,14 +189,19 @@ class Store:
             return
         assert self._sidecar is not None
         start = time.monotonic()
-        with self._sidecar.hold(exclusive=write, timeout=self.lock_timeout):
-            con = self._connect(read_only=not write, start=start)
+        # One attachment at a time per Store: DuckDB attaches a file once per instance.
+        with self._mutex, self._sidecar.hold(exclusive=write, timeout=self.lock_timeout):
+            con = self._attach(read_only=not write, start=start)
             try:
                 yield con
             finally:
-                con.close()
+                self._detach(con)
 
     def _release(self) -> None:
+        if self._host is not None and self._host_pid == os.getpid():
+            with contextlib.suppress(Exception):
+                self._host.close()
+        self._host = None
         if self._con is not None:
             with contextlib.suppress(Exception):
                 self._con.close()
@@ -185,16 +230,24 @@ class Store:
     # -- writing -----------------------------------------------------------------
 
     def write_tables(
-        self, tables: Mapping[str, pa.Table], on_commit: Callable[[], None] | None = None
+        self,
+        tables: Mapping[str, pa.Table] | Iterable[tuple[str, pa.Table]],
+        on_commit: Callable[[], None] | None = None,
     ) -> None:
-        """Insert Arrow tables (by column name), one bulk insert per table, all in one
-        DB transaction. Used by the recorder's writer thread. ``on_commit`` runs once
-        the transaction is committed (durable in DuckDB's write-ahead log), before the
-        connection is closed (which checkpoints the file)."""
+        """Insert Arrow tables by column name (a mapping of table name to table, or
+        ``(name, table)`` pairs, several per name allowed), one bulk insert each, all in
+        one DB transaction. Used by the recorder's writer thread. ``on_commit`` runs
+        once the transaction is committed (durable in DuckDB's write-ahead log), before
+        the connection is closed (which checkpoints the file)."""
+        pieces = tables.items() if isinstance(tables, Mapping) else tables
         with self._connection(write=True) as con:
+            # One thread inserts a bulk of rows faster than several (measured: ~30%),
+            # and leaves the other core to whoever builds the next piece.
+            threads = con.execute("SELECT current_setting('threads')").fetchone()[0]
+            con.execute("SET threads = 1")
             con.execute("BEGIN TRANSACTION")
             try:
-                for name, table in tables.items():
+                for name, table in pieces:
                     if name not in TABLES:
                         raise StoreError(f"unknown table {name!r}; tables: {', '.join(TABLES)}")
                     if table.num_rows == 0:
@@ -210,6 +263,9 @@ class Store:
                 with contextlib.suppress(Exception):
                     con.execute("ROLLBACK")
                 raise
+            finally:
+                with contextlib.suppress(Exception):
+                    con.execute(f"SET threads = {int(threads)}")
             if on_commit is not None:
                 on_commit()
 

@@ -391,3 +391,27 @@ def test_hot_path_does_not_touch_the_database(store, monkeypatch):
     finally:
         recorder._bufs.clear()
         recorder.close()
+
+
+def test_egress_rows_follow_what_was_sent(recorder, store):
+    """Egress rows share the ingress values only while the very ingress objects are
+    sent; from the first new chunk on they hold the new chunks' values."""
+    received = [make_chunk("one ", role="assistant"), make_chunk("two "), make_chunk("three")]
+    sent = [received[0], make_chunk("TWO "), make_chunk("THREE"), make_chunk("!")]
+    recorder.transaction_started(info("tx-mixed", start_ns=0))
+    for i, chunk in enumerate(received):
+        recorder.chunk_received("tx-mixed", i, chunk, 1000 * (i + 1))
+    for i, chunk in enumerate(sent):
+        recorder.chunk_sent("tx-mixed", i, chunk, 1000 * (i + 1) + 500)
+    recorder.transaction_finished(
+        "tx-mixed",
+        TransactionResult("ok", 10_000, ingress_chunks=received, egress_chunks=sent),
+    )
+    recorder.flush()
+    assert list(store.chunks("tx-mixed", "ingress")["content"]) == ["one ", "two ", "three"]
+    egress = store.chunks("tx-mixed", "egress")
+    assert list(egress["content"]) == ["one ", "TWO ", "THREE", "!"]
+    assert list(egress["offset_ns"]) == [1500, 2500, 3500, 4500]
+    pair = store.response_pair("tx-mixed")
+    messages = [response["choices"][0]["message"]["content"] for response in pair["response"]]
+    assert messages == ["one two three", "one TWO THREE!"]

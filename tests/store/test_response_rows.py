@@ -1,5 +1,5 @@
-"""The recorder builds a stream's full response from the chunk rows it extracted; it
-must be the same JSON that rebuilding from the chunks gives."""
+"""The recorder builds a stream's full response from the chunk columns it extracted;
+it must be the same JSON that rebuilding from the chunks gives."""
 
 from __future__ import annotations
 
@@ -8,22 +8,14 @@ import json
 import pytest
 
 from luthien_lab import ScriptedLLMClient, reconstruct_full_response
-from luthien_lab.store._recorder import _add_chunks, _response_from_rows
+from luthien_lab.store._chunk_rows import chunk_columns
 from luthien_lab.store._redact import Redactor
+from luthien_lab.store._responses import response_from_columns
 from luthien_lab.streaming.chunks import create_chunk, create_usage_chunk, tool_call_delta
 
 
-def rows_of(chunks):
-    class Columns(dict):
-        def __missing__(self, key):
-            self[key] = []
-            return self[key]
-
-    columns = Columns()
-    _finish, rows = _add_chunks(
-        columns, "tx", "ingress", list(range(len(chunks))), chunks, [0] * len(chunks), 0, {}
-    )
-    return rows
+def from_columns(chunks, positions=None):
+    return response_from_columns(chunk_columns(chunks), chunks, positions)
 
 
 def rebuilt(chunks):
@@ -62,7 +54,7 @@ SYNTHETIC = {
 @pytest.mark.parametrize("name", sorted(SYNTHETIC))
 def test_rows_give_the_same_response_as_the_chunks(name):
     chunks = SYNTHETIC[name]
-    built = _response_from_rows(rows_of(chunks), chunks)
+    built = from_columns(chunks)
     assert built is not None
     assert built == rebuilt(chunks)
 
@@ -70,7 +62,7 @@ def test_rows_give_the_same_response_as_the_chunks(name):
 def test_recorded_streams_agree(recorded):
     _name, raw = recorded
     chunks = ScriptedLLMClient(raw)._chunks
-    built = _response_from_rows(rows_of(chunks), chunks)
+    built = from_columns(chunks)
     assert built is not None
     assert built == rebuilt(chunks)
 
@@ -80,4 +72,17 @@ def test_a_chunk_the_rows_cannot_hold_falls_back():
         create_chunk(None, role="assistant", content="hi", refusal="no"),
         create_chunk(None, finish_reason="stop"),
     ]
-    assert _response_from_rows(rows_of(chunks), chunks) is None
+    assert from_columns(chunks) is None
+
+
+def test_chosen_rows_make_their_own_response():
+    text, tools = SYNTHETIC["text"], SYNTHETIC["thinking_then_tools"]
+    chunks = text + tools
+    positions = list(range(len(text), len(chunks)))
+    assert from_columns(chunks, positions) == rebuilt(tools)
+    assert from_columns(chunks, range(len(text))) == rebuilt(text)
+
+
+def test_no_rows_make_no_response():
+    assert from_columns([]) is None
+    assert from_columns(SYNTHETIC["text"], []) is None

@@ -1,0 +1,249 @@
+"""The Arrow tables a batch of finished transactions is written as.
+
+Runs on the recorder's writer thread, from the chunk columns the buffers hold
+(``TxBuffer.extract``): egress chunks that are the ingress chunk objects share the
+ingress Arrow arrays, and when every egress chunk is, the final response is the
+original one. Offsets and durations are computed by Arrow, not per row in Python.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import socket
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from luthien_lab.store._arrow_schema import arrow_schema
+from luthien_lab.store._buffer import HOOK_FIELDS, TxBuffer
+from luthien_lab.store._chunk_rows import CHUNK_COLUMNS
+from luthien_lab.store._redact import Redactor
+from luthien_lab.store._responses import last_finish_reason, response_from_columns
+from luthien_lab.store._schema import TABLES
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+__all__ = ["build_tables", "iter_tables"]
+
+_HOST = socket.gethostname()
+
+
+def _finish_reason(response: Any) -> str | None:
+    try:
+        if isinstance(response, dict):
+            return response["choices"][0]["finish_reason"]
+        return response.choices[0].finish_reason
+    except Exception:
+        return None
+
+
+class _ChunkPart:
+    """One transaction's chunk rows as an Arrow table, and the responses and finish
+    reasons they give."""
+
+    def __init__(self, buf: TxBuffer, start_ns: int) -> None:
+        import pyarrow as pa
+
+        buf.extract()  # what the writer thread has not extracted while it streamed
+        self.buf = buf
+        n_in, n_out = len(buf.in_c), len(buf.out_c)
+        # Egress chunks that are the ingress chunk objects share the ingress rows.
+        self.passthrough = buf.out_same and n_out == n_in
+        self.in_finish = last_finish_reason(buf.in_cols, None)
+        self.out_finish = (
+            self.in_finish
+            if self.passthrough
+            else last_finish_reason(buf.in_cols, range(n_out))
+            if buf.out_same
+            else last_finish_reason(buf.out_cols, None)
+        )
+        schema = arrow_schema("chunks")
+        data = []
+        for name, ingress, egress in zip(CHUNK_COLUMNS, buf.in_arrays, buf.out_arrays, strict=True):
+            column = pa.chunked_array(ingress, type=schema.field(name).type)
+            sent = column.slice(0, n_out).chunks if buf.out_same else egress
+            data.append(pa.chunked_array([*column.chunks, *sent], type=column.type))
+        self.table = pa.Table.from_arrays(
+            [
+                pa.repeat(pa.scalar(buf.info.transaction_id), n_in + n_out),
+                pa.concat_arrays(
+                    [pa.repeat(pa.scalar("ingress"), n_in), pa.repeat(pa.scalar("egress"), n_out)]
+                ),
+                pa.array(buf.in_i + buf.out_i, pa.int32()),
+                _offsets(buf.in_t + buf.out_t, start_ns),
+                *data,
+            ],
+            schema=schema,
+        )
+
+    def original_response(self, seen_all: bool) -> dict[str, Any] | None:
+        if not seen_all:
+            return None
+        return response_from_columns(self.buf.in_cols, self.buf.in_c)
+
+    def final_response(self, seen_all: bool) -> dict[str, Any] | None:
+        if not seen_all:
+            return None
+        buf = self.buf
+        if buf.out_same:  # the ingress chunks, up to as many as were sent
+            return response_from_columns(buf.in_cols, buf.in_c, range(len(buf.out_c)))
+        return response_from_columns(buf.out_cols, buf.out_c)
+
+
+def _offsets(times_ns: list[int], start_ns: int) -> pa.Array:
+    """``times_ns`` relative to ``start_ns``, computed by Arrow rather than per item."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    return pc.subtract(pa.array(times_ns, pa.int64()), start_ns)
+
+
+def _seen_all(seen: list[Any], result_chunks: list[Any]) -> bool:
+    """The recorder saw exactly the result's chunks (so its rows make the response)."""
+    return bool(result_chunks) and len(seen) == len(result_chunks)
+
+
+def _hook_table(buf: TxBuffer, start_ns: int) -> pa.Table:
+    """The hook firings, from the Arrow arrays ``buf.extract()`` made."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    n = buf.h_done
+    schema = arrow_schema("hooks")
+    hook, idx, kind, block_id, tool, started, ended, es, ee = (
+        pa.chunked_array(arrays, type=schema.field(name).type)
+        for arrays, name in zip(buf.h_arrays, HOOK_FIELDS, strict=True)
+    )
+    return pa.Table.from_arrays(
+        [
+            pa.repeat(pa.scalar(buf.info.transaction_id), n),
+            pa.array(np.arange(n, dtype=np.int32)),
+            hook,
+            idx,
+            kind,
+            block_id,
+            tool,
+            pc.subtract(started, start_ns),
+            pc.subtract(ended, started),
+            es,
+            ee,
+        ],
+        schema=schema,
+    )
+
+
+def iter_tables(txs: list[TxBuffer]) -> Iterator[tuple[str, pa.Table]]:
+    """``(table name, Arrow table)`` pieces holding ``txs``, several per table."""
+    import pyarrow as pa
+
+    small = ("transactions", "payloads", "events", "metrics")
+    cols: dict[str, dict[str, list[Any]]] = {
+        name: {field.name: [] for field in arrow_schema(name)} for name in small
+    }
+    t, p, e, m = (cols[name] for name in small)
+    pid = os.getpid()
+    for buf in txs:
+        info = buf.info
+        result = buf.result
+        assert result is not None
+        tid = info.transaction_id
+        start = info.start_ns
+        redactor = Redactor()
+        original_request = redactor.dumps(buf.original_request)
+        final_request = redactor.dumps(buf.final_request)
+        policy_config = redactor.dumps(info.policy_config)
+        tags = redactor.dumps(info.tags) if info.tags else None
+        part = _ChunkPart(buf, start)  # extracts what is left of the buffer first
+        yield "chunks", part.table
+        yield "hooks", _hook_table(buf, start)
+        # The responses: as given (non-streaming), else from the rows just extracted,
+        # else rebuilt from the chunks (TransactionResult does that lazily).
+        prebuilt_original, prebuilt_final = result.prebuilt_responses()
+        original_response = prebuilt_original or part.original_response(
+            _seen_all(buf.in_c, result.ingress_chunks)
+        )
+        final_from_rows = None
+        if prebuilt_final is None:
+            seen_all = _seen_all(buf.out_c, result.egress_chunks)
+            if part.passthrough and seen_all and prebuilt_original is None:
+                final_from_rows = original_response  # the very same chunks
+            else:
+                final_from_rows = part.final_response(seen_all)
+        original_response = original_response or result.original_response or buf.resp_in
+        final_response = prebuilt_final or final_from_rows or result.final_response or buf.resp_out
+        original_json = redactor.dumps(original_response)
+        final_json = (
+            original_json if final_response is original_response else redactor.dumps(final_response)
+        )
+
+        n = len(buf.ev_name)
+        e["transaction_id"].extend([tid] * n)
+        e["seq"].extend(range(n))
+        e["offset_ns"].extend([x - start for x in buf.ev_t])
+        e["name"].extend(buf.ev_name)
+        e["data"].extend([redactor.dumps(d) for d in buf.ev_data])
+
+        n = len(buf.m_name)
+        m["transaction_id"].extend([tid] * n)
+        m["seq"].extend(range(n))
+        m["offset_ns"].extend([x - start for x in buf.m_t])
+        m["name"].extend(buf.m_name)
+        m["value"].extend([float(v) for v in buf.m_value])
+        m["labels"].extend([redactor.dumps(d or {}) for d in buf.m_labels])
+
+        p["transaction_id"].append(tid)
+        p["original_request"].append(original_request)
+        p["final_request"].append(final_request)
+        p["original_response"].append(original_json)
+        p["final_response"].append(final_json)
+
+        started = info.started_at
+        if started.tzinfo is None:
+            started = started.replace(tzinfo=_dt.UTC)
+        elapsed = result.end_ns - start
+        t["transaction_id"].append(tid)
+        t["started_at"].append(started)
+        t["ended_at"].append(started + _dt.timedelta(microseconds=elapsed / 1000))
+        t["duration_ms"].append(elapsed / 1e6)
+        t["model"].append(info.model)
+        t["provider"].append(info.provider)
+        t["policy_class"].append(info.policy_class)
+        t["policy_config"].append(policy_config)
+        t["streaming"].append(bool(info.streaming))
+        t["status"].append(result.status)
+        t["error"].append(redactor.scrub(result.error))
+        t["error_type"].append(result.error_type)
+        t["ingress_chunk_count"].append(getattr(result, "ingress_chunk_count", 0) or len(buf.in_c))
+        t["egress_chunk_count"].append(getattr(result, "egress_chunk_count", 0) or len(buf.out_c))
+        t["original_finish_reason"].append(
+            _finish_reason(original_response) if original_response is not None else part.in_finish
+        )
+        t["final_finish_reason"].append(
+            _finish_reason(final_response) if final_response is not None else part.out_finish
+        )
+        t["response_received_offset_ns"].append(
+            None if buf.resp_in_t is None else buf.resp_in_t - start
+        )
+        t["response_sent_offset_ns"].append(
+            None if buf.resp_out_t is None else buf.resp_out_t - start
+        )
+        t["tags"].append(tags)
+        t["recorder_pid"].append(pid)
+        t["recorder_host"].append(_HOST)
+    for name in small:
+        yield name, pa.Table.from_pydict(cols[name], schema=arrow_schema(name))
+
+
+def build_tables(txs: list[TxBuffer]) -> dict[str, pa.Table]:
+    """The Arrow tables holding ``txs``, one per store table."""
+    import pyarrow as pa
+
+    pieces: dict[str, list[pa.Table]] = {name: [] for name in TABLES}
+    for name, table in iter_tables(txs):
+        pieces[name].append(table)
+    return {
+        name: pa.concat_tables(parts) if parts else arrow_schema(name).empty_table()
+        for name, parts in pieces.items()
+    }

@@ -1,0 +1,87 @@
+"""``TxBuffer.extract``: the chunk columns and Arrow arrays the writer builds from a
+transaction's buffers, with egress chunks that are the ingress objects shared."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+from luthien_lab.events import TransactionInfo
+from luthien_lab.store._buffer import TxBuffer
+from luthien_lab.store._chunk_rows import chunk_columns
+from luthien_lab.streaming.chunks import create_chunk
+
+
+def buffer() -> TxBuffer:
+    info = TransactionInfo(
+        transaction_id="tx",
+        model="m",
+        provider="p",
+        policy_class="P",
+        policy_config={},
+        streaming=True,
+        start_ns=0,
+    )
+    return TxBuffer(info)
+
+
+def stream(n: int, tag: str = "w") -> list:
+    return [create_chunk(None, content=f"{tag}{i} ") for i in range(n)]
+
+
+def arrays_as_lists(arrays: list[list[pa.Array]]) -> list[list]:
+    return [pa.chunked_array(parts).to_pylist() if parts else [] for parts in arrays]
+
+
+def test_passthrough_shares_the_ingress_columns():
+    buf = buffer()
+    chunks = stream(5)
+    buf.in_c += chunks
+    buf.out_c += chunks
+    buf.extract()
+    assert buf.out_same and buf.out_cols is buf.in_cols
+    assert buf.in_cols == chunk_columns(chunks)
+    assert arrays_as_lists(buf.in_arrays)[5] == [f"w{i} " for i in range(5)]
+
+
+def test_extract_in_steps_equals_extract_once():
+    chunks, new = stream(6), stream(3, tag="x")
+    stepwise = buffer()
+    stepwise.in_c += chunks[:3]
+    stepwise.out_c += chunks[:2]
+    stepwise.extract()
+    stepwise.in_c += chunks[3:]
+    stepwise.out_c += [chunks[2], *new]  # diverges: its own chunks from here on
+    stepwise.extract()
+    stepwise.extract()  # nothing new: no change
+    assert not stepwise.out_same
+    assert stepwise.in_cols == chunk_columns(chunks)
+    assert stepwise.out_cols == chunk_columns([*chunks[:3], *new])
+    assert arrays_as_lists(stepwise.out_arrays) == stepwise.out_cols
+    assert arrays_as_lists(stepwise.in_arrays) == stepwise.in_cols
+
+
+def test_fewer_egress_chunks_than_ingress_still_share():
+    buf = buffer()
+    chunks = stream(4)
+    buf.in_c += chunks
+    buf.out_c += chunks[:2]  # a policy that stopped the stream early
+    buf.extract()
+    assert buf.out_same and buf.out_done == 2
+
+
+def test_hook_arrays_cover_complete_firings_only():
+    buf = buffer()
+    for i in range(3):
+        buf.h_hook.append("on_content_delta")
+        buf.h_idx.append(i)
+        buf.h_kind.append("content")
+        buf.h_id.append("content")
+        buf.h_tool.append(None)
+        buf.h_start.append(10 * i)
+        buf.h_end.append(10 * i + 5)
+        buf.h_es.append(i)
+        buf.h_ee.append(i + 1)
+    buf.h_hook.append("half-recorded")  # hook_fired appends h_ee last
+    buf.extract()
+    assert buf.h_done == 3
+    assert arrays_as_lists(buf.h_arrays)[1] == [0, 1, 2]
