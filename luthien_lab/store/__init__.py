@@ -23,14 +23,15 @@ in-memory store for tests.
 Several processes, one file
 ---------------------------
 DuckDB lets one process at a time open a file for writing (and none may read it
-meanwhile). So a Store holds no connection between uses: each recorder batch write
-and each query opens the file, works, and closes it (about 10-20 ms), under a
-sidecar lock file ``<file>.lock`` (``flock``: exclusive to write, shared to read).
+meanwhile). So a Store holds the file only while it works: each recorder batch write
+and each query attaches the file to the Store's private in-memory DuckDB instance
+(about 1 ms), works, and detaches it (a write's detach checkpoints the file), under
+a sidecar lock file ``<file>.lock`` (``flock``: exclusive to write, shared to read).
 The notebook, the gateway and any other luthien-lab process can therefore record to
 and query the same file at once: they take turns, waiting (up to ``lock_timeout``,
 default 30 s) instead of failing. The recorder's single writer thread batches every
-transaction that finished while the previous batch was being written, so opening
-costs once per batch, not per transaction.
+transaction that finished while the previous batch was being written, so attaching
+and checkpointing cost once per batch, not per transaction.
 
 A process that keeps the file open (``Store(path, exclusive=True)``, or a plain
 ``duckdb.connect(path)``) makes the others wait; after ``lock_timeout`` they raise
@@ -44,7 +45,9 @@ process, so a SIGKILL leaves a file that opens with every flushed transaction.
 
 Schema (numbered migrations, ``schema_version`` table; see ``_schema.MIGRATIONS``):
 ``transactions``, ``payloads`` (original/final request and response as JSON),
-``chunks`` (one row per ingress/egress chunk), ``hooks``, ``events``, ``metrics``.
+``chunks`` (a view: one row per ingress and per egress chunk, over ``chunk_rows``,
+where a chunk passed through unchanged is one row carrying its egress index and
+offset too), ``hooks``, ``events``, ``metrics``.
 Credentials (API keys, Authorization and other credential headers, tokens,
 secrets, passwords) are replaced by ``[REDACTED]`` before anything is written.
 """

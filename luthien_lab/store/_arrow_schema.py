@@ -58,7 +58,7 @@ def _build() -> dict[str, pa.Schema]:
                 ("final_response", s),
             ]
         ),
-        "chunks": pa.schema(
+        "chunk_rows": pa.schema(
             [
                 ("transaction_id", s),
                 ("direction", s),
@@ -77,6 +77,8 @@ def _build() -> dict[str, pa.Schema]:
                 ("completion_tokens", i64),
                 ("total_tokens", i64),
                 ("raw_json", s),
+                ("egress_index", i32),
+                ("egress_offset_ns", i64),
             ]
         ),
         "hooks": pa.schema(

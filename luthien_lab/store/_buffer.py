@@ -142,14 +142,24 @@ class TxBuffer:
 
     @staticmethod
     def _add(columns: list[list[Any]], arrays: list[list[pa.Array]], chunks: list[Any]) -> None:
-        import pyarrow as pa
 
         values = chunk_columns(chunks)
         for column, more, array_list, t in zip(
             columns, values, arrays, _chunk_types(), strict=True
         ):
             column.extend(more)
-            array_list.append(pa.array(more, type=t))
+            array_list.append(_to_arrow(more, t))
+
+
+def _to_arrow(values: list[Any], arrow_type: pa.DataType) -> pa.Array:
+    """``pa.array(values)``; a column with one value throughout (a stream's response
+    id, model, creation time; None in most columns of most chunks) is made without
+    converting every item."""
+    import pyarrow as pa
+
+    if values and not pa.types.is_nested(arrow_type) and values.count(values[0]) == len(values):
+        return pa.repeat(pa.scalar(values[0], type=arrow_type), len(values))
+    return pa.array(values, type=arrow_type)
 
 
 # The hook lists converted to Arrow, in the hooks table's column order.
@@ -168,7 +178,7 @@ HOOK_FIELDS = (
 
 
 def _chunk_types() -> list[pa.DataType]:
-    schema = arrow_schema("chunks")
+    schema = arrow_schema("chunk_rows")
     return [schema.field(name).type for name in CHUNK_COLUMNS]
 
 

@@ -65,11 +65,12 @@ def response_from_columns(
                 if delta is not NO_CHOICES and delta is not None and field_of(delta, "refusal"):
                     return None
     first = order[0]
-    content = [text for text in _pick(columns[_CONTENT], positions) if text]
-    reasoning = [text for text in _pick(columns[_REASONING], positions) if text]
+    # filter(None, ...) skips None and "" in C: most rows have no reasoning or tools.
+    content = list(filter(None, _pick(columns[_CONTENT], positions)))
+    reasoning = list(filter(None, _pick(columns[_REASONING], positions)))
     tools: dict[int, dict[str, Any]] = {}
-    for calls in _pick(columns[_TOOLS], positions):
-        for call in calls or ():
+    for calls in filter(None, _pick(columns[_TOOLS], positions)):
+        for call in calls:
             index = call["index"] if call["index"] is not None else len(tools)
             slot = tools.setdefault(index, {"id": None, "name": None, "arguments": []})
             if call["id"]:

@@ -9,7 +9,19 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "current_version", "migrate"]
+__all__ = [
+    "MIGRATIONS",
+    "SCHEMA_VERSION",
+    "TABLES",
+    "WRITE_TABLES",
+    "current_version",
+    "migrate",
+]
+
+_CHUNK_DATA = (
+    "response_id, model, created, system_fingerprint, role, content, reasoning, "
+    "tool_calls, finish_reason, prompt_tokens, completion_tokens, total_tokens, raw_json"
+)
 
 MIGRATIONS: dict[int, list[str]] = {
     1: [
@@ -93,11 +105,30 @@ MIGRATIONS: dict[int, list[str]] = {
             labels JSON
         )""",
     ],
+    # A chunk a policy passes through unchanged (the very object received is sent) is
+    # stored once: its ingress row also holds its egress index and offset, and the
+    # ``chunks`` view lists it twice, as before. Half the rows for passthrough
+    # streams, so a write costs less.
+    3: [
+        "ALTER TABLE chunks RENAME TO chunk_rows",
+        "ALTER TABLE chunk_rows ADD COLUMN egress_index INTEGER",
+        "ALTER TABLE chunk_rows ADD COLUMN egress_offset_ns BIGINT",
+        f"""CREATE VIEW chunks AS
+            SELECT transaction_id, direction, chunk_index, offset_ns, {_CHUNK_DATA}
+            FROM chunk_rows
+            UNION ALL
+            SELECT transaction_id, 'egress' AS direction, egress_index AS chunk_index,
+                egress_offset_ns AS offset_ns, {_CHUNK_DATA}
+            FROM chunk_rows WHERE egress_index IS NOT NULL""",
+    ],
 }
 
 SCHEMA_VERSION = max(MIGRATIONS)
 
+# What queries read (``chunks`` is a view since version 3)...
 TABLES = ("transactions", "payloads", "chunks", "hooks", "events", "metrics")
+# ...and what the recorder writes.
+WRITE_TABLES = ("transactions", "payloads", "chunk_rows", "hooks", "events", "metrics")
 
 # The raw chunk as JSON: the stored original when the chunk had fields the columns do
 # not hold (``raw_json``), else rebuilt from the columns.

@@ -17,6 +17,7 @@ from luthien_lab.store._locking import SidecarLock, holder_from_duckdb_error, lo
 from luthien_lab.store._schema import (
     RAW_CHUNK_SQL,
     TABLES,
+    WRITE_TABLES,
     current_version,
     migrate,
 )
@@ -248,16 +249,16 @@ class Store:
             con.execute("BEGIN TRANSACTION")
             try:
                 for name, table in pieces:
-                    if name not in TABLES:
-                        raise StoreError(f"unknown table {name!r}; tables: {', '.join(TABLES)}")
+                    if name not in WRITE_TABLES:
+                        raise StoreError(
+                            f"unknown table {name!r}; tables: {', '.join(WRITE_TABLES)}"
+                        )
                     if table.num_rows == 0:
                         continue
-                    view = f"_luthien_insert_{name}"
-                    con.register(view, table)
-                    try:
-                        con.execute(f"INSERT INTO {name} BY NAME SELECT * FROM {view}")
-                    finally:
-                        con.unregister(view)
+                    # DuckDB finds the Arrow table by this local variable's name (its
+                    # replacement scan): ~0.6 ms less per insert than register().
+                    luthien_arrow_piece = table  # noqa: F841
+                    con.execute(f"INSERT INTO {name} BY NAME SELECT * FROM luthien_arrow_piece")
                 con.execute("COMMIT")
             except BaseException:
                 with contextlib.suppress(Exception):

@@ -19,7 +19,7 @@ from luthien_lab.store._buffer import HOOK_FIELDS, TxBuffer
 from luthien_lab.store._chunk_rows import CHUNK_COLUMNS
 from luthien_lab.store._redact import Redactor
 from luthien_lab.store._responses import last_finish_reason, response_from_columns
-from luthien_lab.store._schema import TABLES
+from luthien_lab.store._schema import WRITE_TABLES
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -58,21 +58,43 @@ class _ChunkPart:
             if buf.out_same
             else last_finish_reason(buf.out_cols, None)
         )
-        schema = arrow_schema("chunks")
-        data = []
-        for name, ingress, egress in zip(CHUNK_COLUMNS, buf.in_arrays, buf.out_arrays, strict=True):
-            column = pa.chunked_array(ingress, type=schema.field(name).type)
-            sent = column.slice(0, n_out).chunks if buf.out_same else egress
-            data.append(pa.chunked_array([*column.chunks, *sent], type=column.type))
+        schema = arrow_schema("chunk_rows")
+        types = [schema.field(name).type for name in CHUNK_COLUMNS]
+        ingress = [pa.chunked_array(a, type=t) for a, t in zip(buf.in_arrays, types, strict=True)]
+        tid = buf.info.transaction_id
+        if buf.out_same:
+            # The chunks sent are the first n_out chunks received: their rows carry
+            # the egress index and offset too (the ``chunks`` view lists them twice).
+            pad: list[Any] = [None] * (n_in - n_out)
+            self.table = pa.Table.from_arrays(
+                [
+                    pa.repeat(pa.scalar(tid), n_in),
+                    pa.repeat(pa.scalar("ingress"), n_in),
+                    pa.array(buf.in_i, pa.int32()),
+                    _offsets(buf.in_t, start_ns),
+                    *ingress,
+                    pa.array(buf.out_i + pad, pa.int32()),
+                    _offsets(buf.out_t + pad, start_ns),
+                ],
+                schema=schema,
+            )
+            return
+        egress = [pa.chunked_array(a, type=t) for a, t in zip(buf.out_arrays, types, strict=True)]
+        no_egress = pa.nulls(n_in + n_out, pa.int64())
         self.table = pa.Table.from_arrays(
             [
-                pa.repeat(pa.scalar(buf.info.transaction_id), n_in + n_out),
+                pa.repeat(pa.scalar(tid), n_in + n_out),
                 pa.concat_arrays(
                     [pa.repeat(pa.scalar("ingress"), n_in), pa.repeat(pa.scalar("egress"), n_out)]
                 ),
                 pa.array(buf.in_i + buf.out_i, pa.int32()),
                 _offsets(buf.in_t + buf.out_t, start_ns),
-                *data,
+                *(
+                    pa.chunked_array([*a.chunks, *b.chunks], type=a.type)
+                    for a, b in zip(ingress, egress, strict=True)
+                ),
+                no_egress.cast(pa.int32()),
+                no_egress,
             ],
             schema=schema,
         )
@@ -156,7 +178,7 @@ def iter_tables(txs: list[TxBuffer]) -> Iterator[tuple[str, pa.Table]]:
         policy_config = redactor.dumps(info.policy_config)
         tags = redactor.dumps(info.tags) if info.tags else None
         part = _ChunkPart(buf, start)  # extracts what is left of the buffer first
-        yield "chunks", part.table
+        yield "chunk_rows", part.table
         yield "hooks", _hook_table(buf, start)
         # The responses: as given (non-streaming), else from the rows just extracted,
         # else rebuilt from the chunks (TransactionResult does that lazily).
@@ -240,7 +262,7 @@ def build_tables(txs: list[TxBuffer]) -> dict[str, pa.Table]:
     """The Arrow tables holding ``txs``, one per store table."""
     import pyarrow as pa
 
-    pieces: dict[str, list[pa.Table]] = {name: [] for name in TABLES}
+    pieces: dict[str, list[pa.Table]] = {name: [] for name in WRITE_TABLES}
     for name, table in iter_tables(txs):
         pieces[name].append(table)
     return {

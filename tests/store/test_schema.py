@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import duckdb
+import pyarrow as pa
 import pytest
 
 from luthien_lab.errors import StoreError
@@ -61,6 +62,7 @@ EXPECTED = {
         ("total_tokens", "BIGINT"),
         ("raw_json", "JSON"),
     ],
+    "chunk_rows": [],  # filled below: the chunks columns and the egress ones
     "hooks": [
         ("transaction_id", "VARCHAR"),
         ("seq", "INTEGER"),
@@ -92,6 +94,13 @@ EXPECTED = {
 }
 
 
+EXPECTED["chunk_rows"] = [
+    *EXPECTED["chunks"],
+    ("egress_index", "INTEGER"),
+    ("egress_offset_ns", "BIGINT"),
+]
+
+
 def schema_of(con) -> dict[str, list[tuple[str, str]]]:
     rows = con.execute(
         "SELECT table_name, column_name, data_type FROM information_schema.columns "
@@ -107,14 +116,22 @@ def test_blank_database_migrates_to_exact_schema():
     con = duckdb.connect()
     try:
         assert current_version(con) == 0
-        assert migrate(con) == SCHEMA_VERSION == 2
+        assert migrate(con) == SCHEMA_VERSION == 3
         assert schema_of(con) == EXPECTED
         assert con.execute("SELECT version FROM schema_version ORDER BY 1").fetchall() == [
             (1,),
             (2,),
+            (3,),
         ]
-        assert migrate(con) == 2  # idempotent
-        assert con.execute("SELECT count(*) FROM schema_version").fetchone() == (2,)
+        assert migrate(con) == 3  # idempotent
+        assert con.execute("SELECT count(*) FROM schema_version").fetchone() == (3,)
+        kinds = dict(
+            con.execute(
+                "SELECT table_name, table_type FROM information_schema.tables "
+                "WHERE table_name IN ('chunks', 'chunk_rows')"
+            ).fetchall()
+        )
+        assert kinds == {"chunks": "VIEW", "chunk_rows": "BASE TABLE"}
     finally:
         con.close()
 
@@ -130,7 +147,7 @@ def test_version_1_file_is_migrated_on_open(tmp_path):
     con.close()
 
     with Store(path) as store:
-        assert store.schema_version == 2
+        assert store.schema_version == SCHEMA_VERSION
         frame = store.transactions()
         assert list(frame["transaction_id"]) == ["old-tx"]
         assert frame["tags"].isna().all()
@@ -149,3 +166,47 @@ def test_newer_schema_is_refused(tmp_path):
     con.close()
     with pytest.raises(StoreError, match="schema version 99"):
         Store(path)
+
+
+def test_version_2_chunks_survive_the_view(tmp_path):
+    """Chunk rows written before version 3 read back unchanged through the view."""
+    path = tmp_path / "v2.duckdb"
+    con = duckdb.connect(str(path))
+    migrate(con, upto=2)
+    con.execute(
+        "INSERT INTO chunks (transaction_id, direction, chunk_index, offset_ns, content) "
+        "VALUES ('t', 'ingress', 0, 10, 'Hi'), ('t', 'egress', 0, 20, 'HI')"
+    )
+    con.close()
+    with Store(path) as store:
+        frame = store.chunks("t")
+        assert list(zip(frame["direction"], frame["offset_ns"], frame["content"], strict=True)) == [
+            ("ingress", 10, "Hi"),
+            ("egress", 20, "HI"),
+        ]
+
+
+def test_a_passed_through_chunk_is_one_row_listed_twice(store):
+    store.write_tables(
+        {
+            "chunk_rows": pa.table(
+                {
+                    "transaction_id": ["t", "t"],
+                    "direction": ["ingress", "ingress"],
+                    "chunk_index": pa.array([0, 1], pa.int32()),
+                    "offset_ns": [10, 30],
+                    "content": ["a", "b"],
+                    "egress_index": pa.array([0, None], pa.int32()),
+                    "egress_offset_ns": [15, None],
+                }
+            )
+        }
+    )
+    assert store.sql("SELECT count(*) AS n FROM chunk_rows")["n"][0] == 2
+    frame = store.chunks("t")
+    assert list(zip(frame["direction"], frame["chunk_index"], frame["offset_ns"], strict=True)) == [
+        ("ingress", 0, 10),
+        ("ingress", 1, 30),
+        ("egress", 0, 15),
+    ]
+    assert list(frame["content"]) == ["a", "b", "a"]

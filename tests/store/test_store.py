@@ -7,7 +7,13 @@ from store_testkit import drive_stream, info, make_chunk
 from luthien_lab.errors import StoreError
 from luthien_lab.events import TransactionResult
 from luthien_lab.request import Request
-from luthien_lab.store import DuckDBRecorder, Store, default_store_path, open_store
+from luthien_lab.store import (
+    SCHEMA_VERSION,
+    DuckDBRecorder,
+    Store,
+    default_store_path,
+    open_store,
+)
 
 SECRET = "sk-plantedSECRET0123456789abcdef"
 HEADER_SECRET = "hdr-planted-credential-98765"
@@ -108,7 +114,7 @@ def test_default_location(monkeypatch, tmp_path):
     monkeypatch.setenv("LUTHIEN_LAB_STORE", str(tmp_path / "dir") + "/")
     with open_store() as store:
         assert store.path == str((tmp_path / "dir" / "luthien_lab.duckdb").resolve())
-        assert store.schema_version == 2
+        assert store.schema_version == SCHEMA_VERSION
     with pytest.raises(StoreError, match="read-only"), open_store(read_only=True) as ro:
         DuckDBRecorder(ro)
     with pytest.raises(StoreError, match="no store"):
