@@ -12,7 +12,7 @@ from luthien_lab.store._chunk_rows import CHUNK_COLUMNS, chunk_columns
 if TYPE_CHECKING:
     import pyarrow as pa
 
-__all__ = ["HOOK_FIELDS", "TxBuffer"]
+__all__ = ["TxBuffer"]
 
 
 class TxBuffer:
@@ -162,19 +162,9 @@ def _to_arrow(values: list[Any], arrow_type: pa.DataType) -> pa.Array:
     return pa.array(values, type=arrow_type)
 
 
-# The hook lists converted to Arrow, in the hooks table's column order.
+# The hook lists converted to Arrow, in the order of the hooks table's columns after
+# transaction_id and seq (start and end become offset and duration when written).
 _HOOK_LISTS = ("h_hook", "h_idx", "h_kind", "h_id", "h_tool", "h_start", "h_end", "h_es", "h_ee")
-HOOK_FIELDS = (
-    "hook",
-    "chunk_index",
-    "block_kind",
-    "block_id",
-    "tool_index",
-    "start_offset_ns",
-    "duration_ns",
-    "egress_start",
-    "egress_end",
-)
 
 
 def _chunk_types() -> list[pa.DataType]:
@@ -183,5 +173,4 @@ def _chunk_types() -> list[pa.DataType]:
 
 
 def _hook_types() -> list[pa.DataType]:
-    schema = arrow_schema("hooks")
-    return [schema.field(name).type for name in HOOK_FIELDS]
+    return [field.type for field in list(arrow_schema("hooks"))[2:]]

@@ -239,36 +239,37 @@ class Store:
         ``(name, table)`` pairs, several per name allowed), one bulk insert each, all in
         one DB transaction. Used by the recorder's writer thread. ``on_commit`` runs
         once the transaction is committed (durable in DuckDB's write-ahead log), before
-        the connection is closed (which checkpoints the file)."""
+        the file is detached (which checkpoints it)."""
         pieces = tables.items() if isinstance(tables, Mapping) else tables
         with self._connection(write=True) as con:
             # One thread inserts a bulk of rows faster than several (measured: ~30%),
-            # and leaves the other core to whoever builds the next piece.
+            # and leaves the other core to the event loop.
             threads = con.execute("SELECT current_setting('threads')").fetchone()[0]
             con.execute("SET threads = 1")
-            con.execute("BEGIN TRANSACTION")
             try:
-                for name, table in pieces:
-                    if name not in WRITE_TABLES:
-                        raise StoreError(
-                            f"unknown table {name!r}; tables: {', '.join(WRITE_TABLES)}"
-                        )
-                    if table.num_rows == 0:
-                        continue
-                    # DuckDB finds the Arrow table by this local variable's name (its
-                    # replacement scan): ~0.6 ms less per insert than register().
-                    luthien_arrow_piece = table  # noqa: F841
-                    con.execute(f"INSERT INTO {name} BY NAME SELECT * FROM luthien_arrow_piece")
-                con.execute("COMMIT")
-            except BaseException:
-                with contextlib.suppress(Exception):
-                    con.execute("ROLLBACK")
-                raise
+                con.execute("BEGIN TRANSACTION")
+                try:
+                    for name, table in pieces:
+                        if name not in WRITE_TABLES:
+                            raise StoreError(
+                                f"unknown table {name!r}; tables: {', '.join(WRITE_TABLES)}"
+                            )
+                        if table.num_rows == 0:
+                            continue
+                        # DuckDB finds the Arrow table by this local variable's name (its
+                        # replacement scan): ~0.6 ms less per insert than register().
+                        luthien_arrow_piece = table  # noqa: F841
+                        con.execute(f"INSERT INTO {name} BY NAME SELECT * FROM luthien_arrow_piece")
+                    con.execute("COMMIT")
+                except BaseException:
+                    with contextlib.suppress(Exception):
+                        con.execute("ROLLBACK")
+                    raise
+                if on_commit is not None:
+                    on_commit()
             finally:
                 with contextlib.suppress(Exception):
                     con.execute(f"SET threads = {int(threads)}")
-            if on_commit is not None:
-                on_commit()
 
     # -- queries -----------------------------------------------------------------
 

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from luthien_lab.store._arrow_schema import arrow_schema
-from luthien_lab.store._buffer import HOOK_FIELDS, TxBuffer
+from luthien_lab.store._buffer import TxBuffer
 from luthien_lab.store._chunk_rows import CHUNK_COLUMNS
 from luthien_lab.store._redact import Redactor
 from luthien_lab.store._responses import last_finish_reason, response_from_columns
@@ -135,8 +135,8 @@ def _hook_table(buf: TxBuffer, start_ns: int) -> pa.Table:
     n = buf.h_done
     schema = arrow_schema("hooks")
     hook, idx, kind, block_id, tool, started, ended, es, ee = (
-        pa.chunked_array(arrays, type=schema.field(name).type)
-        for arrays, name in zip(buf.h_arrays, HOOK_FIELDS, strict=True)
+        pa.chunked_array(arrays, type=field.type)
+        for arrays, field in zip(buf.h_arrays, list(schema)[2:], strict=True)
     )
     return pa.Table.from_arrays(
         [
