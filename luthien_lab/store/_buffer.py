@@ -142,7 +142,6 @@ class TxBuffer:
 
     @staticmethod
     def _add(columns: list[list[Any]], arrays: list[list[pa.Array]], chunks: list[Any]) -> None:
-
         values = chunk_columns(chunks)
         for column, more, array_list, t in zip(
             columns, values, arrays, _chunk_types(), strict=True

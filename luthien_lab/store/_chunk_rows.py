@@ -179,8 +179,8 @@ def chunk_columns(chunks: list[Any]) -> list[list[Any]]:
 
     The columnar path takes litellm's ``ModelResponseStream`` shape: a pydantic chunk
     without extras or usage, whose ``choices`` holds one pydantic choice whose delta
-    is a pydantic delta with its fields among the extras. Every other chunk goes
-    through :func:`chunk_row`. Whether a chunk holds something no column holds is
+    is a pydantic delta with no declared field set (litellm keeps a delta's fields
+    among its extras). Every other chunk goes through :func:`chunk_row`. Whether a chunk holds something no column holds is
     decided key by key over the whole stream, for the keys outside the columns only.
 
     Its cost (~1.5 us a chunk) is mostly memory: four objects a chunk, each touched

@@ -8,7 +8,7 @@ import os
 import re
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -231,16 +231,12 @@ class Store:
     # -- writing -----------------------------------------------------------------
 
     def write_tables(
-        self,
-        tables: Mapping[str, pa.Table] | Iterable[tuple[str, pa.Table]],
-        on_commit: Callable[[], None] | None = None,
+        self, tables: Mapping[str, pa.Table], on_commit: Callable[[], None] | None = None
     ) -> None:
-        """Insert Arrow tables by column name (a mapping of table name to table, or
-        ``(name, table)`` pairs, several per name allowed), one bulk insert each, all in
-        one DB transaction. Used by the recorder's writer thread. ``on_commit`` runs
+        """Insert Arrow tables (by table name, by column name), one bulk insert each,
+        all in one DB transaction. Used by the recorder's writer thread. ``on_commit`` runs
         once the transaction is committed (durable in DuckDB's write-ahead log), before
         the file is detached (which checkpoints it)."""
-        pieces = tables.items() if isinstance(tables, Mapping) else tables
         with self._connection(write=True) as con:
             # One thread inserts a bulk of rows faster than several (measured: ~30%),
             # and leaves the other core to the event loop.
@@ -249,7 +245,7 @@ class Store:
             try:
                 con.execute("BEGIN TRANSACTION")
                 try:
-                    for name, table in pieces:
+                    for name, table in tables.items():
                         if name not in WRITE_TABLES:
                             raise StoreError(
                                 f"unknown table {name!r}; tables: {', '.join(WRITE_TABLES)}"

@@ -1,9 +1,11 @@
 """The Arrow tables a batch of finished transactions is written as.
 
 Runs on the recorder's writer thread, from the chunk columns the buffers hold
-(``TxBuffer.extract``): egress chunks that are the ingress chunk objects share the
-ingress Arrow arrays, and when every egress chunk is, the final response is the
-original one. Offsets and durations are computed by Arrow, not per row in Python.
+(``TxBuffer.extract``). Egress chunks that are the ingress chunk objects (a policy
+passing them through) add no rows: their ingress rows carry their egress index and
+offset (``chunk_rows``; the ``chunks`` view lists them twice), and when every egress
+chunk is one, the final response is the original one. Offsets and durations are
+computed by Arrow, not per row in Python.
 """
 
 from __future__ import annotations
@@ -157,7 +159,8 @@ def _hook_table(buf: TxBuffer, start_ns: int) -> pa.Table:
 
 
 def iter_tables(txs: list[TxBuffer]) -> Iterator[tuple[str, pa.Table]]:
-    """``(table name, Arrow table)`` pieces holding ``txs``, several per table."""
+    """``(table name, Arrow table)`` pairs holding ``txs``, one per transaction and
+    table."""
     import pyarrow as pa
 
     small = ("transactions", "payloads", "events", "metrics")
