@@ -415,3 +415,22 @@ def test_egress_rows_follow_what_was_sent(recorder, store):
     pair = store.response_pair("tx-mixed")
     messages = [response["choices"][0]["message"]["content"] for response in pair["response"]]
     assert messages == ["one two three", "one TWO THREE!"]
+
+
+def test_failed_build_is_reported_and_later_ones_written(recorder, store, monkeypatch):
+    from luthien_lab.store import _recorder
+
+    real_build = _recorder.build_tables
+
+    def build_once_broken(txs):
+        if any(buf.info.transaction_id == "tx-bad" for buf in txs):
+            raise RuntimeError("cannot build")
+        return real_build(txs)
+
+    monkeypatch.setattr(_recorder, "build_tables", build_once_broken)
+    drive_stream(recorder, "tx-bad", [make_chunk("a")])
+    with pytest.raises(StoreError, match="cannot build"):
+        recorder.flush(timeout=10)
+    drive_stream(recorder, "tx-good", [make_chunk("b")])
+    recorder.flush(timeout=10)
+    assert list(store.transactions()["transaction_id"]) == ["tx-good"]
