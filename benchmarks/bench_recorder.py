@@ -233,7 +233,8 @@ def main() -> None:
     print(f"  in memory                            {figures['write_10k_ms_memory']:6.1f} ms")
     print(f"  to a file (attach, insert, commit)   {figures['write_10k_ms_file']:6.1f} ms")
     print(
-        "  to a file, back to back (+ the previous write's checkpoint) "
+        "  to a file, each ending right after the previous write (throughput: the "
+        "previous write is still being checkpointed) "
         f"{figures['write_10k_ms_file_back_to_back']:6.1f} ms"
     )
     figures = pipeline_figures()
