@@ -27,7 +27,7 @@ from luthien_lab.gateway._anthropic_stream import (
     to_anthropic_message,
 )
 from luthien_lab.gateway._errors import GatewayError, classify
-from luthien_lab.gateway._sse import SSEResponse
+from luthien_lab.gateway._sse import SSEResponse, first_chunk
 from luthien_lab.request import Request
 
 if TYPE_CHECKING:
@@ -334,14 +334,7 @@ async def _events(
 
 async def _stream(gateway: Gateway, request: Request, tid: str, model: str) -> Response:
     chunks = gateway.orchestrator.process_streaming_response(request, tid)
-    # Wait for the first chunk so that a failure before any output is a real HTTP error.
-    try:
-        first = await chunks.__anext__()
-    except StopAsyncIteration:
-        first = None
-    except BaseException:
-        await chunks.aclose()  # type: ignore[attr-defined]
-        raise
+    first = await first_chunk(chunks)
     converter = AnthropicStreamConverter(f"msg_{tid}", model)
     headers = [(b"x-luthien-transaction-id", tid.encode())]
     return SSEResponse(_events(chunks, first, converter), headers)

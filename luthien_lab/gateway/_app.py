@@ -26,7 +26,7 @@ from pydantic import ValidationError
 from luthien_lab.errors import ConfigError
 from luthien_lab.gateway._anthropic import add_messages_route
 from luthien_lab.gateway._errors import GatewayError, classify, error_body, error_json
-from luthien_lab.gateway._sse import DONE, SSEResponse, sse_chunk, sse_data
+from luthien_lab.gateway._sse import DONE, SSEResponse, first_chunk, sse_chunk, sse_data
 from luthien_lab.orchestrator import PolicyOrchestrator
 from luthien_lab.policies.base import policy_name
 from luthien_lab.policy_config import GatewaySettings
@@ -182,13 +182,7 @@ class Gateway:
 
     async def stream(self, request: Request, tid: str) -> Response:
         chunks = self.orchestrator.process_streaming_response(request, tid)
-        try:
-            first = await chunks.__anext__()
-        except StopAsyncIteration:
-            first = None
-        except BaseException:
-            await chunks.aclose()  # type: ignore[attr-defined]
-            raise
+        first = await first_chunk(chunks)
         return SSEResponse(_events(chunks, first), [(b"x-luthien-transaction-id", tid.encode())])
 
 

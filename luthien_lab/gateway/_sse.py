@@ -16,7 +16,7 @@ from typing import Any
 
 from starlette.responses import Response
 
-__all__ = ["DONE", "SSEResponse", "sse_chunk", "sse_data"]
+__all__ = ["DONE", "SSEResponse", "first_chunk", "sse_chunk", "sse_data"]
 
 DONE = b"data: [DONE]\n\n"
 
@@ -34,6 +34,19 @@ def sse_chunk(chunk: Any) -> bytes:
 
 def sse_data(obj: Any) -> bytes:
     return b"data: " + json.dumps(obj).encode() + b"\n\n"
+
+
+async def first_chunk(chunks: AsyncIterator[Any]) -> Any:
+    """The stream's first chunk (None for an empty stream), awaited before the
+    response starts so that a failure before any output is a real HTTP error; the
+    stream is closed when that fails."""
+    try:
+        return await chunks.__anext__()
+    except StopAsyncIteration:
+        return None
+    except BaseException:
+        await chunks.aclose()  # type: ignore[attr-defined]
+        raise
 
 
 class SSEResponse(Response):
