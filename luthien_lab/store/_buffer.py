@@ -17,8 +17,8 @@ __all__ = ["TxBuffer"]
 
 class TxBuffer:
     """One transaction's buffers: parallel lists, one per column, appended to by the
-    event loop; and the chunk columns extracted from them so far, which only the
-    writer thread touches (:meth:`extract`)."""
+    event loop; and, once it has ended, the chunk columns the writer thread extracts
+    from them (:meth:`extract`)."""
 
     __slots__ = (
         "ev_data",
@@ -26,7 +26,7 @@ class TxBuffer:
         "ev_t",
         "final_request",
         "h_arrays",
-        "h_done",
+        "h_count",
         "h_ee",
         "h_end",
         "h_es",
@@ -39,7 +39,6 @@ class TxBuffer:
         "in_arrays",
         "in_c",
         "in_cols",
-        "in_done",
         "in_i",
         "in_t",
         "info",
@@ -51,7 +50,6 @@ class TxBuffer:
         "out_arrays",
         "out_c",
         "out_cols",
-        "out_done",
         "out_i",
         "out_same",
         "out_t",
@@ -93,61 +91,42 @@ class TxBuffer:
         self.resp_out: Any = None
         self.resp_out_t: int | None = None
         self.result: TransactionResult | None = None
-        # Filled by the writer thread only (extract), never by the event loop.
-        self.in_cols: list[list[Any]] = [[] for _ in CHUNK_COLUMNS]
-        self.in_arrays: list[list[pa.Array]] = [[] for _ in CHUNK_COLUMNS]
-        self.in_done = 0
+        # Set by extract() on the writer thread, once the transaction has ended.
+        self.in_cols: list[list[Any]] = []
+        self.in_arrays: list[pa.Array] = []
+        self.out_same = True  # every egress chunk is the ingress chunk object at its place
         self.out_cols, self.out_arrays = self.in_cols, self.in_arrays
-        self.out_done = 0
-        self.out_same = True  # every egress chunk so far is the ingress chunk object
-        self.h_arrays: list[list[pa.Array]] = [[] for _ in _HOOK_LISTS]
-        self.h_done = 0
+        self.h_arrays: list[pa.Array] = []
+        self.h_count = 0
 
     def extract(self) -> None:
-        """Extract the fields of every chunk and hook firing recorded so far that is
-        not extracted yet, into Python columns (for the responses) and Arrow arrays
-        (for the insert). Writer thread only. An egress chunk that is the ingress chunk
-        object at the same position (a policy passing it through) is not read again:
-        while all are, the egress columns are the ingress ones."""
+        """Extract the fields of the chunks and hook firings into Python columns (for
+        the responses) and Arrow arrays (for the insert); writer thread, once. Egress
+        chunks that are the ingress chunk objects at the same places (a policy passing
+        them through) are not read again: then the egress columns are the ingress
+        ones."""
         import pyarrow as pa
 
-        n_out = len(self.out_c)  # before n_in: an egress chunk was received first
-        n_in = len(self.in_c)
-        if n_in > self.in_done:
-            self._add(self.in_cols, self.in_arrays, self.in_c[self.in_done : n_in])
-            self.in_done = n_in
-        lo = self.out_done
-        if n_out > lo:
-            sent = self.out_c[lo:n_out]
-            if self.out_same and n_out <= n_in and all(map(is_, self.in_c[lo:n_out], sent)):
-                self.out_done = n_out
-            else:
-                if self.out_same:
-                    self.out_same = False
-                    self.out_cols = [column[:lo] for column in self.in_cols]
-                    self.out_arrays = [
-                        [pa.chunked_array(arrays, type=t).slice(0, lo).combine_chunks()]
-                        if lo
-                        else []
-                        for arrays, t in zip(self.in_arrays, _chunk_types(), strict=True)
-                    ]
-                self._add(self.out_cols, self.out_arrays, sent)
-                self.out_done = n_out
+        in_c, out_c = self.in_c, self.out_c
+        self.in_cols, self.in_arrays = _columns_and_arrays(in_c)
+        self.out_same = len(out_c) <= len(in_c) and all(map(is_, in_c, out_c))
+        if self.out_same:
+            self.out_cols, self.out_arrays = self.in_cols, self.in_arrays
+        else:
+            self.out_cols, self.out_arrays = _columns_and_arrays(out_c)
         # hook_fired appends h_ee last: this many firings are complete in every list.
-        n_hooks = len(self.h_ee)
-        if n_hooks > self.h_done:
-            lo, self.h_done = self.h_done, n_hooks
-            for arrays, name, t in zip(self.h_arrays, _HOOK_LISTS, _hook_types(), strict=True):
-                arrays.append(pa.array(getattr(self, name)[lo:n_hooks], type=t))
+        n = self.h_count = len(self.h_ee)
+        self.h_arrays = [
+            pa.array(getattr(self, name)[:n], type=t)
+            for name, t in zip(_HOOK_LISTS, _hook_types(), strict=True)
+        ]
 
-    @staticmethod
-    def _add(columns: list[list[Any]], arrays: list[list[pa.Array]], chunks: list[Any]) -> None:
-        values = chunk_columns(chunks)
-        for column, more, array_list, t in zip(
-            columns, values, arrays, _chunk_types(), strict=True
-        ):
-            column.extend(more)
-            array_list.append(_to_arrow(more, t))
+
+def _columns_and_arrays(chunks: list[Any]) -> tuple[list[list[Any]], list[pa.Array]]:
+    columns = chunk_columns(chunks)
+    return columns, [
+        _to_arrow(values, t) for values, t in zip(columns, _chunk_types(), strict=True)
+    ]
 
 
 def _to_arrow(values: list[Any], arrow_type: pa.DataType) -> pa.Array:

@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, Any
 
 from luthien_lab.store._arrow_schema import arrow_schema
 from luthien_lab.store._buffer import TxBuffer
-from luthien_lab.store._chunk_rows import CHUNK_COLUMNS
 from luthien_lab.store._redact import Redactor
 from luthien_lab.store._responses import last_finish_reason, response_from_columns
 from luthien_lab.store._schema import WRITE_TABLES
@@ -47,7 +46,7 @@ class _ChunkPart:
     def __init__(self, buf: TxBuffer, start_ns: int) -> None:
         import pyarrow as pa
 
-        buf.extract()  # what the writer thread has not extracted while it streamed
+        buf.extract()
         self.buf = buf
         n_in, n_out = len(buf.in_c), len(buf.out_c)
         # Egress chunks that are the ingress chunk objects share the ingress rows.
@@ -61,8 +60,6 @@ class _ChunkPart:
             else last_finish_reason(buf.out_cols, None)
         )
         schema = arrow_schema("chunk_rows")
-        types = [schema.field(name).type for name in CHUNK_COLUMNS]
-        ingress = [pa.chunked_array(a, type=t) for a, t in zip(buf.in_arrays, types, strict=True)]
         tid = buf.info.transaction_id
         if buf.out_same:
             # The chunks sent are the first n_out chunks received: their rows carry
@@ -74,14 +71,13 @@ class _ChunkPart:
                     pa.repeat(pa.scalar("ingress"), n_in),
                     pa.array(buf.in_i, pa.int32()),
                     _offsets(buf.in_t, start_ns),
-                    *ingress,
+                    *buf.in_arrays,
                     pa.array(buf.out_i + pad, pa.int32()),
                     _offsets(buf.out_t + pad, start_ns),
                 ],
                 schema=schema,
             )
             return
-        egress = [pa.chunked_array(a, type=t) for a, t in zip(buf.out_arrays, types, strict=True)]
         no_egress = pa.nulls(n_in + n_out, pa.int64())
         self.table = pa.Table.from_arrays(
             [
@@ -92,8 +88,8 @@ class _ChunkPart:
                 pa.array(buf.in_i + buf.out_i, pa.int32()),
                 _offsets(buf.in_t + buf.out_t, start_ns),
                 *(
-                    pa.chunked_array([*a.chunks, *b.chunks], type=a.type)
-                    for a, b in zip(ingress, egress, strict=True)
+                    pa.chunked_array([a, b], type=a.type)
+                    for a, b in zip(buf.in_arrays, buf.out_arrays, strict=True)
                 ),
                 no_egress.cast(pa.int32()),
                 no_egress,
@@ -134,12 +130,9 @@ def _hook_table(buf: TxBuffer, start_ns: int) -> pa.Table:
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    n = buf.h_done
+    n = buf.h_count
     schema = arrow_schema("hooks")
-    hook, idx, kind, block_id, tool, started, ended, es, ee = (
-        pa.chunked_array(arrays, type=field.type)
-        for arrays, field in zip(buf.h_arrays, list(schema)[2:], strict=True)
-    )
+    hook, idx, kind, block_id, tool, started, ended, es, ee = buf.h_arrays
     return pa.Table.from_arrays(
         [
             pa.repeat(pa.scalar(buf.info.transaction_id), n),
