@@ -63,8 +63,9 @@ class Store:
     ``Store(path)`` (default: :func:`default_store_path`) opens or creates the file and
     migrates it to the current schema. By default it holds the file only while it works:
     every query and every write attaches the file to a private in-memory DuckDB
-    instance, works and detaches it, under a sidecar lock, so that several processes
-    (the notebook, the gateway) can record to and read the same file.
+    instance (one for queries, one for writes), works and detaches it, under a
+    sidecar lock, so that several processes (the notebook, the gateway) can record to
+    and read the same file.
     ``exclusive=True`` keeps one connection open for the Store's life instead (faster,
     but other processes then wait and fail with :class:`StoreLockedError`).
     ``read_only=True`` never writes. ``Store.memory()`` is a private in-memory store.
@@ -88,7 +89,9 @@ class Store:
         self.exclusive = exclusive or self.is_memory
         self._mutex = threading.RLock()
         self._con: Any = None
-        self._host: Any = None  # shared mode: an in-memory instance the file is attached to
+        # Shared mode: private in-memory instances the file is attached to, one for
+        # reading ("read") and one for writing ("write").
+        self._hosts: dict[str, Any] = {}
         self._host_pid = 0
         self._lock_fd: int | None = None
         self._closed = False
@@ -152,10 +155,21 @@ class Store:
         and selected (``USE``): attaching costs ~1 ms where opening a new DuckDB
         instance on the file costs ~14 ms, and detaching releases the file for other
         processes just as closing does."""
-        if self._host is None or self._host_pid != os.getpid():
-            # A forked child must not touch its parent's instance: make its own.
-            self._host, self._host_pid = self._duckdb.connect(MEMORY), os.getpid()
-        cursor = self._host.cursor()
+        if self._host_pid != os.getpid():
+            # A forked child must not touch its parent's instances: make its own.
+            self._hosts, self._host_pid = {}, os.getpid()
+        role = "read" if read_only else "write"
+        host = self._hosts.get(role)
+        if host is None:
+            # Writes run on one thread: one thread inserts a bulk of rows faster than
+            # two (measured: ~30%) and leaves the other core to the event loop. An
+            # instance of their own keeps it so without resizing a thread pool per
+            # write (1-2 ms), and leaves queries all the threads.
+            config: dict[str, str | bool | int | float | list[str]] = (
+                {} if read_only else {"threads": 1}
+            )
+            host = self._hosts[role] = self._duckdb.connect(MEMORY, config=config)
+        cursor = host.cursor()
         try:
             cursor.execute(f"DETACH DATABASE IF EXISTS {_ALIAS}")
             quoted = self.path.replace("'", "''")
@@ -199,10 +213,11 @@ class Store:
                 self._detach(con)
 
     def _release(self) -> None:
-        if self._host is not None and self._host_pid == os.getpid():
-            with contextlib.suppress(Exception):
-                self._host.close()
-        self._host = None
+        if self._host_pid == os.getpid():
+            for host in self._hosts.values():
+                with contextlib.suppress(Exception):
+                    host.close()
+        self._hosts = {}
         if self._con is not None:
             with contextlib.suppress(Exception):
                 self._con.close()
@@ -238,10 +253,12 @@ class Store:
         once the transaction is committed (durable in DuckDB's write-ahead log), before
         the file is detached (which checkpoints it)."""
         with self._connection(write=True) as con:
-            # One thread inserts a bulk of rows faster than several (measured: ~30%),
-            # and leaves the other core to the event loop.
-            threads = con.execute("SELECT current_setting('threads')").fetchone()[0]
-            con.execute("SET threads = 1")
+            # One thread, as for shared stores (see _attach); an exclusive store's one
+            # connection serves queries too, so it is switched for the write only.
+            threads = 1
+            if self.exclusive:
+                threads = con.execute("SELECT current_setting('threads')").fetchone()[0]
+                con.execute("SET threads = 1")
             try:
                 con.execute("BEGIN TRANSACTION")
                 try:
@@ -264,8 +281,9 @@ class Store:
                 if on_commit is not None:
                     on_commit()
             finally:
-                with contextlib.suppress(Exception):
-                    con.execute(f"SET threads = {int(threads)}")
+                if threads != 1:
+                    with contextlib.suppress(Exception):
+                        con.execute(f"SET threads = {int(threads)}")
 
     # -- queries -----------------------------------------------------------------
 

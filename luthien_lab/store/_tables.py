@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from luthien_lab.store._arrow_schema import arrow_schema
-from luthien_lab.store._buffer import TxBuffer
+from luthien_lab.store._buffer import TxBuffer, to_arrow
 from luthien_lab.store._redact import Redactor
 from luthien_lab.store._responses import last_finish_reason, response_from_columns
 from luthien_lab.store._schema import WRITE_TABLES
@@ -69,10 +69,10 @@ class _ChunkPart:
                 [
                     pa.repeat(pa.scalar(tid), n_in),
                     pa.repeat(pa.scalar("ingress"), n_in),
-                    pa.array(buf.in_i, pa.int32()),
+                    to_arrow(buf.in_i, pa.int32()),
                     _offsets(buf.in_t, start_ns),
                     *buf.in_arrays,
-                    pa.array(buf.out_i + pad, pa.int32()),
+                    to_arrow(buf.out_i + pad, pa.int32()),
                     _offsets(buf.out_t + pad, start_ns),
                 ],
                 schema=schema,
@@ -85,7 +85,7 @@ class _ChunkPart:
                 pa.concat_arrays(
                     [pa.repeat(pa.scalar("ingress"), n_in), pa.repeat(pa.scalar("egress"), n_out)]
                 ),
-                pa.array(buf.in_i + buf.out_i, pa.int32()),
+                to_arrow(buf.in_i + buf.out_i, pa.int32()),
                 _offsets(buf.in_t + buf.out_t, start_ns),
                 *(
                     pa.chunked_array([a, b], type=a.type)
@@ -116,7 +116,7 @@ def _offsets(times_ns: list[int], start_ns: int) -> pa.Array:
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    return pc.subtract(pa.array(times_ns, pa.int64()), start_ns)
+    return pc.subtract(to_arrow(times_ns, pa.int64()), start_ns)
 
 
 def _seen_all(seen: list[Any], result_chunks: list[Any]) -> bool:

@@ -4,9 +4,10 @@ transaction's buffers, with egress chunks that are the ingress objects shared.""
 from __future__ import annotations
 
 import pyarrow as pa
+import pytest
 
 from luthien_lab.events import TransactionInfo
-from luthien_lab.store._buffer import TxBuffer
+from luthien_lab.store._buffer import TxBuffer, to_arrow
 from luthien_lab.store._chunk_rows import chunk_columns
 from luthien_lab.streaming.chunks import create_chunk
 
@@ -81,3 +82,32 @@ def test_hook_arrays_cover_complete_firings_only():
     buf.extract()
     assert buf.h_count == 3
     assert arrays_as_lists(buf.h_arrays)[1] == [0, 1, 2]
+
+
+@pytest.mark.parametrize(
+    ("values", "arrow_type"),
+    [
+        ([], pa.int32()),
+        ([3, 1, 2], pa.int32()),
+        ([7, 7, 7], pa.int64()),
+        ([2**40, -(2**40), 0], pa.int64()),  # Python ints beyond int32, read by NumPy
+        ([1, None, 3], pa.int32()),  # a None: Arrow's conversion keeps it
+        ([None, None], pa.int32()),
+        ([5, 9, 5], pa.int32()),  # alike at both ends, yet not constant
+        (["a", "b", "a"], pa.string()),
+        (["on_content_delta"] * 4, pa.string()),
+        ([None, "x"], pa.string()),
+        ([[{"index": 0}], None], pa.list_(pa.struct([("index", pa.int32())]))),
+    ],
+)
+def test_to_arrow_gives_what_arrow_gives(values, arrow_type):
+    made = to_arrow(values, arrow_type)
+    assert made.type == arrow_type
+    assert made.to_pylist() == pa.array(values, type=arrow_type).to_pylist()
+
+
+def test_to_arrow_refuses_what_arrow_refuses():
+    with pytest.raises(pa.ArrowInvalid):
+        to_arrow([1, 2**40], pa.int32())  # out of range: NumPy refuses, Arrow says why
+    with pytest.raises((pa.ArrowInvalid, pa.ArrowTypeError)):
+        to_arrow([1, "two"], pa.int32())

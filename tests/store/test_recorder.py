@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import gc
 import json
 import time
 
@@ -15,6 +16,7 @@ from luthien_lab.store import (
     DefaultTransactionRecorder,
     DuckDBRecorder,
 )
+from luthien_lab.store._buffer import TxBuffer
 from luthien_lab.streaming.blocks import ToolCallStreamBlock
 
 
@@ -434,3 +436,22 @@ def test_failed_build_is_reported_and_later_ones_written(recorder, store, monkey
     drive_stream(recorder, "tx-good", [make_chunk("b")])
     recorder.flush(timeout=10)
     assert list(store.transactions()["transaction_id"]) == ["tx-good"]
+
+
+def test_written_buffers_are_freed_without_waiting_for_the_next_transaction(recorder, store):
+    # The writer must not keep the last batch alive until another one arrives: that
+    # holds a big transaction's memory and makes the next write pay for freeing it.
+    tx = "freed-after-write"
+    drive_stream(recorder, tx, [make_chunk(f"w{i} ", role="assistant") for i in range(50)])
+    recorder.flush()
+
+    def alive() -> bool:
+        return any(
+            isinstance(o, TxBuffer) and o.info.transaction_id == tx for o in gc.get_objects()
+        )
+
+    deadline = time.monotonic() + 10
+    while alive() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert not alive()
+    assert store.chunks(tx)["content"].tolist()[:2] == ["w0 ", "w1 "]

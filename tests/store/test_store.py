@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import contextlib
+import sys
+
 import pyarrow.parquet as pq
 import pytest
 from store_testkit import drive_stream, info, make_chunk
@@ -123,3 +126,49 @@ def test_default_location(monkeypatch, tmp_path):
     store.close()
     with pytest.raises(StoreError, match="closed"):
         store.transactions()
+
+
+def _threads(store: Store) -> int:
+    return int(store.sql("SELECT current_setting('threads') AS n")["n"].iloc[0])
+
+
+@pytest.mark.parametrize("kind", ["shared file", "memory"])
+def test_writes_run_on_one_thread_and_queries_keep_theirs(tmp_path, kind):
+    store = Store(tmp_path / "threads.duckdb") if kind == "shared file" else Store.memory()
+    seen: list[int] = []
+    original = store._connection
+
+    @contextlib.contextmanager
+    def watching(*, write: bool = False):
+        with original(write=write) as con:
+            yield _InsertWatch(con, seen)
+
+    try:
+        before = _threads(store)
+        store._connection = watching  # type: ignore[method-assign]
+        with DuckDBRecorder(store) as recorder:
+            drive_stream(recorder, "tx", [make_chunk("a", role="assistant")])
+            recorder.flush()
+        store._connection = original  # type: ignore[method-assign]
+        assert seen and set(seen) == {1}  # every insert ran on one thread
+        assert _threads(store) == before  # queries still get every thread
+        assert len(store.chunks("tx")) == 2
+    finally:
+        store.close()
+
+
+class _InsertWatch:
+    """A DuckDB connection that notes the thread count each INSERT runs with."""
+
+    def __init__(self, con, seen: list[int]) -> None:
+        self._con, self._seen = con, seen
+
+    def execute(self, query, *args):
+        if query.startswith("INSERT"):
+            self._seen.append(self._con.execute("SELECT current_setting('threads')").fetchone()[0])
+            # DuckDB finds the Arrow table by its variable's name in the calling frame.
+            luthien_arrow_piece = sys._getframe(1).f_locals["luthien_arrow_piece"]  # noqa: F841
+        return self._con.execute(query, *args)
+
+    def __getattr__(self, name):
+        return getattr(self._con, name)
