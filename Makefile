@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 export LITELLM_LOCAL_MODEL_COST_MAP := True
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install demo lab test lint typecheck unit notebooks browser bench lock clean
+.PHONY: install demo lab test lint typecheck unit notebooks browser bench lock clean agents
 
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,7 +25,7 @@ lab: install
 	$(BIN)/jupyter lab --ip 127.0.0.1 notebooks
 
 ## The one test command: lint, types, unit/e2e/browser tests, notebooks.
-test: install browser
+test: install browser agents
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
@@ -44,6 +44,21 @@ browser:
 
 bench: install
 	$(BIN)/python benchmarks/bench_pipeline.py
+
+## Coding-agent CLIs (tools/agents: exact pins + lock) into the ignored .cache/agents;
+## reinstalls only when the pins or the lock change. Binary: .cache/agents/node_modules/.bin/claude
+AGENTS := .cache/agents
+AGENTS_STAMP := $(AGENTS)/.installed-stamp
+
+$(AGENTS_STAMP): tools/agents/package.json tools/agents/package-lock.json
+	mkdir -p $(AGENTS)
+	cp tools/agents/package.json tools/agents/package-lock.json $(AGENTS)/
+	cd $(AGENTS) && npm ci --no-audit --no-fund
+	$(AGENTS)/node_modules/.bin/claude --version
+	$(AGENTS)/node_modules/.bin/codex --version
+	touch $(AGENTS_STAMP)
+
+agents: $(AGENTS_STAMP)
 
 ## Refresh the lock file from the current virtualenv.
 lock:

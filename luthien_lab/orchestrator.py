@@ -248,6 +248,9 @@ class PolicyOrchestrator:
                 TypeError(f"on_request must return a Request, got {type(final).__name__}"),
                 policy_name(self.policy),
             )
+        if final is not tx.original and final._wire is None:
+            # A policy that built a new Request keeps the transaction's wire context.
+            final._wire = tx.original._wire
         tx.final = final
         if type(self.policy).on_request is not Policy.on_request:
             self._report_hook(tx, "on_request", -1, None, start, 0, 0)

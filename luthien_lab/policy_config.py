@@ -78,6 +78,9 @@ class GatewaySettings(BaseModel):
     api_key_env: str | None = None
     store: str | None = "luthien_lab.duckdb"
     max_request_bytes: int = Field(default=4 * 1024 * 1024, gt=0)
+    max_json_depth: int = Field(default=100, ge=2, le=10000)
+    """Request bodies nested deeper than this are refused with a 400 (deep nesting
+    breaks whatever walks the request later: recorders, loggers, policies)."""
     upstream: UpstreamSettings = Field(default_factory=UpstreamSettings)
 
 

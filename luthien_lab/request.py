@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 __all__ = ["Request"]
 
@@ -22,6 +22,12 @@ class Request(BaseModel):
     model: str = Field(..., min_length=1)
     messages: list[dict[str, Any]]
     stream: bool = False
+
+    # The client's wire request (``luthien_lab.gateway``'s ``WireContext``) when the
+    # request came through a gateway dialect: the upstream client sends what the
+    # policy did not change exactly as the client sent it. Private, so it is never
+    # serialized, recorded or sent as a field.
+    _wire: Any = PrivateAttr(default=None)
 
     @property
     def last_user_message(self) -> str:

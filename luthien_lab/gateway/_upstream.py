@@ -24,14 +24,14 @@ from typing import TYPE_CHECKING, Any
 
 from luthien_lab.clients import LLMClient
 from luthien_lab.clients._base import set_stream_mode
-from luthien_lab.errors import UpstreamError
+from luthien_lab.errors import ConfigError, UpstreamError
 
 if TYPE_CHECKING:
     import aiohttp
 
     from luthien_lab.request import Request
 
-__all__ = ["OpenAIHTTPClient"]
+__all__ = ["OpenAIHTTPClient", "ProtocolRouter", "WireRouter", "build_upstream"]
 
 _PROVIDER = "openai-http"
 
@@ -168,6 +168,82 @@ class ProtocolRouter(LLMClient):
             close = getattr(client, "aclose", None)
             if close is not None:
                 await close()
+
+
+class WireRouter(LLMClient):
+    """Requests that came through a gateway dialect whose API the upstream speaks go to
+    that API's native client (lossless, see ``_wire``); every other request to
+    ``default``."""
+
+    def __init__(self, default: LLMClient, natives: dict[str, LLMClient]) -> None:
+        self.default = default
+        self.natives = natives
+
+    def _pick(self, request: Request) -> LLMClient:
+        wire = getattr(request, "_wire", None)
+        api = getattr(wire, "api", None)
+        if api is not None:
+            native = self.natives.get(api)
+            if native is not None:
+                return native
+        return self.default
+
+    def stream(self, request: Request) -> AsyncIterator[Any]:
+        return self._pick(request).stream(request)
+
+    async def complete(self, request: Request) -> Any:
+        return await self._pick(request).complete(request)
+
+    def provider_for(self, request: Request) -> str:
+        return self._pick(request).provider_for(request)
+
+    async def aclose(self) -> None:
+        for client in (self.default, *self.natives.values()):
+            close = getattr(client, "aclose", None)
+            if close is not None:
+                await close()
+
+
+def _default_client(upstream: Any, key: str) -> LLMClient:
+    """The client ``gateway.upstream.client`` asks for. ``auto`` (the default): with an
+    OpenAI-compatible ``api_base``, OpenAI-protocol models go through the lean HTTP
+    client and the rest through litellm; with no ``api_base``, litellm alone."""
+    from luthien_lab.clients import LiteLLMClient
+
+    defaults: dict[str, Any] = {"max_retries": 0}
+    if upstream.api_base:
+        defaults["api_base"] = upstream.api_base
+        defaults["api_key"] = key or "sk-none"
+    if upstream.client == "litellm":
+        return LiteLLMClient(**defaults)
+    if not upstream.api_base:
+        if upstream.client == "http":
+            raise ConfigError("gateway.upstream.client 'http' needs gateway.upstream.api_base")
+        return LiteLLMClient(**defaults)
+    lean = OpenAIHTTPClient(upstream.api_base, key)
+    if upstream.client == "http":
+        return lean
+    if upstream.provider not in (None, "openai"):
+        return LiteLLMClient(**defaults)
+    return ProtocolRouter(lean, LiteLLMClient(**defaults))
+
+
+def build_upstream(upstream: Any, key: str) -> tuple[LLMClient, dict[str, Any]]:
+    """The gateway's upstream client for its settings, and the APIs it serves natively.
+
+    Anthropic Messages requests go natively to an Anthropic upstream: one named by
+    ``provider: anthropic`` (with its ``api_base``), or, with no ``api_base``, the
+    local provider offline and Anthropic's API with a key."""
+    default = _default_client(upstream, key)
+    natives: dict[str, LLMClient] = {}
+    if upstream.provider == "anthropic" or not upstream.api_base:
+        from luthien_lab.gateway._anthropic_upstream import AnthropicNativeClient
+
+        base = upstream.api_base if upstream.provider == "anthropic" else None
+        natives["anthropic"] = AnthropicNativeClient(base, key or None)
+    if not natives:
+        return default, {}
+    return WireRouter(default, natives), natives
 
 
 def _event(data: bytes) -> dict[str, Any] | None:

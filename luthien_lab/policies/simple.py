@@ -32,6 +32,7 @@ from luthien_lab.streaming.chunks import (
     create_tool_call_chunk,
     tool_call_delta,
 )
+from luthien_lab.streaming.fields import read_delta, read_signature
 
 if TYPE_CHECKING:
     from litellm.types.utils import ModelResponse
@@ -65,7 +66,9 @@ def _progress(ctx: StreamingResponseContext) -> _StreamProgress:
 
 
 def _has_payload(delta: Any) -> bool:
-    return bool(delta.content or delta.tool_calls or getattr(delta, "reasoning_content", None))
+    reasoning, content, tool_calls = read_delta(delta)
+    # A thinking signature is part of its thinking block: sent with the block.
+    return bool(content or tool_calls or reasoning or read_signature(delta))
 
 
 class SimplePolicy(Policy):

@@ -9,14 +9,25 @@ parsing code without any network.
         litellm.completion(model="openai/gpt-4o-mini", api_base=p.openai_base,
                            api_key="sk-local", extra_headers={"x-luthien-script": key}, ...)
 
+A request can also pick its answer by what it contains, to script a real agent's tool
+round trip (:meth:`LocalProvider.add_rule`, or ``LocalProvider(rules="rules.yaml")``)::
+
+    p.add_rule({"prompt_contains": "list files", "offers_tool": "Bash"},
+               {"tool_calls": [{"name": "Bash", "arguments": {"command": "ls"}}]})
+    p.add_rule({"after_tool_result": "Bash"}, lambda r: f"Saw: {r.last_tool_result()[1]}")
+
 Importing this package does not import litellm.
 """
 
+from luthien_lab.provider._rules import Rule, RuleError, load_rules
 from luthien_lab.provider._script import (
     FAULTS,
     Fault,
+    ScriptedCitation,
     ScriptedResponse,
+    ScriptedSearchResult,
     ScriptedToolCall,
+    ScriptedWebSearch,
     default_response,
     parse_fault,
 )
@@ -39,10 +50,16 @@ __all__ = [
     "Fault",
     "LocalProvider",
     "ProviderRequest",
+    "Rule",
+    "RuleError",
+    "ScriptedCitation",
     "ScriptedResponse",
+    "ScriptedSearchResult",
     "ScriptedToolCall",
+    "ScriptedWebSearch",
     "default_response",
     "last_user_prompt",
+    "load_rules",
     "local_provider",
     "parse_fault",
     "protocol_for_model",

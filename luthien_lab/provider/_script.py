@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -17,8 +18,12 @@ __all__ = [
     "DEFAULT_CHUNK_SIZE",
     "FAULTS",
     "Fault",
+    "ScriptedCitation",
     "ScriptedResponse",
+    "ScriptedSearchResult",
     "ScriptedToolCall",
+    "ScriptedWebSearch",
+    "as_response",
     "default_response",
     "parse_fault",
 ]
@@ -64,22 +69,106 @@ class ScriptedToolCall(BaseModel):
         return split_text(self.arguments_json(), chunk_size)
 
 
+def _digest(*parts: str, size: int = 24) -> str:
+    """A short stable hex digest: scripted ids and opaque blobs are deterministic, so
+    two runs of the same script put the same bytes on the wire."""
+    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:size]
+
+
+class ScriptedSearchResult(BaseModel):
+    """One result of a scripted web search (an Anthropic ``web_search_result``).
+
+    ``encrypted_content`` is opaque on the real API; by default a stable digest of the
+    url, so a client that echoes it back can be checked.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: str
+    title: str
+    page_age: str | None = None
+    encrypted_content: str | None = None
+
+    def block(self) -> dict[str, Any]:
+        return {
+            "type": "web_search_result",
+            "url": self.url,
+            "title": self.title,
+            "encrypted_content": self.encrypted_content or f"enc-local-{_digest(self.url)}",
+            "page_age": self.page_age,
+        }
+
+
+class ScriptedWebSearch(BaseModel):
+    """A server-side web search the scripted model ran before answering: an Anthropic
+    ``server_tool_use`` block (``name="web_search"``, ``input={"query": ...}``) followed
+    by its ``web_search_tool_result`` block. ``id`` defaults to a stable ``srvtoolu_...``.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    query: str
+    results: list[ScriptedSearchResult] = Field(default_factory=list)
+    id: str | None = None
+
+    def tool_use_id(self) -> str:
+        return self.id or f"srvtoolu_{_digest(self.query, size=20)}"
+
+    def input_json(self) -> str:
+        return json.dumps({"query": self.query}, separators=(",", ":"), ensure_ascii=False)
+
+
+class ScriptedCitation(BaseModel):
+    """A ``web_search_result_location`` citation attached to the answer's text block.
+    ``encrypted_index`` is opaque on the real API; by default a stable digest."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: str
+    cited_text: str
+    title: str | None = None
+    encrypted_index: str | None = None
+
+    def block(self) -> dict[str, Any]:
+        return {
+            "type": "web_search_result_location",
+            "cited_text": self.cited_text,
+            "url": self.url,
+            "title": self.title,
+            "encrypted_index": self.encrypted_index
+            or f"idx-local-{_digest(self.url, self.cited_text)}",
+        }
+
+
 class ScriptedResponse(BaseModel):
     """A protocol-neutral scripted answer of the local provider.
 
-    Order on the wire: thinking, then text (or refusal), then tool calls.
+    Order on the wire: thinking, redacted thinking, web search (tool use, then its
+    result), then text (or refusal, with its citations), then tool calls.
 
     - ``text`` / ``text_chunks``: the answer; ``text_chunks`` forces exact chunk
       boundaries (``["Open", "AI rocks"]``), otherwise ``text`` is split every
       ``chunk_size`` code points (deterministic).
     - ``thinking`` / ``thinking_chunks``: reasoning (Anthropic ``thinking`` block;
-      ``reasoning_content`` deltas on the OpenAI protocol).
+      ``reasoning_content`` deltas on the OpenAI protocol); ``signature`` defaults to a
+      stable digest of the thinking.
+    - ``redacted_thinking``: opaque ``data`` of Anthropic ``redacted_thinking`` blocks,
+      one block each (not sent on the OpenAI protocol: no equivalent).
+    - ``web_search``: see :class:`ScriptedWebSearch`; adds
+      ``usage.server_tool_use.web_search_requests = 1`` (Anthropic only).
+    - ``citations``: see :class:`ScriptedCitation`; attached to the text block
+      (Anthropic only: Chat Completions has no per-block citations).
+    - ``stop_sequence``: the model stopped on this stop sequence: Anthropic
+      ``stop_reason="stop_sequence"`` with ``stop_sequence`` set; OpenAI ``stop``.
+    - ``pings``: extra Anthropic ``ping`` events spread between the content events
+      (the one after ``message_start`` is always sent); nothing on the OpenAI protocol.
     - ``tool_calls``: see :class:`ScriptedToolCall`. ``parallel_tool_calls=True``
       sends every tool call complete in ONE OpenAI delta (as OpenAI sometimes does).
     - ``refusal`` / ``refusal_chunks``: OpenAI ``refusal`` field; on Anthropic the text with
       ``stop_reason="refusal"``.
     - ``finish_reason``: OpenAI vocabulary (``stop``, ``length``, ``tool_calls``,
-      ``content_filter``); default ``tool_calls`` when there are tool calls else ``stop``.
+      ``content_filter``; ``stop_sequence`` too); default ``tool_calls`` when there are
+      tool calls else ``stop``.
     - ``usage``: ``{"prompt_tokens": n, "completion_tokens": m}``; default counts words.
     - ``delay``: seconds slept before every streamed chunk (always honoured).
     - ``offsets``: recorded per-chunk time offsets (seconds since the request), honoured
@@ -95,11 +184,16 @@ class ScriptedResponse(BaseModel):
     thinking: str = ""
     thinking_chunks: list[str] | None = None
     signature: str | None = None
+    redacted_thinking: list[str] = Field(default_factory=list)
+    web_search: ScriptedWebSearch | None = None
+    citations: list[ScriptedCitation] = Field(default_factory=list)
     tool_calls: list[ScriptedToolCall] = Field(default_factory=list)
     parallel_tool_calls: bool = False
     refusal: str | None = None
     refusal_chunks: list[str] | None = None
     finish_reason: str | None = None
+    stop_sequence: str | None = None
+    pings: int = Field(default=0, ge=0)
     usage: dict[str, int] | None = None
     chunk_size: int = Field(default=DEFAULT_CHUNK_SIZE, ge=1)
     delay: float = Field(default=0.0, ge=0)
@@ -120,6 +214,13 @@ class ScriptedResponse(BaseModel):
     def _join_refusal(self) -> ScriptedResponse:
         if self.refusal is None and self.refusal_chunks:
             self.refusal = "".join(self.refusal_chunks)
+        return self
+
+    @model_validator(mode="after")
+    def _citations_need_text(self) -> ScriptedResponse:
+        # a citation belongs to a text block: without text there is nothing to cite on
+        if self.citations and not (self.full_text() or self.refusal):
+            raise ValueError("citations need text (or refusal) to attach to")
         return self
 
     # -- derived pieces ---------------------------------------------------------------
@@ -151,13 +252,21 @@ class ScriptedResponse(BaseModel):
         return f"sig-local-{digest}"
 
     def openai_finish_reason(self) -> str:
+        if self.finish_reason == "stop_sequence":
+            return "stop"
         if self.finish_reason:
             return self.finish_reason
+        if self.stop_sequence is not None:
+            return "stop"
         return "tool_calls" if self.tool_calls else "stop"
 
     def anthropic_stop_reason(self) -> str:
         if self.refusal is not None and not self.finish_reason:
             return "refusal"
+        if self.finish_reason == "stop_sequence" or (
+            self.stop_sequence is not None and self.finish_reason in (None, "stop")
+        ):
+            return "stop_sequence"
         mapping = {
             "stop": "end_turn",
             "length": "max_tokens",
@@ -166,6 +275,11 @@ class ScriptedResponse(BaseModel):
         }
         reason = self.openai_finish_reason()
         return mapping.get(reason, reason)
+
+    def anthropic_stop_sequence(self) -> str | None:
+        """The ``stop_sequence`` field: set only when the stop reason says so (as the
+        real API does)."""
+        return self.stop_sequence if self.anthropic_stop_reason() == "stop_sequence" else None
 
     def tool_call_id(self, index: int, protocol: str) -> str:
         call = self.tool_calls[index]
@@ -187,6 +301,7 @@ class ScriptedResponse(BaseModel):
                 + len(self.full_thinking().split())
                 + len((self.refusal or "").split())
                 + sum(1 + len(c.arguments_json()) // 4 for c in self.tool_calls)
+                + (1 + len(self.web_search.query.split()) if self.web_search else 0)
             )
             prompt, completion = max(prompt_words, 1), max(words, 1)
         return {"prompt_tokens": prompt, "completion_tokens": completion}
@@ -197,6 +312,15 @@ def split_text(text: str, size: int) -> list[str]:
     if not text:
         return []
     return [text[i : i + size] for i in range(0, len(text), size)]
+
+
+def as_response(resp: ScriptedResponse | Mapping[str, Any] | str) -> ScriptedResponse:
+    """A :class:`ScriptedResponse` from itself, its dict form, or a plain answer text."""
+    if isinstance(resp, ScriptedResponse):
+        return resp
+    if isinstance(resp, str):
+        return ScriptedResponse(text=resp)
+    return ScriptedResponse.model_validate(dict(resp))
 
 
 def default_response(prompt: str) -> ScriptedResponse:

@@ -15,9 +15,23 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
+from urllib.parse import unquote
 
-from luthien_lab.provider import _anthropic, _openai
+from luthien_lab.provider import _anthropic, _openai, _responses
 from luthien_lab.provider._frames import Frame
+from luthien_lab.provider._rules import (
+    Matcher,
+    Responder,
+    Rule,
+    RuleError,
+    attachments,
+    ends_with_tool_result,
+    last_tool_result,
+    load_rules,
+    make_rule,
+    offered_tools,
+    system_text,
+)
 from luthien_lab.provider._script import (
     Fault,
     ScriptedResponse,
@@ -38,6 +52,8 @@ FAULT_HEADER = "x-luthien-fault"
 API_KEY = "sk-local"
 Pacing = Literal["fast", "original"]
 _MALFORMED = b"data: {this is not json\n\n"
+_OPENAI_MODELS = ("gpt-4o-mini", "claude-sonnet-4-5")
+_ANTHROPIC_MODELS = ("claude-sonnet-4-6", "claude-opus-4-6", "claude-haiku-4-5")
 _STATUS = {
     200: "OK",
     400: "Bad Request",
@@ -57,17 +73,37 @@ class ProviderRequest:
     index: int
     method: str
     path: str
-    protocol: str  # "openai" | "anthropic" | "other"
+    protocol: str  # "openai" | "anthropic" | "responses" | "other"
     headers: dict[str, str]
     body: Any
     model: str = ""
     stream: bool = False
     prompt: str = ""
-    source: str = ""  # "script" | "case" | "default" | "echo" | "tool_result"
+    source: str = ""  # "script" | "rule:<name>" | "case" | "default" | "echo" | "tool_result" | "count_tokens"
     script_key: str | None = None
     fault: str | None = None
     status: int = 200
     received_at: float = field(default_factory=time.time)
+
+    # readers of the conversation, for rules and assertions (see _rules)
+    def last_tool_result(self) -> tuple[str | None, str]:
+        """``(tool name, text)`` of the most recent tool result (``(None, "")`` if none);
+        the name comes from the assistant tool call with the result's id, images in the
+        result become ``[image]``."""
+        return last_tool_result(self.body)
+
+    def ends_with_tool_result(self) -> bool:
+        return ends_with_tool_result(self.body)
+
+    def offered_tools(self) -> list[str]:
+        return offered_tools(self.body)
+
+    def system_text(self) -> str:
+        return system_text(self.body)
+
+    def attachments(self) -> list[dict[str, Any]]:
+        """The image and document blocks the request carried (also inside tool results)."""
+        return attachments(self.body)
 
 
 def _text_of(content: Any) -> str:
@@ -137,10 +173,13 @@ class LocalProvider:
     How a request selects its answer, first match wins:
 
     1. header ``x-luthien-script: <key>`` naming a script registered by :meth:`script`;
-    2. the last user message equals a prompt registered by :meth:`add_case` (or from
+    2. the first rule (:meth:`add_rule`, or ``rules``: a YAML/JSON file, see
+       :func:`~luthien_lab.provider._rules.load_rules`) matching the request, in the
+       order added;
+    3. the last user message equals a prompt registered by :meth:`add_case` (or from
        ``dataset`` / ``replay``); not used when the conversation ends on a tool result;
-    3. the default set by :meth:`set_default`;
-    4. ``"Local echo: <prompt>"`` (``"Local echo: tool result received."`` after a tool
+    4. the default set by :meth:`set_default`;
+    5. ``"Local echo: <prompt>"`` (``"Local echo: tool result received."`` after a tool
        result).
 
     Header ``x-luthien-fault: <name>[;after=N][;seconds=S]`` injects a fault (overriding
@@ -157,6 +196,7 @@ class LocalProvider:
         replay: Any = None,
         pacing: Pacing = "fast",
         default: ScriptedResponse | Mapping[str, Any] | str | None = None,
+        rules: Any = None,
     ) -> None:
         if pacing not in ("fast", "original"):
             raise ValueError(f"pacing must be 'fast' or 'original', not {pacing!r}")
@@ -170,6 +210,7 @@ class LocalProvider:
         self.connections_accepted = 0
         self._default: ScriptedResponse | None = _coerce(default) if default is not None else None
         self._ids = itertools.count(1)
+        self._response_store = _responses.ResponseStore()
         self._script_ids = itertools.count(1)
         self._lock = threading.Lock()
         self.requests: list[ProviderRequest] = []
@@ -179,10 +220,13 @@ class LocalProvider:
         self._ready = threading.Event()
         self._error: BaseException | None = None
         self._conns: set[asyncio.Task[Any]] = set()
+        self._rules: list[Rule] = []
         if dataset is not None:
             self.load_dataset(dataset)
         if replay is not None:
             self.load_recordings(replay)
+        if rules is not None:
+            self.load_rules(rules)
 
     # -- configuration ----------------------------------------------------------------
     def script(
@@ -211,6 +255,47 @@ class LocalProvider:
     def set_default(self, resp: ScriptedResponse | Mapping[str, Any] | str | None) -> None:
         """Answer every unmatched prompt with ``resp`` (``None``: back to the echo)."""
         self._default = _coerce(resp) if resp is not None else None
+
+    def add_rule(
+        self,
+        match: Matcher | Mapping[str, Any],
+        response: Responder,
+        *,
+        name: str | None = None,
+        times: int | None = None,
+    ) -> Rule:
+        """Answer the requests ``match`` accepts with ``response``; returns the rule
+        (its ``fired`` counts the requests it answered).
+
+        ``match``: a callable taking the :class:`ProviderRequest` (``body`` parsed), or a
+        dict spec (see :func:`~luthien_lab.provider._rules.compile_match`), e.g.
+        ``{"prompt_contains": "list files", "offers_tool": "Bash"}`` or
+        ``{"after_tool_result": "Bash"}``. ``response``: a script (or its dict, or a
+        text), or a callable taking the request and returning one (to echo a tool
+        result: ``lambda r: f"Got {r.last_tool_result()[1]}"``). ``times`` caps how often
+        the rule fires. The request records ``source="rule:<name>"``.
+        """
+        with self._lock:
+            name = name or f"rule-{len(self._rules) + 1}"
+            rule = make_rule(match, response, name=name, times=times)
+            self._rules.append(rule)
+        return rule
+
+    def load_rules(self, rules: Any) -> int:
+        """Add rules from a YAML/JSON file (or its parsed list); returns how many."""
+        loaded = load_rules(rules)
+        with self._lock:
+            self._rules.extend(loaded)
+        return len(loaded)
+
+    @property
+    def rules(self) -> list[Rule]:
+        """The rules, in the order they are tried."""
+        return list(self._rules)
+
+    def clear_rules(self) -> None:
+        with self._lock:
+            self._rules.clear()
 
     def load_dataset(self, dataset: Any) -> int:
         """Add every sample of a prompt-case dataset (path or ``Dataset``) as a case."""
@@ -434,6 +519,8 @@ class LocalProvider:
             protocol = "openai"
         elif path in ("/v1/messages", "/messages"):
             protocol = "anthropic"
+        elif path in _responses.PATHS:
+            protocol = "responses"
         else:
             protocol = "other"
         record = ProviderRequest(
@@ -442,18 +529,7 @@ class LocalProvider:
         )  # fmt: skip
         self.requests.append(record)
         if protocol == "other":
-            if method == "GET" and path in ("/", "/health"):
-                return await self._send_json(writer, 200, {"status": "ok"}, keep_alive)
-            if method == "GET" and path in ("/v1/models", "/models"):
-                models = [
-                    {"id": m, "object": "model", "created": 0, "owned_by": "luthien-local"}
-                    for m in ("gpt-4o-mini", "claude-sonnet-4-5")
-                ]
-                obj = {"object": "list", "data": models}
-                return await self._send_json(writer, 200, obj, keep_alive)
-            record.status = 404
-            err = _openai.error_body(404, f"no route {method} {path} on the local provider")
-            return await self._send_json(writer, 404, err, keep_alive)
+            return await self._serve_other(record, raw, writer, keep_alive)
         errors = _anthropic if protocol == "anthropic" else _openai
         if method != "POST":
             record.status = 405
@@ -470,14 +546,31 @@ class LocalProvider:
         record.body = body
         record.model = str(body.get("model", ""))
         record.stream = bool(body.get("stream"))
-        prompt, after_tool = last_user_prompt(body.get("messages"))
+        items: list[dict[str, Any]] = []
+        if protocol == "responses":
+            try:
+                items = _responses.conversation(body, self._response_store)
+            except _responses.PreviousResponseNotFound as exc:
+                record.status = 400
+                err = _responses.error_body(
+                    400, str(exc), param="previous_response_id", code="previous_response_not_found"
+                )
+                return await self._send_json(writer, 400, err, keep_alive)
+            prompt, after_tool = _responses.last_user_prompt(items)
+        else:
+            prompt, after_tool = last_user_prompt(body.get("messages"))
         record.prompt = prompt
         try:
-            script, source = self._select(headers.get(SCRIPT_HEADER), prompt, after_tool, protocol)
+            script, source = self._select(
+                headers.get(SCRIPT_HEADER), prompt, after_tool, protocol, request=record
+            )
         except KeyError as exc:
             record.status = 400
             err = errors.error_body(400, str(exc.args[0]))
             return await self._send_json(writer, 400, err, keep_alive)
+        except RuleError as exc:
+            record.status = 500
+            return await self._send_json(writer, 500, errors.error_body(500, str(exc)), keep_alive)
         record.source, record.script_key = source, headers.get(SCRIPT_HEADER)
         fault: Fault | None = None
         try:
@@ -499,7 +592,7 @@ class LocalProvider:
                 "fault http_500)."
             )
             extra = {"retry-after": "1"} if status == 429 else {}
-            if protocol == "openai":
+            if protocol != "anthropic":
                 extra["x-request-id"] = f"req_local{record.index}"
             else:
                 extra["request-id"] = f"req_local{record.index}"
@@ -510,6 +603,19 @@ class LocalProvider:
         n = next(self._ids)
         words = _count_words(body)
         empty = fault is not None and fault.name == "empty"
+        if protocol == "responses":
+            rendered = _responses.render(
+                script,
+                body,
+                items,
+                model=model,
+                response_id=f"resp_local{n:06d}",
+                empty=empty,
+                store=self._response_store,
+            )
+            if isinstance(rendered, dict):
+                return await self._send_body_with_fault(reader, writer, rendered, fault, keep_alive)
+            return await self._send_stream(reader, writer, rendered, script, fault, keep_alive)
         if not record.stream:
             if empty:
                 script = ScriptedResponse(usage=script.usage, finish_reason=script.finish_reason)
@@ -547,9 +653,64 @@ class LocalProvider:
             )
         return await self._send_stream(reader, writer, frames, script, fault, keep_alive)
 
+    async def _serve_other(
+        self, record: ProviderRequest, raw: bytes, writer: asyncio.StreamWriter, keep_alive: bool
+    ) -> bool:
+        """Every route but the completions: health, ``count_tokens`` and the model list.
+        Models and errors answer in the format of the protocol the path belongs to: a
+        ``/v1/messages...`` path or an ``anthropic-version`` header (every Anthropic
+        client sends one) means Anthropic, anything else OpenAI."""
+        method, path = record.method, record.path
+        anthropic = path.startswith(("/v1/messages", "/messages")) or (
+            "anthropic-version" in record.headers
+        )
+        errors = _anthropic if anthropic else _openai
+
+        async def fail(status: int, message: str) -> bool:
+            record.status = status
+            extra = {"allow": "POST" if "count_tokens" in path else "GET"} if status == 405 else {}
+            err = errors.error_body(status, message)
+            return await self._send_json(writer, status, err, keep_alive, extra)
+
+        if path in ("/", "/health"):
+            if method != "GET":
+                return await fail(405, f"use GET for {path}")
+            return await self._send_json(writer, 200, {"status": "ok"}, keep_alive)
+        if path in ("/v1/messages/count_tokens", "/messages/count_tokens"):
+            record.protocol, record.source = "anthropic", "count_tokens"
+            if method != "POST":
+                return await fail(405, f"use POST for {path}")
+            try:
+                body = json.loads(raw or b"{}")
+            except ValueError as exc:
+                return await fail(400, f"invalid JSON body: {exc}")
+            if not isinstance(body, dict):
+                return await fail(400, "the body must be a JSON object")
+            record.body, record.model = body, str(body.get("model", ""))
+            for key, kind in (("model", str), ("messages", list)):
+                if not isinstance(body.get(key), kind) or not body[key]:
+                    return await fail(400, f"{key}: Field required")
+            obj = {"input_tokens": _anthropic.count_tokens(body)}
+            return await self._send_json(writer, 200, obj, keep_alive)
+        for prefix in ("/v1/models", "/models"):
+            if path == prefix or path.startswith(prefix + "/"):
+                if method != "GET":
+                    return await fail(405, f"use GET for {path}")
+                model_id = unquote(path[len(prefix) + 1 :])
+                return await self._send_json(writer, 200, _models(model_id, anthropic), keep_alive)
+        return await fail(404, f"no route {method} {path} on the local provider")
+
     def _select(
-        self, key: str | None, prompt: str, after_tool: bool, protocol: str
+        self,
+        key: str | None,
+        prompt: str,
+        after_tool: bool,
+        protocol: str,
+        *,
+        request: ProviderRequest | None = None,
     ) -> tuple[ScriptedResponse, str]:
+        """The answer to a request and where it came from (``ProviderRequest.source``);
+        rules are consulted only when ``request`` is given."""
         if key:
             script = self._scripts.get(key)
             if script is None:
@@ -557,6 +718,12 @@ class LocalProvider:
                     f"unknown {SCRIPT_HEADER} {key!r}: register it with LocalProvider.script()"
                 )
             return script, "script"
+        if request is not None:
+            for rule in self.rules:
+                if rule.matches(request):
+                    resp = rule.respond(request)
+                    rule.fired += 1
+                    return resp, f"rule:{rule.name}"
         if not after_tool:
             case = self._replays.get((protocol, prompt.strip())) or self._cases.get(prompt.strip())
             if case is not None:
@@ -650,6 +817,18 @@ class LocalProvider:
         return True
 
 
+def _models(model_id: str, anthropic: bool) -> dict[str, Any]:
+    """``GET /v1/models[/<id>]`` in Anthropic's or OpenAI's format; any id is described,
+    as any model name is served."""
+    if anthropic and model_id:
+        return _anthropic.model_info(model_id)
+    if anthropic:
+        return _anthropic.models_page(list(_ANTHROPIC_MODELS))
+    if model_id:
+        return {"id": model_id, "object": "model", "created": 0, "owned_by": "luthien-local"}
+    return {"object": "list", "data": [_models(m, False) for m in _OPENAI_MODELS]}
+
+
 def _chunk(data: bytes) -> bytes:
     return b"%x\r\n%s\r\n" % (len(data), data)
 
@@ -704,8 +883,15 @@ def local_provider(
     pacing: Pacing = "fast",
     default: ScriptedResponse | Mapping[str, Any] | str | None = None,
     host: str = "127.0.0.1",
+    rules: Any = None,
 ) -> LocalProvider:
     """A :class:`LocalProvider`, started on ``with`` / ``async with`` and stopped after."""
     return LocalProvider(
-        port, host=host, dataset=dataset, replay=replay, pacing=pacing, default=default
+        port,
+        host=host,
+        dataset=dataset,
+        replay=replay,
+        pacing=pacing,
+        default=default,
+        rules=rules,
     )

@@ -25,6 +25,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--replay", type=Path, default=None, help="recordings JSONL to replay")
     parser.add_argument(
+        "--rules",
+        type=Path,
+        default=None,
+        help="YAML/JSON rules choosing answers by request content, tried before the prompt "
+        "cases (a list of {match: {...}, respond: {...}}), e.g. to script an agent session",
+    )
+    parser.add_argument(
         "--pacing",
         choices=("original", "fast"),
         default="fast",
@@ -42,7 +49,12 @@ def run(args: argparse.Namespace) -> int:
         dataset = DEFAULT_PROMPTS
     try:
         provider = LocalProvider(
-            args.port, host=args.host, dataset=dataset, replay=args.replay, pacing=args.pacing
+            args.port,
+            host=args.host,
+            dataset=dataset,
+            replay=args.replay,
+            pacing=args.pacing,
+            rules=args.rules,
         )
         provider.start()
     except (LuthienLabError, RuntimeError, OSError) as exc:
@@ -58,6 +70,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"  OpenAI    api_base={provider.openai_base}  (model=openai/...)", flush=True)
     print(f"  Anthropic api_base={provider.anthropic_base}  (model=anthropic/...)", flush=True)
     print("  api_key=sk-local; headers x-luthien-script / x-luthien-fault", flush=True)
+    if provider.rules:
+        print(f"  {len(provider.rules)} rules from {args.rules}", flush=True)
     try:
         while not done.wait(0.5):
             pass

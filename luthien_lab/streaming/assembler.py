@@ -22,7 +22,13 @@ from luthien_lab.streaming.blocks import (
     ThinkingStreamBlock,
     ToolCallStreamBlock,
 )
-from luthien_lab.streaming.fields import NO_CHOICES, field_of, read_chunk, read_delta
+from luthien_lab.streaming.fields import (
+    NO_CHOICES,
+    field_of,
+    read_chunk,
+    read_delta,
+    read_signature,
+)
 from luthien_lab.streaming.state import StreamState
 
 if TYPE_CHECKING:
@@ -74,6 +80,8 @@ class StreamingChunkAssembler:
         events: list[BlockEvent] = []
         if delta is not None:
             reasoning, content, tool_calls = read_delta(delta)
+            if not (reasoning or content or tool_calls):
+                self._signature(delta, index)
             if reasoning:
                 block = state.thinking_block
                 if block is None:
@@ -117,6 +125,18 @@ class StreamingChunkAssembler:
             self.state.just_completed = current
             return [(COMPLETE, current)]
         return []
+
+    def _signature(self, delta: Any, index: int) -> None:
+        """A thinking signature belongs to its thinking block: the chunk joins the
+        block's chunks (so a policy that re-sends the block re-sends it too), and
+        fires no delta hook (it adds no text)."""
+        signature = read_signature(delta)
+        block = self.state.thinking_block
+        if signature is None or block is None:
+            return
+        block.signature = signature
+        if not block.chunk_indices or block.chunk_indices[-1] != index:
+            block.chunk_indices.append(index)
 
     def _switch_to(self, block: StreamBlock, events: list[BlockEvent]) -> None:
         state = self.state

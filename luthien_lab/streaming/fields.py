@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["NO_CHOICES", "field_of", "read_chunk", "read_delta"]
+__all__ = ["NO_CHOICES", "field_of", "read_chunk", "read_delta", "read_signature"]
 
 _MISSING = object()
 
@@ -86,3 +86,18 @@ def read_delta(delta: Any) -> tuple[Any, Any, Any]:
             field_of(delta, "content"),
             field_of(delta, "tool_calls"),
         )
+
+
+def read_signature(delta: Any) -> str | None:
+    """The thinking signature a delta carries (Anthropic sends it last, in a delta of
+    its own, as litellm's ``thinking_blocks``), or None."""
+    blocks = field_of(delta, "thinking_blocks")
+    if not blocks:
+        return None
+    for block in blocks:
+        signature = (
+            block.get("signature") if isinstance(block, dict) else field_of(block, "signature")
+        )
+        if signature:
+            return str(signature)
+    return None

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-from types import SimpleNamespace
 
 import anthropic
 import httpx
 import pytest
 
 from luthien_lab import NoOpPolicy, Policy, ScriptedLLMClient, UppercasePolicy
-from luthien_lab.gateway import create_app
+from luthien_lab.gateway import Gateway, create_app
 from luthien_lab.gateway._anthropic import to_request
 from luthien_lab.gateway._anthropic_stream import AnthropicStreamConverter
 from luthien_lab.policies import ToolFilterPolicy
@@ -307,7 +306,7 @@ async def test_malformed_bodies_are_400(gateway):
         (b"{not json", "not valid JSON"),
         (json.dumps({"model": "m", "messages": user("hi")}).encode(), "max_tokens"),
         (json.dumps(good | {"api_base": "http://evil"}).encode(), "api_base"),
-        (json.dumps(good | {"messages": [{"role": "system", "content": "x"}]}).encode(), "role"),
+        (json.dumps(good | {"messages": [{"role": "tool", "content": "x"}]}).encode(), "role"),
         (
             json.dumps(good | {"messages": [{"role": "user", "content": [{"type": "document"}]}]}).encode(),
             "document",
@@ -547,7 +546,10 @@ def test_stream_converter_empty_stream_is_a_valid_message():
 
 @pytest.mark.timeout(10)
 def test_request_conversion_details():
-    gateway = SimpleNamespace(model_map={"sonnet": "anthropic/claude-sonnet-4"}, prefix="openai")
+    upstream = UpstreamSettings(
+        api_base="http://127.0.0.1:9/v1", model_map={"sonnet": "anthropic/claude-sonnet-4"}
+    )
+    gateway = Gateway(NoOpPolicy(), settings=GatewaySettings(upstream=upstream))
     body = {
         "model": "sonnet",
         "max_tokens": 64,

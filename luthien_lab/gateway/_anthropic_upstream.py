@@ -1,0 +1,282 @@
+"""``AnthropicNativeClient``: the Messages API upstream, lossless.
+
+Used for requests that came through the gateway's ``/v1/messages`` dialect and go to
+an Anthropic upstream. It sends the body :func:`native_body` builds (the client's own
+fields wherever the policy changed nothing) with the client's ``anthropic-*``
+headers, and turns each SSE event into one normalized chunk, registering the event
+with the transaction's :class:`WireContext` so that the dialect can send it on
+unchanged. Content a policy cannot see as text (server tools, citations, redacted
+thinking) makes chunks with an empty delta: it is passed through, never dropped.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any
+
+from luthien_lab.clients import LLMClient
+from luthien_lab.errors import UpstreamError
+from luthien_lab.gateway._anthropic_request import native_body
+from luthien_lab.gateway._anthropic_stream import finish_reason_for
+from luthien_lab.gateway._native_http import SessionPool, fail, forward, sse_frames
+from luthien_lab.gateway._wire import wire_of
+
+if TYPE_CHECKING:
+    from luthien_lab.request import Request
+
+__all__ = ["ANTHROPIC_API", "AnthropicNativeClient", "to_model_response"]
+
+ANTHROPIC_API = "https://api.anthropic.com"
+_PROVIDER = "anthropic-native"
+_VERSION = "2023-06-01"
+
+
+class AnthropicNativeClient(LLMClient):
+    """Posts to ``{base}/v1/messages``. ``api_base`` None: the local provider when
+    :func:`luthien_lab.config.target_is_local` says so, else Anthropic's API.
+    ``api_key`` None: ``$ANTHROPIC_API_KEY``, else the client's own key."""
+
+    def __init__(self, api_base: str | None = None, api_key: str | None = None) -> None:
+        self.api_base = api_base.rstrip("/") if api_base else None
+        self.api_key = api_key
+        self._pool = SessionPool()
+        # Imported now (seconds), not on the first request.
+        os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+        from litellm.types.utils import ModelResponse, ModelResponseStream
+
+        self._chunk = ModelResponseStream
+        self._response = ModelResponse
+
+    # ----- where and how -----
+
+    def _target(self, request: Request) -> tuple[str, str | None]:
+        if self.api_base:
+            return self.api_base, self.api_key
+        from luthien_lab.config import target_is_local
+
+        if target_is_local(request.model):
+            from luthien_lab.config import shared_local_provider
+
+            return shared_local_provider().anthropic_base, "sk-local"
+        return ANTHROPIC_API, self.api_key or os.environ.get("ANTHROPIC_API_KEY")
+
+    def _headers(self, forwarded: dict[str, str], key: str | None) -> dict[str, str]:
+        headers = {"content-type": "application/json", "anthropic-version": _VERSION}
+        headers.update(forwarded)
+        if key:
+            headers.pop("authorization", None)
+            headers["x-api-key"] = key
+        return headers
+
+    async def forward(
+        self, method: str, path: str, model: str, headers: dict[str, str], body: Any = None
+    ) -> tuple[int, bytes, str]:
+        """A request that is not a transaction (``count_tokens``, ``models``), sent to
+        the upstream ``model`` routes to, with the client's forwarded headers."""
+        from luthien_lab.request import Request
+
+        base, key = self._target(Request(model=model or "claude", messages=[]))
+        data = json.dumps(body, ensure_ascii=False).encode() if body is not None else None
+        return await forward(self._pool, method, base + path, self._headers(headers, key), data)
+
+    def _call(self, request: Request, stream: bool) -> tuple[str, dict[str, str], bytes]:
+        wire = wire_of(request, "anthropic")
+        if wire is None:
+            raise TypeError("AnthropicNativeClient serves requests from the /v1/messages dialect")
+        body = native_body(wire, request.model_dump(exclude_none=False))
+        if stream:
+            body["stream"] = True
+        base, key = self._target(request)
+        headers = self._headers(wire.headers, key)
+        query = wire.extra.get("query") or ""
+        url = f"{base}/v1/messages" + (f"?{query}" if query else "")
+        wire.extra["sent_body"] = body
+        return url, headers, json.dumps(body, ensure_ascii=False).encode()
+
+    # ----- streaming -----
+
+    async def stream(self, request: Request) -> AsyncIterator[Any]:
+        url, headers, data = self._call(request, stream=True)
+        wire = wire_of(request, "anthropic")
+        assert wire is not None
+        normalizer = _Normalizer(self._chunk, request.model)
+        session = self._pool.session()
+        async with session.post(url, data=data, headers=headers) as response:
+            if response.status >= 400:
+                raise await fail(response, _PROVIDER)
+            async for event, raw in sse_frames(response, _PROVIDER):
+                if event.get("type") == "error":
+                    error = event.get("error") or {}
+                    raise UpstreamError(
+                        f"the provider sent an error mid-stream: {error.get('type')}: "
+                        f"{error.get('message')}",
+                        provider=_PROVIDER,
+                        status_code=529 if error.get("type") == "overloaded_error" else 502,
+                    )
+                chunk = normalizer.chunk_for(event)
+                wire.register(chunk, event, raw)
+                yield chunk
+
+    # ----- non-streaming -----
+
+    async def complete(self, request: Request) -> Any:
+        url, headers, data = self._call(request, stream=False)
+        wire = wire_of(request, "anthropic")
+        assert wire is not None
+        session = self._pool.session()
+        async with session.post(url, data=data, headers=headers) as response:
+            if response.status >= 400:
+                raise await fail(response, _PROVIDER)
+            raw = await response.read()
+        try:
+            message = json.loads(raw)
+        except ValueError as error:
+            raise UpstreamError(
+                f"malformed JSON from the provider: {error}", provider=_PROVIDER
+            ) from error
+        result = to_model_response(self._response, message, request.model)
+        wire.response = (result, message)
+        return result
+
+    def provider_for(self, request: Request) -> str:
+        return _PROVIDER
+
+    async def aclose(self) -> None:
+        await self._pool.aclose()
+
+
+def _usage(usage: dict[str, Any] | None, prompt: int = 0) -> dict[str, Any]:
+    usage = usage or {}
+    prompt = prompt or int(usage.get("input_tokens") or 0) + int(
+        usage.get("cache_read_input_tokens") or 0
+    ) + int(usage.get("cache_creation_input_tokens") or 0)
+    completion = int(usage.get("output_tokens") or 0)
+    return {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+    }
+
+
+class _Normalizer:
+    """One stream's native events -> normalized chunks (one chunk per event)."""
+
+    __slots__ = ("created", "factory", "id", "kinds", "model", "prompt", "tool_of", "tools")
+
+    def __init__(self, factory: Any, model: str) -> None:
+        self.factory = factory
+        self.id = "msg_unknown"
+        self.model = model
+        self.created = int(time.time())
+        self.prompt = 0
+        self.kinds: dict[int, str] = {}
+        self.tool_of: dict[int, int] = {}
+        self.tools = 0
+
+    def _make(self, delta: dict[str, Any], finish: str | None = None, usage: Any = None) -> Any:
+        fields: dict[str, Any] = {
+            "id": self.id,
+            "created": self.created,
+            "model": self.model,
+            "object": "chat.completion.chunk",
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+        }
+        if usage is not None:
+            fields["usage"] = usage
+        return self.factory(**fields)
+
+    def chunk_for(self, event: dict[str, Any]) -> Any:
+        kind = event.get("type")
+        if kind == "content_block_delta":
+            return self._delta(event)
+        if kind == "content_block_start":
+            return self._start(event)
+        if kind == "message_start":
+            message = event.get("message") or {}
+            self.id = message.get("id") or self.id
+            self.prompt = _usage(message.get("usage"))["prompt_tokens"]
+            return self._make({"role": "assistant", "content": ""})
+        if kind == "message_delta":
+            stop = (event.get("delta") or {}).get("stop_reason")
+            return self._make({}, finish_reason_for(stop), _usage(event.get("usage"), self.prompt))
+        if kind == "message_stop":
+            return self.factory(id=self.id, created=self.created, model=self.model, choices=[])
+        return self._make({})  # content_block_stop, ping, and events to come
+
+    def _start(self, event: dict[str, Any]) -> Any:
+        block = event.get("content_block") or {}
+        index = event.get("index", -1)
+        kind = block.get("type", "")
+        self.kinds[index] = kind
+        if kind == "tool_use":
+            position = self.tool_of[index] = self.tools
+            self.tools += 1
+            arguments = json.dumps(block["input"]) if block.get("input") else ""
+            call = {
+                "index": position,
+                "id": block.get("id"),
+                "type": "function",
+                "function": {"name": block.get("name"), "arguments": arguments},
+            }
+            return self._make({"tool_calls": [call]})
+        if kind == "text" and block.get("text"):
+            return self._make({"content": block["text"]})
+        if kind == "thinking" and block.get("thinking"):
+            return self._make({"reasoning_content": block["thinking"]})
+        return self._make({})
+
+    def _delta(self, event: dict[str, Any]) -> Any:
+        delta = event.get("delta") or {}
+        kind = delta.get("type")
+        if kind == "text_delta":
+            return self._make({"content": delta.get("text", "")})
+        if kind == "thinking_delta":
+            return self._make({"reasoning_content": delta.get("thinking", "")})
+        if kind == "signature_delta":
+            block = {"type": "thinking", "thinking": "", "signature": delta.get("signature")}
+            return self._make({"thinking_blocks": [block]})
+        index = event.get("index", -1)
+        if kind == "input_json_delta" and index in self.tool_of:
+            call = {
+                "index": self.tool_of[index],
+                "function": {"arguments": delta.get("partial_json", "")},
+            }
+            return self._make({"tool_calls": [call]})
+        return self._make({})  # server tool input, citations: not text a policy reads
+
+
+def to_model_response(factory: Any, message: dict[str, Any], model: str) -> Any:
+    """A litellm ``ModelResponse`` for an Anthropic ``message`` object."""
+    text: list[str] = []
+    thinking: list[str] = []
+    thinking_blocks: list[dict[str, Any]] = []
+    calls: list[dict[str, Any]] = []
+    for block in message.get("content") or []:
+        kind = block.get("type")
+        if kind == "text":
+            text.append(block.get("text", ""))
+        elif kind in ("thinking", "redacted_thinking"):
+            thinking_blocks.append(block)
+            if kind == "thinking":
+                thinking.append(block.get("thinking", ""))
+        elif kind == "tool_use":
+            arguments = json.dumps(block.get("input") or {}, ensure_ascii=False)
+            function = {"name": block.get("name"), "arguments": arguments}
+            calls.append({"id": block.get("id"), "type": "function", "function": function})
+    body: dict[str, Any] = {"role": "assistant", "content": "".join(text) or None}
+    if calls:
+        body["tool_calls"] = calls
+    if thinking_blocks:
+        body["thinking_blocks"] = thinking_blocks
+        body["reasoning_content"] = "".join(thinking)
+    finish = finish_reason_for(message.get("stop_reason")) or "stop"
+    return factory(
+        id=message.get("id"),
+        model=model,
+        object="chat.completion",
+        choices=[{"index": 0, "message": body, "finish_reason": finish}],
+        usage=_usage(message.get("usage")),
+    )

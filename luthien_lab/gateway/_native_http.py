@@ -1,0 +1,133 @@
+"""Shared plumbing of the native upstream clients: one aiohttp session per event
+loop, SSE framing that keeps each event's raw bytes, and upstream errors that keep
+the upstream's own body (so the client sees the provider's error as it was sent).
+
+aiohttp rather than httpx: see ``_upstream`` (httpx's pool bookkeeping dominated the
+gateway's CPU at 50 clients).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any
+
+from luthien_lab.errors import UpstreamError
+
+if TYPE_CHECKING:
+    import aiohttp
+
+__all__ = ["NativeUpstreamError", "SessionPool", "fail", "forward", "sse_frames"]
+
+
+class NativeUpstreamError(UpstreamError):
+    """The upstream answered an HTTP error; ``body`` is its own error body (bytes)."""
+
+    def __init__(self, message: str, *, provider: str, status_code: int, body: bytes) -> None:
+        super().__init__(message, provider=provider, status_code=status_code)
+        self.body = body
+
+
+class SessionPool:
+    """One ``aiohttp.ClientSession`` for the running event loop, made on first use."""
+
+    def __init__(self, max_connections: int = 256) -> None:
+        self._max = max_connections
+        self._session: aiohttp.ClientSession | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def session(self) -> aiohttp.ClientSession:
+        loop = asyncio.get_running_loop()
+        session = self._session
+        if session is None or session.closed or self._loop is not loop:
+            import aiohttp
+
+            # Timeouts are the orchestrator's (chunk_timeout), none here.
+            connector = aiohttp.TCPConnector(limit=self._max, ttl_dns_cache=300)
+            session = aiohttp.ClientSession(
+                connector=connector, timeout=aiohttp.ClientTimeout(total=None)
+            )
+            self._session, self._loop = session, loop
+        return session
+
+    async def aclose(self) -> None:
+        session, self._session = self._session, None
+        if session is not None and not session.closed:
+            await session.close()
+
+
+async def forward(
+    pool: SessionPool, method: str, url: str, headers: dict[str, str], data: bytes | None = None
+) -> tuple[int, bytes, str]:
+    """One plain request upstream: (status, body, content type), errors included."""
+    session = pool.session()
+    async with session.request(method, url, data=data, headers=headers) as response:
+        body = await response.read()
+        return response.status, body, response.headers.get("content-type", "application/json")
+
+
+async def fail(response: aiohttp.ClientResponse, provider: str) -> NativeUpstreamError:
+    body = await response.read()
+    text = body.decode(errors="replace")[:500]
+    return NativeUpstreamError(
+        f"the provider answered HTTP {response.status}: {text}",
+        provider=provider,
+        status_code=response.status,
+        body=body,
+    )
+
+
+async def sse_frames(
+    response: aiohttp.ClientResponse, provider: str
+) -> AsyncIterator[tuple[dict[str, Any], bytes]]:
+    """Each SSE event of ``response`` as (parsed ``data``, the frame's raw bytes).
+
+    Frames without data (comments, keep-alives) are skipped; ``[DONE]`` ends.
+    """
+    pending = b""
+    async for part in response.content.iter_any():
+        if b"\r" in part:
+            part = part.replace(b"\r\n", b"\n")
+        pending += part
+        while True:
+            end = pending.find(b"\n\n")
+            if end < 0:
+                break
+            frame, pending = pending[: end + 2], pending[end + 2 :]
+            event = _parse(frame, provider)
+            if event is _DONE:
+                return
+            if event is not None:
+                yield event, frame
+    if pending.strip():
+        event = _parse(pending + b"\n\n", provider)
+        if event is not None and event is not _DONE:
+            yield event, pending + b"\n\n"
+
+
+_DONE: Any = object()
+
+
+def _parse(frame: bytes, provider: str) -> Any:
+    data = None
+    for line in frame.split(b"\n"):
+        if line.startswith(b"data:"):
+            piece = line[5:].lstrip(b" ")
+            data = piece if data is None else data + b"\n" + piece
+    if data is None:
+        return None
+    if data == b"[DONE]":
+        return _DONE
+    try:
+        event = json.loads(data)
+    except ValueError:
+        raise UpstreamError(
+            f"malformed SSE event from the provider: {data[:200]!r}", provider=provider
+        ) from None
+    if not isinstance(event, dict):
+        raise UpstreamError(
+            f"malformed SSE event from the provider (not an object): {data[:200]!r}",
+            provider=provider,
+        )
+    return event

@@ -1,0 +1,199 @@
+"""What every wire dialect of the gateway shares: the app's state (:class:`Gateway`),
+the API key check, reading and validating a JSON body at the edge, model mapping,
+and JSON responses. The dialects (``_openai_chat``, ``_anthropic``, ``_responses``)
+are peers over this module; none imports another.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import os
+import re
+from typing import TYPE_CHECKING, Any
+
+from fastapi import Request as HTTPRequest
+from fastapi.responses import Response
+
+from luthien_lab.config import protocol_for_model
+from luthien_lab.gateway._errors import GatewayError
+from luthien_lab.gateway._upstream import build_upstream
+from luthien_lab.orchestrator import PolicyOrchestrator
+from luthien_lab.policy_config import GatewaySettings
+
+if TYPE_CHECKING:
+    from luthien_lab.clients import LLMClient
+    from luthien_lab.events import PipelineListener
+    from luthien_lab.policies.base import Policy
+
+__all__ = ["Gateway", "check_json", "json_response"]
+
+_JSON = "application/json"
+_SURROGATE_ESCAPE = re.compile(rb"\\[uU][dD][89a-fA-F]")
+
+
+def json_response(
+    body: bytes | Any, status: int = 200, headers: dict[str, str] | None = None
+) -> Response:
+    if not isinstance(body, bytes):
+        body = json.dumps(body, ensure_ascii=False).encode()
+    return Response(content=body, status_code=status, media_type=_JSON, headers=headers)
+
+
+def check_json(value: Any, max_depth: int) -> None:
+    """400 for a body nested deeper than ``max_depth`` or holding a lone surrogate
+    (valid JSON escapes, but no valid text: they break whatever writes it later)."""
+    stack: list[tuple[Any, int, str]] = [(value, 1, "")]
+    while stack:
+        node, depth, path = stack.pop()
+        if depth > max_depth:
+            raise GatewayError(
+                400,
+                f"request body is nested more than {max_depth} levels deep (at {path or 'the top'}; "
+                "gateway.max_json_depth)",
+                param=path or None,
+                code="too_deep",
+            )
+        items = node.items() if isinstance(node, dict) else enumerate(node)
+        for key, child in items:
+            if isinstance(child, dict | list):
+                if child:
+                    stack.append((child, depth + 1, f"{path}.{key}" if path else str(key)))
+            elif isinstance(child, str) and _has_surrogate(child):
+                where = f"{path}.{key}" if path else str(key)
+                raise _surrogate(where)
+            if isinstance(key, str) and _has_surrogate(key):
+                raise _surrogate(path or "the top")
+
+
+def _has_surrogate(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def _surrogate(where: str) -> GatewayError:
+    return GatewayError(
+        400,
+        f"{where}: the text holds a lone UTF-16 surrogate (\\ud800-\\udfff), which is not "
+        "valid Unicode",
+        param=where,
+        code="invalid_unicode",
+    )
+
+
+class Gateway:
+    """The state behind one app: settings, orchestrator, API key, native upstreams."""
+
+    def __init__(
+        self,
+        policy: Policy,
+        *,
+        settings: GatewaySettings | None = None,
+        llm_client: LLMClient | None = None,
+        listeners: list[PipelineListener] | None = None,
+        api_key: str | None = None,
+    ) -> None:
+        self.settings = settings = settings or GatewaySettings()
+        upstream = settings.upstream
+        key = (os.environ.get(upstream.api_key_env, "") if upstream.api_key_env else "") or ""
+        self.natives: dict[str, Any] = {}
+        if llm_client is None:
+            llm_client, self.natives = build_upstream(upstream, key)
+        self.orchestrator = PolicyOrchestrator(
+            policy, llm_client, listeners=listeners or (), chunk_timeout=upstream.timeout
+        )
+        self.api_key = api_key
+        self.prefix = upstream.provider or ("openai" if upstream.api_base else None)
+        self.model_map = upstream.model_map
+        self.max_bytes = settings.max_request_bytes
+        self.max_depth = settings.max_json_depth
+
+    # ----- request checks -----
+
+    def check_key(self, request: HTTPRequest) -> None:
+        if not self.api_key:
+            return
+        given = request.headers.get("x-api-key")
+        if given is None:
+            auth = request.headers.get("authorization", "")
+            scheme, _, token = auth.partition(" ")
+            given = token.strip() if scheme.lower() == "bearer" else None
+        if not given:
+            raise GatewayError(
+                401,
+                "missing API key: send 'Authorization: Bearer <key>' or 'x-api-key: <key>'",
+                "authentication_error",
+                "missing_api_key",
+            )
+        if not hmac.compare_digest(given.encode(), self.api_key.encode()):
+            raise GatewayError(
+                401, "incorrect API key provided", "authentication_error", "invalid_api_key"
+            )
+
+    async def read_body(self, request: HTTPRequest) -> dict[str, Any]:
+        """The JSON object of the request body, checked at the edge (size, depth,
+        lone surrogates): nothing malformed gets past this into a policy or the store."""
+        limit = self.max_bytes
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            raise self._too_large(int(declared))
+        parts: list[bytes] = []
+        size = 0
+        async for part in request.stream():
+            size += len(part)
+            if size > limit:
+                raise self._too_large(size)
+            parts.append(part)
+        raw = b"".join(parts)
+        try:
+            body = json.loads(raw)
+        except RecursionError:
+            raise GatewayError(
+                400,
+                f"request body is nested more than {self.max_depth} levels deep "
+                "(gateway.max_json_depth)",
+                code="too_deep",
+            ) from None
+        except ValueError as error:
+            raise GatewayError(400, f"request body is not valid JSON: {error}") from None
+        if not isinstance(body, dict):
+            raise GatewayError(
+                400, f"request body must be a JSON object, got {type(body).__name__}"
+            )
+        if raw.count(b"{") + raw.count(b"[") > self.max_depth or _SURROGATE_ESCAPE.search(raw):
+            check_json(body, self.max_depth)
+        return body
+
+    def _too_large(self, size: int) -> GatewayError:
+        return GatewayError(
+            413,
+            f"request body is {size} bytes, more than the gateway's limit of {self.max_bytes} "
+            "(gateway.max_request_bytes)",
+            "invalid_request_error",
+            "request_too_large",
+        )
+
+    # ----- routing -----
+
+    def upstream_model(self, model: str) -> str:
+        """The model name the pipeline uses: the model map, then the provider prefix."""
+        model = self.model_map.get(model, model)
+        if self.prefix and "/" not in model:
+            model = f"{self.prefix}/{model}"
+        return model
+
+    def native_client(self, api: str) -> Any:
+        """The native upstream client of ``api`` (None when there is none)."""
+        return self.natives.get(api)
+
+    def native(self, api: str, model: str) -> bool:
+        """Whether a request of the ``api`` dialect for (mapped) ``model`` goes to an
+        upstream speaking that same API, sent natively (lossless)."""
+        if api not in self.natives:
+            return False
+        if api == "anthropic":
+            return protocol_for_model(model) == "anthropic"
+        return protocol_for_model(model) == "openai"

@@ -1,0 +1,116 @@
+"""``WireContext``: what a gateway dialect keeps of the client's own wire request.
+
+The pipeline works on one normalized form (an OpenAI-format :class:`Request`, litellm
+stream chunks), so that one policy serves every API. Normalizing is lossy: no common
+form holds every field and event of every API, and each API keeps growing. So the
+gateway does not rebuild what the policy left alone, it re-sends it:
+
+- the request: the dialect keeps the client's body and headers, and the view it gave
+  the policy (``snapshot``). The native upstream client compares the policy's final
+  request with that view, field by field, and sends the client's own value for every
+  field the policy did not change (unknown fields included);
+- the response: the native upstream client registers, for each normalized chunk it
+  yields, the native event it was made from. A chunk that reaches the egress unchanged
+  (the same object, with the same payload) is written to the client as that native
+  event; anything else is rebuilt from the chunk.
+
+Both hold by construction: nothing needs a list of known fields or events.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from luthien_lab.streaming.fields import NO_CHOICES, read_chunk, read_delta
+
+__all__ = ["NativeEvent", "WireContext", "payload_of", "wire_of"]
+
+
+def payload_of(chunk: Any) -> tuple[Any, ...]:
+    """What a policy can change in a chunk: finish reason and delta payload.
+
+    A policy that mutates an ingress chunk in place (instead of sending a copy) changes
+    one of these, and the chunk is then no longer sent as its native event.
+    """
+    _usage, delta, finish = read_chunk(chunk)
+    if delta is NO_CHOICES:
+        return (NO_CHOICES,)
+    if delta is None:
+        return (finish, None, None, None)
+    reasoning, content, tool_calls = read_delta(delta)
+    return (finish, reasoning, content, _calls_key(tool_calls))
+
+
+def _calls_key(tool_calls: Any) -> Any:
+    if not tool_calls:
+        return None
+    out = []
+    for call in tool_calls:
+        function = call.get("function") if isinstance(call, dict) else call.function
+        if isinstance(function, dict):
+            out.append((function.get("name"), function.get("arguments")))
+        else:
+            out.append((getattr(function, "name", None), getattr(function, "arguments", None)))
+    return tuple(out)
+
+
+@dataclass(slots=True)
+class NativeEvent:
+    """The native event (parsed, and its raw SSE bytes) a normalized chunk came from."""
+
+    chunk: Any
+    payload: tuple[Any, ...]
+    event: dict[str, Any]
+    raw: bytes
+
+
+@dataclass(eq=False)
+class WireContext:
+    """One transaction's native request and response (see the module doc).
+
+    - ``api``: the client's API (``"anthropic"``, ``"responses"``);
+    - ``body``: the client's request body, as parsed; ``headers``: the client headers
+      to forward upstream (lower-case names);
+    - ``snapshot``: the normalized request the dialect gave the policy
+      (``Request.model_dump()``), to tell what the policy changed;
+    - ``natives``: ``id(chunk) -> NativeEvent`` for every chunk the native upstream
+      client yielded; ``response``: the native non-streaming response, if any.
+    """
+
+    api: str
+    body: dict[str, Any]
+    headers: dict[str, str]
+    snapshot: dict[str, Any]
+    natives: dict[int, NativeEvent] = field(default_factory=dict)
+    response: tuple[Any, dict[str, Any]] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def register(self, chunk: Any, event: dict[str, Any], raw: bytes) -> None:
+        self.natives[id(chunk)] = NativeEvent(chunk, payload_of(chunk), event, raw)
+
+    def native_for(self, chunk: Any) -> NativeEvent | None:
+        """The native event of ``chunk`` if it is an ingress chunk the policy passed
+        through unchanged, else None."""
+        native = self.natives.get(id(chunk))
+        if native is None or native.chunk is not chunk:
+            return None
+        if payload_of(chunk) != native.payload:
+            return None
+        return native
+
+    def changed_fields(self, final: dict[str, Any]) -> set[str]:
+        """The top-level fields of the normalized request the policy changed (added and
+        removed ones included)."""
+        before = self.snapshot
+        keys = set(before) | set(final)
+        return {key for key in keys if before.get(key, _ABSENT) != final.get(key, _ABSENT)}
+
+
+_ABSENT = object()
+
+
+def wire_of(request: Any, api: str) -> WireContext | None:
+    """The request's wire context when it came from the ``api`` dialect."""
+    wire = getattr(request, "_wire", None)
+    return wire if isinstance(wire, WireContext) and wire.api == api else None
