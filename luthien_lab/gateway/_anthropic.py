@@ -24,13 +24,11 @@ from pydantic import ValidationError
 
 from luthien_lab.config import protocol_for_model
 from luthien_lab.errors import UpstreamError
+from luthien_lab.gateway._anthropic_checks import check_body
 from luthien_lab.gateway._anthropic_message import to_anthropic_message
-from luthien_lab.gateway._anthropic_request import (
-    check_body,
-    native_view,
-    openai_request,
-)
+from luthien_lab.gateway._anthropic_request import native_view
 from luthien_lab.gateway._anthropic_stream import AnthropicStreamWriter, sse_event
+from luthien_lab.gateway._anthropic_translate import openai_request
 from luthien_lab.gateway._errors import GatewayError, classify
 from luthien_lab.gateway._native_http import NativeUpstreamError
 from luthien_lab.gateway._plumbing import json_response
@@ -127,7 +125,8 @@ def to_request(body: dict[str, Any], gateway: Gateway, http: HTTPRequest | None 
     if http is not None:
         extra["query"] = http.url.query
     headers = _forwarded_headers(http, gateway) if http is not None else {}
-    request._wire = WireContext("anthropic", body, headers, snapshot, extra=extra)
+    raw = getattr(http.state, "raw_body", None) if http is not None else None
+    request._wire = WireContext("anthropic", body, headers, snapshot, raw=raw, extra=extra)
     return request
 
 

@@ -13,11 +13,11 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from luthien_lab.gateway._anthropic_stream import (
-    _thinking_blocks,
-    _tool_input,
-    _usage,
+from luthien_lab.gateway._anthropic_format import (
     anthropic_stop_reason,
+    thinking_blocks,
+    tool_input,
+    usage_of,
 )
 
 if TYPE_CHECKING:
@@ -51,7 +51,7 @@ def _rebuilt(response: Any, message_id: str, model: str) -> dict[str, Any]:
     message, text, calls, finish = _parts(response)
     content: list[dict[str, Any]] = []
     if message is not None:
-        content.extend(_thinking_blocks(message))
+        content.extend(thinking_blocks(message))
     if text:
         content.append({"type": "text", "text": text})
     content.extend(_tool_use(call) for call in calls)
@@ -63,7 +63,7 @@ def _rebuilt(response: Any, message_id: str, model: str) -> dict[str, Any]:
         "content": content,
         "stop_reason": anthropic_stop_reason(finish, bool(calls)),
         "stop_sequence": None,
-        "usage": _usage(getattr(response, "usage", None)),
+        "usage": usage_of(getattr(response, "usage", None)),
     }
 
 
@@ -72,7 +72,7 @@ def _tool_use(call: Any) -> dict[str, Any]:
         "type": "tool_use",
         "id": call.id,
         "name": call.function.name,
-        "input": _tool_input(call.function.arguments),
+        "input": tool_input(call.function.arguments),
     }
 
 

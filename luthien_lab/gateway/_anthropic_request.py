@@ -11,8 +11,7 @@ and for ``messages`` the client's own message for every message the policy did n
 change. Content with no OpenAI form (documents, server tool blocks, citations) stays
 in the view as the native block, so a policy that edits a message keeps it.
 
-For an OpenAI-protocol upstream, :func:`openai_request` translates as well as the
-target allows and refuses, with a 400 naming the field, what it cannot express.
+For an OpenAI-protocol upstream, ``_anthropic_translate`` translates instead.
 """
 
 from __future__ import annotations
@@ -20,93 +19,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from luthien_lab.gateway._errors import GatewayError
+from luthien_lab.gateway._anthropic_checks import bad_request, short
 from luthien_lab.gateway._wire import WireContext
 
-__all__ = [
-    "check_body",
-    "native_body",
-    "native_view",
-    "openai_request",
-    "strip_provider",
-]
-
-
-def _bad(message: str, param: str | None = None) -> GatewayError:
-    return GatewayError(400, message, "invalid_request_error", param=param)
-
-
-# ----- validating the client's body -----
-
-_TYPES: dict[str, tuple[type | tuple[type, ...], str]] = {
-    "model": (str, "a string"),
-    "max_tokens": (int, "an integer"),
-    "messages": (list, "a list of messages"),
-    "system": ((str, list), "a string or a list of text blocks"),
-    "stream": (bool, "a boolean"),
-    "metadata": (dict, "an object"),
-    "tools": (list, "a list of tools"),
-    "tool_choice": (dict, "an object"),
-    "thinking": (dict, "an object"),
-    "stop_sequences": (list, "a list of strings"),
-    "temperature": ((int, float), "a number"),
-    "top_p": ((int, float), "a number"),
-    "top_k": (int, "an integer"),
-}
-
-
-def check_body(body: dict[str, Any], *, count_tokens: bool = False) -> None:
-    """400 for what the Anthropic API itself refuses: a missing or mistyped known
-    field (never coerced: ``stream: "false"`` is an error, not False)."""
-    required = ("model", "messages") if count_tokens else ("model", "max_tokens", "messages")
-    for name in required:
-        if name not in body:
-            raise _bad(f"{name}: Field required", name)
-    for name, (kind, what) in _TYPES.items():
-        if name not in body or (body[name] is None and name not in required):
-            continue
-        value = body[name]
-        if isinstance(value, bool) and kind is not bool:
-            raise _bad(f"{name}: must be {what}, got {json.dumps(value)}", name)
-        if not isinstance(value, kind):
-            raise _bad(f"{name}: must be {what}, got {_short(value)}", name)
-    if not body["model"]:
-        raise _bad("model: must not be empty", "model")
-    if "max_tokens" in body and body["max_tokens"] < 1:
-        raise _bad(f"max_tokens: must be at least 1, got {body['max_tokens']}", "max_tokens")
-    if not body["messages"]:
-        raise _bad("messages: at least one message is required", "messages")
-    for i, message in enumerate(body["messages"]):
-        where = f"messages.{i}"
-        if not isinstance(message, dict):
-            raise _bad(f"{where}: a message must be an object, got {_short(message)}", where)
-        if message.get("role") not in ("user", "assistant", "system"):
-            raise _bad(
-                f"{where}.role: must be 'user', 'assistant' or 'system', "
-                f"not {_short(message.get('role'))}",
-                f"{where}.role",
-            )
-        content = message.get("content")
-        if not isinstance(content, str | list):
-            raise _bad(f"{where}.content: must be a string or a list of content blocks", where)
-        if isinstance(content, list):
-            for j, block in enumerate(content):
-                if not isinstance(block, dict) or not isinstance(block.get("type"), str):
-                    raise _bad(
-                        f"{where}.content.{j}: a content block must be an object with a 'type'",
-                        f"{where}.content.{j}",
-                    )
-    for i, tool in enumerate(body.get("tools") or []):
-        if not isinstance(tool, dict) or not isinstance(tool.get("name"), str):
-            raise _bad(f"tools.{i}: a tool must be an object with a 'name'", f"tools.{i}")
-    for i, stop in enumerate(body.get("stop_sequences") or []):
-        if not isinstance(stop, str):
-            raise _bad(f"stop_sequences.{i}: must be a string", f"stop_sequences.{i}")
-
-
-def _short(value: Any) -> str:
-    text = json.dumps(value)
-    return text if len(text) <= 60 else text[:57] + "..."
+__all__ = ["assistant_view", "image_part", "native_body", "native_view", "strip_provider"]
 
 
 def strip_provider(model: str) -> str:
@@ -117,7 +33,7 @@ def strip_provider(model: str) -> str:
 # ----- content blocks <-> OpenAI parts -----
 
 
-def _image_part(block: dict[str, Any]) -> dict[str, Any]:
+def image_part(block: dict[str, Any]) -> dict[str, Any]:
     source = block.get("source")
     if not isinstance(source, dict):
         return block
@@ -137,7 +53,7 @@ def _image_block(part: dict[str, Any]) -> dict[str, Any]:
     image = part.get("image_url")
     url = image.get("url") if isinstance(image, dict) else image
     if not isinstance(url, str):
-        raise _bad("an image_url part needs a 'url'")
+        raise bad_request("an image_url part needs a 'url'")
     if url.startswith("data:") and ";base64," in url:
         media, _, data = url[5:].partition(";base64,")
         source: dict[str, Any] = {"type": "base64", "media_type": media, "data": data}
@@ -152,7 +68,7 @@ def _parts(content: Any) -> Any:
     """Anthropic content (a string or blocks) as OpenAI content."""
     if isinstance(content, str):
         return content
-    return [_image_part(b) if b.get("type") == "image" else b for b in content]
+    return [image_part(b) if b.get("type") == "image" else b for b in content]
 
 
 def _blocks(content: Any) -> Any:
@@ -160,7 +76,7 @@ def _blocks(content: Any) -> Any:
     if content is None or isinstance(content, str):
         return content or ""
     if not isinstance(content, list):
-        raise _bad(f"message content must be a string or a list, got {_short(content)}")
+        raise bad_request(f"message content must be a string or a list, got {short(content)}")
     out = []
     for part in content:
         if isinstance(part, str):
@@ -196,7 +112,7 @@ def _user_view(content: Any, role: str) -> list[dict[str, Any]]:
 _RESULT_KEYS = ("type", "tool_use_id", "content")
 
 
-def _assistant_view(content: Any) -> dict[str, Any]:
+def assistant_view(content: Any) -> dict[str, Any]:
     if isinstance(content, str):
         return {"role": "assistant", "content": content}
     thinking = []
@@ -238,7 +154,7 @@ def _assistant_view(content: Any) -> dict[str, Any]:
 def _view_of(message: dict[str, Any]) -> list[dict[str, Any]]:
     role = message["role"]
     if role == "assistant":
-        return [_assistant_view(message["content"])]
+        return [assistant_view(message["content"])]
     return _user_view(message["content"], role)
 
 
@@ -284,9 +200,9 @@ def _native_of(message: dict[str, Any], where: str) -> dict[str, Any]:
             try:
                 arguments = json.loads(arguments) if isinstance(arguments, str) else arguments
             except ValueError:
-                raise _bad(
+                raise bad_request(
                     f"{where}.tool_calls.{j}.function.arguments: not valid JSON "
-                    f"(set by the policy): {_short(arguments)}"
+                    f"(set by the policy): {short(arguments)}"
                 ) from None
             use = {"type": "tool_use", "id": call.get("id"), "name": function.get("name")}
             use["input"] = arguments
@@ -295,7 +211,7 @@ def _native_of(message: dict[str, Any], where: str) -> dict[str, Any]:
         return {"role": "assistant", "content": blocks}
     if role in ("user", "system"):
         return {"role": role, "content": _blocks(message.get("content"))}
-    raise _bad(f"{where}.role: the policy produced a message with role {_short(role)}")
+    raise bad_request(f"{where}.role: the policy produced a message with role {short(role)}")
 
 
 def _merge_results(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -389,7 +305,7 @@ def _tool_view(tool: dict[str, Any]) -> dict[str, Any]:
 
 def _tool_native(tool: Any, where: str) -> dict[str, Any]:
     if not isinstance(tool, dict):
-        raise _bad(f"{where}: the policy produced a tool that is not an object")
+        raise bad_request(f"{where}: the policy produced a tool that is not an object")
     if tool.get("type") != "function":
         return tool
     function = tool.get("function") or {}
@@ -426,7 +342,9 @@ def native_view(body: dict[str, Any], model: str) -> tuple[dict[str, Any], dict[
 def native_body(wire: WireContext, final: dict[str, Any]) -> dict[str, Any]:
     """The body to send upstream for the policy's final request (``model_dump()``)."""
     body = dict(wire.body)
-    for key in wire.changed_fields(final):
+    changed = wire.changed_fields(final)
+    wire.extra["changed"] = changed
+    for key in changed:
         present = key in final and final[key] is not None
         if key in ("model", "stream"):
             continue
@@ -453,178 +371,3 @@ def native_body(wire: WireContext, final: dict[str, Any]) -> dict[str, Any]:
             body.pop(key, None)
     body["model"] = strip_provider(final["model"])
     return body
-
-
-# ----- translation for OpenAI-protocol upstreams -----
-
-# Fields that only tune how Anthropic serves a request (caching, tiers, regions,
-# context editing): an OpenAI-protocol upstream answers the same without them.
-_DROPPED_FOR_OPENAI = frozenset(
-    {"cache_control", "context_management", "service_tier", "inference_geo", "container"}
-)
-_OPENAI_SAME = ("temperature", "top_p", "top_k")
-
-
-def _effort(thinking: Any, output_config: Any) -> str | None:
-    effort = output_config.get("effort") if isinstance(output_config, dict) else None
-    if effort in ("low", "medium", "high"):
-        return str(effort)
-    if not isinstance(thinking, dict) or thinking.get("type") in (None, "disabled"):
-        return None
-    if thinking.get("type") == "adaptive":
-        return "medium"
-    budget = thinking.get("budget_tokens") or 0
-    return "low" if budget < 4096 else "medium" if budget < 16384 else "high"
-
-
-def _openai_tool(tool: dict[str, Any], where: str) -> dict[str, Any]:
-    if tool.get("type", "custom") != "custom" or "input_schema" not in tool:
-        raise _bad(
-            f"{where}: the server tool {tool.get('type', tool.get('name'))!r} has no "
-            "equivalent on an OpenAI-protocol upstream (route this model to an Anthropic "
-            "upstream, or remove the tool)",
-            where,
-        )
-    function = {"name": tool["name"], "parameters": tool["input_schema"]}
-    if tool.get("description"):
-        function["description"] = tool["description"]
-    return {"type": "function", "function": function}
-
-
-def _openai_choice(choice: dict[str, Any], out: dict[str, Any]) -> None:
-    kind = choice.get("type")
-    if kind in ("auto", "none"):
-        out["tool_choice"] = kind
-    elif kind == "any":
-        out["tool_choice"] = "required"
-    elif kind == "tool" and isinstance(choice.get("name"), str):
-        out["tool_choice"] = {"type": "function", "function": {"name": choice["name"]}}
-    else:
-        raise _bad(
-            "tool_choice: use {'type': 'auto' | 'any' | 'none'} or {'type': 'tool', 'name': ...}",
-            "tool_choice",
-        )
-    if choice.get("disable_parallel_tool_use"):
-        out["parallel_tool_calls"] = False
-
-
-def _openai_content(content: Any, where: str, keep_cache: bool) -> Any:
-    if isinstance(content, str):
-        return content
-    parts = []
-    for j, block in enumerate(content):
-        kind = block.get("type")
-        if kind == "text":
-            part = {"type": "text", "text": block.get("text", "")}
-            if keep_cache and block.get("cache_control"):
-                part["cache_control"] = block["cache_control"]
-            parts.append(part)
-        elif kind == "image":
-            part = _image_part(block)
-            if part is block:
-                raise _bad(f"{where}.{j}.source: this image source cannot be sent upstream")
-            parts.append({"type": "image_url", "image_url": part["image_url"]})
-        else:
-            raise _bad(
-                f"{where}.{j}.type: a {kind!r} block has no equivalent on an OpenAI-protocol "
-                "upstream",
-                f"{where}.{j}",
-            )
-    return parts
-
-
-def _openai_messages(body: dict[str, Any], keep_cache: bool) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
-    if body.get("system"):
-        out.append(
-            {"role": "system", "content": _openai_content(body["system"], "system", keep_cache)}
-        )
-    for i, message in enumerate(body["messages"]):
-        where = f"messages.{i}.content"
-        content = message["content"]
-        if message["role"] == "assistant":
-            view = _assistant_view(content)
-            parts = view.get("content")
-            if isinstance(parts, list):
-                # Server tool blocks and citations have no OpenAI form: their text stays.
-                view["content"] = "".join(
-                    p.get("text", "") for p in parts if p.get("type") == "text"
-                )
-            for call in view.get("tool_calls") or []:
-                for key in [k for k in call if k not in ("id", "type", "function")]:
-                    del call[key]
-            out.append(view)
-            continue
-        if isinstance(content, str):
-            out.append({"role": message["role"], "content": content})
-            continue
-        images: list[dict[str, Any]] = []
-        rest = []
-        for j, block in enumerate(content):
-            if block.get("type") != "tool_result":
-                rest.append(block)
-                continue
-            result = block.get("content", "")
-            text: Any = result
-            if isinstance(result, list):
-                converted = _openai_content(result, f"{where}.{j}.content", False)
-                text = "\n".join(p["text"] for p in converted if p["type"] == "text")
-                images.extend(p for p in converted if p["type"] == "image_url")
-            if block.get("is_error"):
-                text = f"Error: {text}"
-            out.append({"role": "tool", "tool_call_id": block.get("tool_use_id"), "content": text})
-        if images:
-            # OpenAI tool messages hold text only: the images follow as the user's.
-            label = {"type": "text", "text": "(images returned by the tool calls above)"}
-            out.append({"role": "user", "content": [label, *images]})
-        if rest:
-            out.append(
-                {"role": message["role"], "content": _openai_content(rest, where, keep_cache)}
-            )
-    return out
-
-
-def openai_request(body: dict[str, Any], model: str, keep_cache: bool) -> dict[str, Any]:
-    """The OpenAI chat request for an Anthropic body (``model`` already mapped).
-    ``keep_cache``: the model is Anthropic's, reached through litellm, which takes
-    ``cache_control`` and ``thinking`` as they are."""
-    known = {
-        "model", "max_tokens", "system", "messages", "tools", "tool_choice", "stream",
-        "stop_sequences", "metadata", "thinking", "output_config", *_OPENAI_SAME,
-        *_DROPPED_FOR_OPENAI,
-    }  # fmt: skip
-    unknown = sorted(set(body) - known)
-    if unknown:
-        raise _bad(
-            f"{unknown[0]}: this field has no equivalent on an OpenAI-protocol upstream",
-            unknown[0],
-        )
-    out: dict[str, Any] = {"model": model, "messages": _openai_messages(body, keep_cache)}
-    out["max_tokens"] = body["max_tokens"]
-    out["stream"] = body.get("stream") is True
-    for name in _OPENAI_SAME:
-        if body.get(name) is not None:
-            out[name] = body[name]
-    if body.get("stop_sequences"):
-        out["stop"] = body["stop_sequences"]
-    user_id = (body.get("metadata") or {}).get("user_id")
-    if user_id:
-        out["user"] = user_id
-    if body.get("tools"):
-        out["tools"] = [_openai_tool(t, f"tools.{i}") for i, t in enumerate(body["tools"])]
-    if body.get("tool_choice") is not None:
-        _openai_choice(body["tool_choice"], out)
-    thinking = body.get("thinking")
-    if isinstance(thinking, dict) and thinking.get("type") not in (
-        "enabled",
-        "disabled",
-        "adaptive",
-    ):
-        raise _bad("thinking.type: use 'enabled', 'adaptive' or 'disabled'", "thinking.type")
-    if keep_cache and isinstance(thinking, dict) and thinking.get("type") == "enabled":
-        out["thinking"] = thinking  # litellm speaks Anthropic's thinking for Anthropic models
-        return out
-    effort = _effort(thinking, body.get("output_config"))
-    if effort is not None:
-        out["reasoning_effort"] = effort
-    return out

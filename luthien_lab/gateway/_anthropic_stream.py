@@ -19,118 +19,20 @@ left alone are the upstream's own.
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING, Any
+
+from luthien_lab.gateway._anthropic_format import (
+    anthropic_stop_reason,
+    finish_reason_for,
+    get,
+    sse_event,
+    usage_of,
+)
 
 if TYPE_CHECKING:
     from luthien_lab.gateway._wire import WireContext
 
-__all__ = [
-    "AnthropicStreamConverter",
-    "AnthropicStreamWriter",
-    "anthropic_stop_reason",
-    "finish_reason_for",
-    "sse_event",
-]
-
-_STOP_REASONS = {
-    "stop": "end_turn",
-    "length": "max_tokens",
-    "tool_calls": "tool_use",
-    "function_call": "tool_use",
-    "content_filter": "refusal",
-}
-
-
-_FINISH = {
-    "end_turn": "stop",
-    "stop_sequence": "stop",
-    "pause_turn": "stop",
-    "max_tokens": "length",
-    "model_context_window_exceeded": "length",
-    "tool_use": "tool_calls",
-    "refusal": "content_filter",
-}
-
-
-def finish_reason_for(stop_reason: str | None) -> str | None:
-    """OpenAI's finish reason for an Anthropic stop reason."""
-    if stop_reason is None:
-        return None
-    return _FINISH.get(stop_reason, "stop")
-
-
-def anthropic_stop_reason(finish_reason: str | None, has_tool_use: bool) -> str:
-    """Anthropic's ``stop_reason`` for an OpenAI ``finish_reason``.
-
-    ``tool_calls`` without any ``tool_use`` block (a policy removed every call but
-    left the finish reason) becomes ``end_turn``: an Anthropic client seeing
-    ``tool_use`` would look for a call to run.
-    """
-    reason = _STOP_REASONS.get(finish_reason or "stop", "end_turn")
-    if reason == "tool_use" and not has_tool_use:
-        return "end_turn"
-    return reason
-
-
-def sse_event(event: dict[str, Any] | bytes) -> bytes:
-    """One Anthropic SSE event: ``event: <type>`` then ``data: <json>`` (raw bytes of a
-    native event are already that)."""
-    if isinstance(event, bytes):
-        return event
-    return f"event: {event['type']}\ndata: {json.dumps(event, ensure_ascii=False)}\n\n".encode()
-
-
-def _tool_input(arguments: Any) -> dict[str, Any]:
-    """A tool call's arguments as Anthropic's ``input`` object. Arguments that are not
-    a JSON object are kept under ``_raw`` rather than dropped, so the client sees what
-    the model sent."""
-    if isinstance(arguments, dict):
-        return arguments
-    if not arguments:
-        return {}
-    try:
-        value = json.loads(arguments)
-    except ValueError:
-        return {"_raw": arguments}
-    return value if isinstance(value, dict) else {"_raw": arguments}
-
-
-def _usage(usage: Any) -> dict[str, int]:
-    out = {
-        "input_tokens": int(getattr(usage, "prompt_tokens", 0) or 0),
-        "output_tokens": int(getattr(usage, "completion_tokens", 0) or 0),
-    }
-    # litellm copies Anthropic's cache counters onto the usage object.
-    for name in ("cache_creation_input_tokens", "cache_read_input_tokens"):
-        value = getattr(usage, name, None)
-        if isinstance(value, int):
-            out[name] = value
-    return out
-
-
-def _get(obj: Any, name: str) -> Any:
-    return obj.get(name) if isinstance(obj, dict) else getattr(obj, name, None)
-
-
-def _thinking_blocks(message: Any) -> list[dict[str, Any]]:
-    blocks = []
-    for block in _get(message, "thinking_blocks") or []:
-        if _get(block, "type") == "redacted_thinking":
-            blocks.append({"type": "redacted_thinking", "data": _get(block, "data") or ""})
-        elif _get(block, "thinking"):
-            blocks.append(
-                {
-                    "type": "thinking",
-                    "thinking": _get(block, "thinking"),
-                    "signature": _get(block, "signature") or "",
-                }
-            )
-    if not blocks and _get(message, "reasoning_content"):
-        # An OpenAI-protocol upstream has reasoning but no signature to pass on.
-        blocks.append({"type": "thinking", "thinking": message.reasoning_content, "signature": ""})
-    return blocks
-
+__all__ = ["AnthropicStreamConverter", "AnthropicStreamWriter", "sse_event"]
 
 _Out = dict[str, Any] | bytes
 
@@ -254,7 +156,7 @@ class AnthropicStreamWriter:
         out = self.start()
         usage = getattr(chunk, "usage", None)
         if usage is not None:
-            self.usage.update(_usage(usage))
+            self.usage.update(usage_of(usage))
         for choice in (getattr(chunk, "choices", None) or [])[:1]:
             self._feed_delta(out, choice.delta)
             if choice.finish_reason:
@@ -353,7 +255,7 @@ class AnthropicStreamWriter:
             index = self._ensure(out, "thinking", block)
             self._delta(out, index, {"type": "thinking_delta", "thinking": reasoning})
         for block in getattr(delta, "thinking_blocks", None) or []:
-            signature = _get(block, "signature")
+            signature = get(block, "signature")
             # Anthropic upstreams send the signature last, while the block is open.
             if signature and self._open is not None and self._open.key == "thinking":
                 self._delta(
@@ -367,9 +269,9 @@ class AnthropicStreamWriter:
             self._feed_tool_call(out, call)
 
     def _feed_tool_call(self, out: list[_Out], call: Any) -> None:
-        position = _get(call, "index")
-        function = _get(call, "function")
-        call_id = _get(call, "id")
+        position = get(call, "index")
+        function = get(call, "function")
+        call_id = get(call, "id")
         block = self._open
         is_tool = block is not None and isinstance(block.key, tuple) and block.key[0] == "tool_use"
         key = ("tool_use", "built", position if isinstance(position, int) else 0)
@@ -379,11 +281,11 @@ class AnthropicStreamWriter:
             if not call_id:
                 self._unnamed_tools += 1
                 call_id = f"toolu_{self.message_id}_{self._unnamed_tools}"
-            name = _get(function, "name") or ""
+            name = get(function, "name") or ""
             start = {"type": "tool_use", "id": call_id, "name": name, "input": {}}
             index = self._open_block(out, key, start)
             self._has_tool_use = True
-        arguments = _get(function, "arguments")
+        arguments = get(function, "arguments")
         if arguments:
             self._delta(out, index, {"type": "input_json_delta", "partial_json": arguments})
 

@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 from luthien_lab.clients import LLMClient
 from luthien_lab.errors import UpstreamError
+from luthien_lab.gateway._anthropic_format import finish_reason_for
 from luthien_lab.gateway._anthropic_request import native_body
-from luthien_lab.gateway._anthropic_stream import finish_reason_for
 from luthien_lab.gateway._native_http import SessionPool, fail, forward, sse_frames
 from luthien_lab.gateway._wire import wire_of
 
@@ -87,14 +87,25 @@ class AnthropicNativeClient(LLMClient):
         if wire is None:
             raise TypeError("AnthropicNativeClient serves requests from the /v1/messages dialect")
         body = native_body(wire, request.model_dump(exclude_none=False))
+        same = (
+            not wire.extra["changed"]
+            and body["model"] == wire.body["model"]
+            and (wire.body.get("stream") is True) == stream
+            and wire.raw is not None
+        )
         if stream:
             body["stream"] = True
         base, key = self._target(request)
         headers = self._headers(wire.headers, key)
         query = wire.extra.get("query") or ""
         url = f"{base}/v1/messages" + (f"?{query}" if query else "")
-        wire.extra["sent_body"] = body
-        return url, headers, json.dumps(body, ensure_ascii=False).encode()
+        # Nothing changed: the client's own bytes, not a re-encoding of them.
+        data = (
+            wire.raw
+            if same and wire.raw is not None
+            else json.dumps(body, ensure_ascii=False).encode()
+        )
+        return url, headers, data
 
     # ----- streaming -----
 

@@ -40,9 +40,10 @@ def json_response(
     return Response(content=body, status_code=status, media_type=_JSON, headers=headers)
 
 
-def check_json(value: Any, max_depth: int) -> None:
-    """400 for a body nested deeper than ``max_depth`` or holding a lone surrogate
-    (valid JSON escapes, but no valid text: they break whatever writes it later)."""
+def check_json(value: Any, max_depth: int, surrogates: bool = True) -> None:
+    """400 for a body nested deeper than ``max_depth`` or (``surrogates``) holding a
+    lone surrogate (valid JSON escapes, but no valid text: they break whatever writes
+    it later)."""
     stack: list[tuple[Any, int, str]] = [(value, 1, "")]
     while stack:
         node, depth, path = stack.pop()
@@ -59,10 +60,10 @@ def check_json(value: Any, max_depth: int) -> None:
             if isinstance(child, dict | list):
                 if child:
                     stack.append((child, depth + 1, f"{path}.{key}" if path else str(key)))
-            elif isinstance(child, str) and _has_surrogate(child):
+            elif surrogates and isinstance(child, str) and _has_surrogate(child):
                 where = f"{path}.{key}" if path else str(key)
                 raise _surrogate(where)
-            if isinstance(key, str) and _has_surrogate(key):
+            if surrogates and isinstance(key, str) and _has_surrogate(key):
                 raise _surrogate(path or "the top")
 
 
@@ -135,7 +136,8 @@ class Gateway:
 
     async def read_body(self, request: HTTPRequest) -> dict[str, Any]:
         """The JSON object of the request body, checked at the edge (size, depth,
-        lone surrogates): nothing malformed gets past this into a policy or the store."""
+        lone surrogates): nothing malformed gets past this into a policy or the store.
+        The raw bytes stay on ``request.state.raw_body``."""
         limit = self.max_bytes
         declared = request.headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
@@ -147,7 +149,7 @@ class Gateway:
             if size > limit:
                 raise self._too_large(size)
             parts.append(part)
-        raw = b"".join(parts)
+        raw = request.state.raw_body = b"".join(parts)
         try:
             body = json.loads(raw)
         except RecursionError:
@@ -163,8 +165,9 @@ class Gateway:
             raise GatewayError(
                 400, f"request body must be a JSON object, got {type(body).__name__}"
             )
-        if raw.count(b"{") + raw.count(b"[") > self.max_depth or _SURROGATE_ESCAPE.search(raw):
-            check_json(body, self.max_depth)
+        surrogates = _SURROGATE_ESCAPE.search(raw) is not None
+        if surrogates or raw.count(b"{") + raw.count(b"[") > self.max_depth:
+            check_json(body, self.max_depth, surrogates)
         return body
 
     def _too_large(self, size: int) -> GatewayError:

@@ -70,8 +70,9 @@ class WireContext:
     """One transaction's native request and response (see the module doc).
 
     - ``api``: the client's API (``"anthropic"``, ``"responses"``);
-    - ``body``: the client's request body, as parsed; ``headers``: the client headers
-      to forward upstream (lower-case names);
+    - ``body``: the client's request body, as parsed, and ``raw``, as sent (sent on
+      as it is when the policy changed nothing); ``headers``: the client headers to
+      forward upstream (lower-case names);
     - ``snapshot``: the normalized request the dialect gave the policy
       (``Request.model_dump()``), to tell what the policy changed;
     - ``natives``: ``id(chunk) -> NativeEvent`` for every chunk the native upstream
@@ -82,6 +83,7 @@ class WireContext:
     body: dict[str, Any]
     headers: dict[str, str]
     snapshot: dict[str, Any]
+    raw: bytes | None = None
     natives: dict[int, NativeEvent] = field(default_factory=dict)
     response: tuple[Any, dict[str, Any]] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
