@@ -1,7 +1,11 @@
 """The OpenAI Chat Completions dialect: ``POST /v1/chat/completions``.
 
-Errors come in OpenAI's format (see ``_errors``); an error after the stream started
-is sent as a last ``data: {"error": ...}`` event.
+In front of an OpenAI-compatible upstream (``gateway.upstream.api_base``) the request
+goes natively (``_wire``): every field the policy did not change, unknown ones
+included, reaches the upstream as the client sent it (the client's own bytes when it
+changed nothing), and every chunk it passes through reaches the client as the
+upstream's own SSE event. Errors come in OpenAI's format (see ``_errors``); an error
+after the stream started is sent as a last ``data: {"error": ...}`` event.
 """
 
 from __future__ import annotations
@@ -16,8 +20,10 @@ from fastapi.responses import Response
 from pydantic import ValidationError
 
 from luthien_lab.gateway._errors import GatewayError, classify, error_body, error_json
+from luthien_lab.gateway._openai_checks import check_chat_body
 from luthien_lab.gateway._plumbing import json_response
 from luthien_lab.gateway._sse import DONE, SSEResponse, first_chunk, sse_chunk, sse_data
+from luthien_lab.gateway._wire import WireContext
 from luthien_lab.request import Request
 
 if TYPE_CHECKING:
@@ -29,9 +35,8 @@ __all__ = ["OPENAI_REQUEST_FIELDS", "add_chat_routes", "openai_error_response", 
 
 _log = logging.getLogger("luthien_lab.gateway")
 
-# What a client may send. Anything else is refused (as OpenAI does): litellm treats
-# fields like api_base, api_key or mock_response as instructions, and a client must
-# not be able to redirect the gateway's upstream or its credentials.
+# The fields the gateway knew before it passed unknown ones through (kept for code that
+# imported it); the Chat Completions API itself takes more.
 OPENAI_REQUEST_FIELDS = frozenset(
     {
         "model", "messages", "stream", "stream_options", "tools", "tool_choice",
@@ -42,6 +47,8 @@ OPENAI_REQUEST_FIELDS = frozenset(
         "service_tier", "store", "metadata", "web_search_options", "verbosity",
     }
 )  # fmt: skip
+# Headers the upstream gets as the client sent them.
+_FORWARDED_PREFIXES = ("openai-", "x-luthien-")
 
 
 def openai_error_response(error: GatewayError) -> Response:
@@ -49,48 +56,68 @@ def openai_error_response(error: GatewayError) -> Response:
     return json_response(error_json(error), error.status, headers)
 
 
-def to_request(body: dict[str, Any], gateway: Gateway) -> Request:
-    unknown = sorted(set(body) - OPENAI_REQUEST_FIELDS)
-    if unknown:
-        raise GatewayError(
-            400,
-            f"Unrecognized request argument supplied: {', '.join(unknown)}",
-            param=unknown[0],
-            code="unknown_parameter",
-        )
-    model = body.get("model")
-    if isinstance(model, str) and model:
-        body["model"] = gateway.upstream_model(model)
+def to_request(body: dict[str, Any], gateway: Gateway, http: HTTPRequest | None = None) -> Request:
+    """The policy's :class:`Request` for a Chat Completions ``body`` (400 on a bad one);
+    natively bound to the client's body when the upstream speaks Chat Completions."""
+    check_chat_body(body)
+    target = gateway.upstream_model(body["model"])
     try:
-        return Request(**body)
+        request = Request(**{**body, "model": target})
     except ValidationError as error:
         problem = error.errors()[0]
         param = ".".join(str(p) for p in problem["loc"]) or None
         raise GatewayError(
             400, f"invalid request: {param}: {problem['msg']}", param=param
         ) from None
+    if http is not None and gateway.native("chat", target):
+        headers = {k: v for k, v in http.headers.items() if k.startswith(_FORWARDED_PREFIXES)}
+        options = body.get("stream_options")
+        usage = isinstance(options, dict) and options.get("include_usage") is True
+        request._wire = WireContext(
+            "chat", body, headers, request.model_dump(), raw=getattr(http.state, "raw_body", None),
+            extra={"client_usage": usage},
+        )  # fmt: skip
+    return request
 
 
 async def _complete(gateway: Gateway, request: Request, tid: str) -> Response:
     response = await gateway.orchestrator.process_full_response(request, tid)
-    return json_response(
-        response.model_dump_json(exclude_none=True).encode(),
-        headers={"x-luthien-transaction-id": tid},
-    )
+    wire: WireContext | None = request._wire
+    if wire is not None and wire.response is not None and wire.response[0] is response:
+        body = wire.response[1]  # the upstream's own bytes: the policy returned it as it was
+    else:
+        body = response.model_dump_json(exclude_none=True).encode()
+    return json_response(body, headers={"x-luthien-transaction-id": tid})
 
 
 async def _stream(gateway: Gateway, request: Request, tid: str) -> Response:
     chunks = gateway.orchestrator.process_streaming_response(request, tid)
     first = await first_chunk(chunks)
-    return SSEResponse(_events(chunks, first), [(b"x-luthien-transaction-id", tid.encode())])
+    headers = [(b"x-luthien-transaction-id", tid.encode())]
+    return SSEResponse(_events(chunks, first, request._wire), headers)
 
 
-async def _events(chunks: AsyncIterator[Any], first: Any) -> AsyncIterator[bytes]:
+def _encode(chunk: Any, wire: WireContext | None) -> bytes | None:
+    if wire is None:
+        return sse_chunk(chunk)
+    if not wire.extra["client_usage"] and not chunk.choices:
+        return None  # the usage trailer the gateway asked for, the client did not
+    native = wire.native_for(chunk)
+    return native.raw if native is not None else sse_chunk(chunk)
+
+
+async def _events(
+    chunks: AsyncIterator[Any], first: Any, wire: WireContext | None
+) -> AsyncIterator[bytes]:
     try:
         if first is not None:
-            yield sse_chunk(first)
+            data = _encode(first, wire)
+            if data is not None:
+                yield data
             async for chunk in chunks:
-                yield sse_chunk(chunk)
+                data = _encode(chunk, wire)
+                if data is not None:
+                    yield data
         yield DONE
     except Exception as error:
         failure = classify(error)
@@ -104,7 +131,7 @@ async def handle_chat(gateway: Gateway, http: HTTPRequest) -> Response:
     """``POST /v1/chat/completions``."""
     try:
         gateway.check_key(http)
-        request = to_request(await gateway.read_body(http), gateway)
+        request = to_request(await gateway.read_body(http), gateway, http)
         tid = uuid.uuid4().hex
         if request.stream:
             return await _stream(gateway, request, tid)

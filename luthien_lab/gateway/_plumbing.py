@@ -199,4 +199,4 @@ class Gateway:
             return False
         if api == "anthropic":
             return protocol_for_model(model) == "anthropic"
-        return protocol_for_model(model) == "openai"
+        return protocol_for_model(model) == "openai"  # chat and responses

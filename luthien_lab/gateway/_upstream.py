@@ -25,13 +25,21 @@ from typing import TYPE_CHECKING, Any
 from luthien_lab.clients import LLMClient
 from luthien_lab.clients._base import set_stream_mode
 from luthien_lab.errors import ConfigError, UpstreamError
+from luthien_lab.gateway._native_http import fail, sse_frames
+from luthien_lab.gateway._wire import WireContext, wire_of
 
 if TYPE_CHECKING:
     import aiohttp
 
     from luthien_lab.request import Request
 
-__all__ = ["OpenAIHTTPClient", "ProtocolRouter", "WireRouter", "build_upstream"]
+__all__ = [
+    "OpenAIHTTPClient",
+    "ProtocolRouter",
+    "WireRouter",
+    "build_upstream",
+    "native_chat_body",
+]
 
 _PROVIDER = "openai-http"
 
@@ -78,58 +86,60 @@ class OpenAIHTTPClient(LLMClient):
             self._session, self._loop = session, loop
         return session
 
-    def _body(self, request: Request, stream: bool) -> bytes:
+    def _body(self, request: Request, stream: bool) -> tuple[bytes, dict[str, str] | None]:
+        """The body to post, and the client headers to forward (None: no wire)."""
+        wire = wire_of(request, "chat")
+        if wire is not None:
+            return native_chat_body(wire, request, stream), wire.headers
         body = request.model_dump(exclude_none=True)
         model = body["model"]
         if "/" in model:
             body["model"] = model.split("/", 1)[1]
-        return json.dumps(set_stream_mode(body, stream)).encode()
+        return json.dumps(set_stream_mode(body, stream)).encode(), None
 
     @staticmethod
     async def _fail(response: aiohttp.ClientResponse) -> UpstreamError:
-        text = (await response.read()).decode(errors="replace")[:500]
-        return UpstreamError(
-            f"the provider answered HTTP {response.status}: {text}",
-            provider=_PROVIDER,
-            status_code=response.status,
-        )
+        return await fail(response, _PROVIDER)
 
     async def stream(self, request: Request) -> AsyncIterator[Any]:
         chunk = self._chunk
         session = self._client()
-        async with session.post(self.url, data=self._body(request, True)) as response:
+        wire = wire_of(request, "chat")
+        data, headers = self._body(request, True)
+        async with session.post(self.url, data=data, headers=headers) as response:
             if response.status >= 400:
                 raise await self._fail(response)
-            # Lines are split here rather than with aiohttp's readline, which refuses
-            # lines over its buffer size (a large tool-call argument can be one event).
-            pending = b""
-            async for part in response.content.iter_any():
-                lines = (pending + part).split(b"\n")
-                pending = lines.pop()
-                for line in lines:
-                    if not line.startswith(b"data:"):
-                        continue
-                    event = _event(line[5:].strip())
-                    if event is None:
-                        return
-                    yield chunk(**event)
-            if pending.startswith(b"data:"):
-                event = _event(pending[5:].strip())
-                if event is not None:
-                    yield chunk(**event)
+            # Frames are split by sse_frames rather than aiohttp's readline, which
+            # refuses lines over its buffer size (a large tool-call argument can be one
+            # event); each keeps its raw bytes, re-sent as they are when unchanged.
+            async for event, raw in sse_frames(response, _PROVIDER):
+                if "error" in event:
+                    raise UpstreamError(
+                        f"the provider sent an error mid-stream: {event['error']}",
+                        provider=_PROVIDER,
+                    )
+                item = chunk(**event)
+                if wire is not None:
+                    wire.register(item, event, raw)
+                yield item
 
     async def complete(self, request: Request) -> Any:
         session = self._client()
-        async with session.post(self.url, data=self._body(request, False)) as response:
+        data, headers = self._body(request, False)
+        async with session.post(self.url, data=data, headers=headers) as response:
             if response.status >= 400:
                 raise await self._fail(response)
             raw = await response.read()
         try:
-            return self._response(**json.loads(raw))
+            result = self._response(**json.loads(raw))
         except ValueError as error:
             raise UpstreamError(
                 f"malformed JSON from the provider: {error}", provider=_PROVIDER
             ) from error
+        wire = wire_of(request, "chat")
+        if wire is not None:
+            wire.response = (result, raw)
+        return result
 
     def provider_for(self, request: Request) -> str:
         return _PROVIDER
@@ -138,6 +148,26 @@ class OpenAIHTTPClient(LLMClient):
         session, self._session = self._session, None
         if session is not None and not session.closed:
             await session.close()
+
+
+def native_chat_body(wire: WireContext, request: Request, stream: bool) -> bytes:
+    """The client's body with what the policy changed (top-level fields) replaced; the
+    client's own bytes when it changed nothing. A stream always asks for the usage
+    trailer (recordings keep it); the dialect does not pass it on unasked."""
+    final = request.model_dump()
+    changed = wire.changed_fields(final) - {"model", "stream"}
+    model = request.model.split("/", 1)[1] if "/" in request.model else request.model
+    usage_asked = not stream or wire.extra.get("client_usage")
+    if not changed and model == wire.body["model"] and usage_asked and wire.raw is not None:
+        return wire.raw
+    body = dict(wire.body)
+    for key in changed:
+        if final.get(key) is None:
+            body.pop(key, None)
+        else:
+            body[key] = final[key]
+    body["model"] = model
+    return json.dumps(set_stream_mode(body, stream), ensure_ascii=False).encode()
 
 
 class ProtocolRouter(LLMClient):
@@ -236,33 +266,21 @@ def build_upstream(upstream: Any, key: str) -> tuple[LLMClient, dict[str, Any]]:
     local provider offline and Anthropic's API with a key."""
     default = _default_client(upstream, key)
     natives: dict[str, LLMClient] = {}
+    lean = default.openai if isinstance(default, ProtocolRouter) else default
+    if isinstance(lean, OpenAIHTTPClient):
+        natives["chat"] = lean
     if upstream.provider == "anthropic" or not upstream.api_base:
         from luthien_lab.gateway._anthropic_upstream import AnthropicNativeClient
 
         base = upstream.api_base if upstream.provider == "anthropic" else None
         natives["anthropic"] = AnthropicNativeClient(base, key or None)
+    mode = getattr(upstream, "responses_api", "auto")
+    if mode == "native" or (mode == "auto" and not upstream.api_base):
+        # OpenAI Responses requests go natively to a Responses upstream: ``api_base``'s
+        # ``/responses``, or with none the local provider offline and OpenAI's API.
+        from luthien_lab.gateway._responses_upstream import ResponsesNativeClient
+
+        natives["responses"] = ResponsesNativeClient(upstream.api_base, key or None)
     if not natives:
         return default, {}
     return WireRouter(default, natives), natives
-
-
-def _event(data: bytes) -> dict[str, Any] | None:
-    """One SSE ``data:`` payload as a dict; None at ``[DONE]``."""
-    if data == b"[DONE]":
-        return None
-    try:
-        event = json.loads(data)
-    except ValueError as error:
-        raise UpstreamError(
-            f"malformed SSE event from the provider: {data[:200]!r}", provider=_PROVIDER
-        ) from error
-    if not isinstance(event, dict):
-        raise UpstreamError(
-            f"malformed SSE event from the provider (not an object): {data[:200]!r}",
-            provider=_PROVIDER,
-        )
-    if "error" in event:
-        raise UpstreamError(
-            f"the provider sent an error mid-stream: {event['error']}", provider=_PROVIDER
-        )
-    return event

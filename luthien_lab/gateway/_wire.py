@@ -76,7 +76,8 @@ class WireContext:
     - ``snapshot``: the normalized request the dialect gave the policy
       (``Request.model_dump()``), to tell what the policy changed;
     - ``natives``: ``id(chunk) -> NativeEvent`` for every chunk the native upstream
-      client yielded; ``response``: the native non-streaming response, if any.
+      client yielded; ``response``: (the normalized non-streaming response, the
+      upstream's own: parsed or bytes), if any.
     """
 
     api: str
@@ -85,7 +86,7 @@ class WireContext:
     snapshot: dict[str, Any]
     raw: bytes | None = None
     natives: dict[int, NativeEvent] = field(default_factory=dict)
-    response: tuple[Any, dict[str, Any]] | None = None
+    response: tuple[Any, Any] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def register(self, chunk: Any, event: dict[str, Any], raw: bytes) -> None:

@@ -10,6 +10,7 @@ provider received.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import anthropic
@@ -451,3 +452,75 @@ def test_content_a_policy_cannot_see_is_never_dropped(provider, passthrough, pol
         reference["stop_reason"],
         reference.get("stop_sequence"),
     )
+
+
+class DropBash(Policy):
+    """Removes the Bash tool from what the model is offered."""
+
+    async def on_request(self, request, context):
+        tools = [t for t in request.tools if t.get("function", {}).get("name") != "Bash"]  # type: ignore[attr-defined]
+        return request.model_copy(update={"tools": tools})
+
+    async def on_chunk_received(self, ctx):
+        ctx.egress_queue.put_nowait(ctx.ingress_state.raw_chunks[-1])
+
+
+def test_a_policy_can_rewrite_the_tools_and_only_they_change(provider):
+    record = dict(recorded_requests())["all_tools-1"]
+    body = record["body"]
+    with serve(create_app(DropBash(), settings=settings(provider))) as url:
+        assert post(url, body, {**record["headers"], "x-api-key": "k"}).status_code == 200
+    sent = provider.requests[-1].body
+    assert [t["name"] for t in sent["tools"]] == [
+        t["name"] for t in body["tools"] if t["name"] != "Bash"
+    ]
+    # The tools it kept are the client's own dicts (cache_control and all).
+    assert sent["tools"] == [t for t in body["tools"] if t["name"] != "Bash"]
+    assert {k: v for k, v in sent.items() if k != "tools"} == {
+        k: v for k, v in body.items() if k != "tools"
+    }
+
+
+def test_without_an_anthropic_upstream_tokens_are_counted_locally_and_models_mapped(provider):
+    upstream = UpstreamSettings(
+        api_base=provider.openai_base, model_map={"claude-opus-5-5": "gpt-4o-mini"}
+    )
+    app = create_app(NoOpPolicy(), settings=GatewaySettings(upstream=upstream))
+    body = {"model": "claude-opus-5-5", "messages": [{"role": "user", "content": "x " * 400}]}
+    with serve(app) as url:
+        before = len(provider.requests)
+        counted = httpx.post(f"{url}/v1/messages/count_tokens", json=body, headers=HEADERS)
+        models = httpx.get(f"{url}/v1/models", headers=HEADERS).json()
+        openai_models = httpx.get(f"{url}/v1/models").json()
+        one = httpx.get(f"{url}/v1/models/claude-opus-5-5", headers=HEADERS)
+        missing = httpx.get(f"{url}/v1/models/nope", headers=HEADERS)
+    assert len(provider.requests) == before  # counted here, not upstream
+    assert counted.status_code == 200 and 200 <= counted.json()["input_tokens"] <= 300
+    assert [m["id"] for m in models["data"]] == ["claude-opus-5-5"]
+    assert models["data"][0]["type"] == "model" and models["has_more"] is False
+    assert openai_models["object"] == "list" and openai_models["data"][0]["id"] == "claude-opus-5-5"
+    assert one.json()["id"] == "claude-opus-5-5"
+    assert missing.status_code == 404 and missing.json()["type"] == "error"
+
+
+def test_the_gateway_imports_litellm_before_it_is_ready(tmp_path):
+    """Readiness: the slow import happens in the app's start-up, not on a request."""
+    script = (
+        "import asyncio, sys\n"
+        "from luthien_lab import NoOpPolicy, ScriptedLLMClient\n"
+        "from luthien_lab.gateway import create_app\n"
+        "app = create_app(NoOpPolicy(), llm_client=ScriptedLLMClient([]))\n"
+        "before = 'litellm' in sys.modules\n"
+        "async def main():\n"
+        "    async with app.router.lifespan_context(app):\n"
+        "        print(before, 'litellm' in sys.modules)\n"
+        "asyncio.run(main())\n"
+    )
+    import subprocess
+    import sys
+
+    env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, env=env
+    )
+    assert out.stdout.split() == ["False", "True"], out.stderr

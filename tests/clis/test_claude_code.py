@@ -18,7 +18,7 @@ from luthien_lab.policies import StringReplacePolicy, ToolFilterPolicy
 from luthien_lab.policy_config import GatewaySettings, UpstreamSettings
 from luthien_lab.provider import ScriptedResponse, local_provider
 from luthien_lab.store import open_store
-from tests.agents.claude_code import claude_binary, run_claude
+from tests.clis.claude_code import claude_binary, run_claude
 from tests.gateway.conftest import serve
 
 pytestmark = [
