@@ -32,7 +32,12 @@ from luthien_lab.gateway._anthropic_translate import openai_request
 from luthien_lab.gateway._errors import GatewayError, classify
 from luthien_lab.gateway._native_http import NativeUpstreamError
 from luthien_lab.gateway._plumbing import json_response
-from luthien_lab.gateway._sse import SSEResponse, first_chunk
+from luthien_lab.gateway._sse import (
+    ClientDisconnected,
+    SSEResponse,
+    first_chunk,
+    unless_disconnected,
+)
 from luthien_lab.gateway._wire import WireContext
 from luthien_lab.request import Request
 
@@ -155,9 +160,11 @@ async def _events(
         await chunks.aclose()  # type: ignore[attr-defined]
 
 
-async def _stream(gateway: Gateway, request: Request, tid: str, model: str) -> Response:
+async def _stream(
+    gateway: Gateway, http: HTTPRequest, request: Request, tid: str, model: str
+) -> Response:
     chunks = gateway.orchestrator.process_streaming_response(request, tid)
-    first = await first_chunk(chunks)
+    first = await unless_disconnected(http, first_chunk(chunks))
     writer = AnthropicStreamWriter(f"msg_{tid}", model, request._wire)
     headers = [(b"x-luthien-transaction-id", tid.encode())]
     return SSEResponse(_events(chunks, first, writer), headers)
@@ -179,10 +186,14 @@ async def handle_messages(gateway: Gateway, http: HTTPRequest) -> Response:
         request = to_request(body, gateway, http)
         tid = uuid.uuid4().hex
         if request.stream:
-            return await _stream(gateway, request, tid, body["model"])
-        response = await gateway.orchestrator.process_full_response(request, tid)
+            return await _stream(gateway, http, request, tid, body["model"])
+        response = await unless_disconnected(
+            http, gateway.orchestrator.process_full_response(request, tid)
+        )
         message = to_anthropic_message(response, f"msg_{tid}", body["model"], request._wire)
         return json_response(message, headers={"x-luthien-transaction-id": tid})
+    except ClientDisconnected:
+        return Response(status_code=499)  # nobody is listening; the transaction says cancelled
     except Exception as error:
         return _error_response(error)
 

@@ -22,7 +22,15 @@ from pydantic import ValidationError
 from luthien_lab.gateway._errors import GatewayError, classify, error_body, error_json
 from luthien_lab.gateway._openai_checks import check_chat_body
 from luthien_lab.gateway._plumbing import json_response
-from luthien_lab.gateway._sse import DONE, SSEResponse, first_chunk, sse_chunk, sse_data
+from luthien_lab.gateway._sse import (
+    DONE,
+    ClientDisconnected,
+    SSEResponse,
+    first_chunk,
+    sse_chunk,
+    sse_data,
+    unless_disconnected,
+)
 from luthien_lab.gateway._wire import WireContext
 from luthien_lab.request import Request
 
@@ -80,8 +88,10 @@ def to_request(body: dict[str, Any], gateway: Gateway, http: HTTPRequest | None 
     return request
 
 
-async def _complete(gateway: Gateway, request: Request, tid: str) -> Response:
-    response = await gateway.orchestrator.process_full_response(request, tid)
+async def _complete(gateway: Gateway, http: HTTPRequest, request: Request, tid: str) -> Response:
+    response = await unless_disconnected(
+        http, gateway.orchestrator.process_full_response(request, tid)
+    )
     wire: WireContext | None = request._wire
     if wire is not None and wire.response is not None and wire.response[0] is response:
         body = wire.response[1]  # the upstream's own bytes: the policy returned it as it was
@@ -90,9 +100,9 @@ async def _complete(gateway: Gateway, request: Request, tid: str) -> Response:
     return json_response(body, headers={"x-luthien-transaction-id": tid})
 
 
-async def _stream(gateway: Gateway, request: Request, tid: str) -> Response:
+async def _stream(gateway: Gateway, http: HTTPRequest, request: Request, tid: str) -> Response:
     chunks = gateway.orchestrator.process_streaming_response(request, tid)
-    first = await first_chunk(chunks)
+    first = await unless_disconnected(http, first_chunk(chunks))
     headers = [(b"x-luthien-transaction-id", tid.encode())]
     return SSEResponse(_events(chunks, first, request._wire), headers)
 
@@ -134,8 +144,10 @@ async def handle_chat(gateway: Gateway, http: HTTPRequest) -> Response:
         request = to_request(await gateway.read_body(http), gateway, http)
         tid = uuid.uuid4().hex
         if request.stream:
-            return await _stream(gateway, request, tid)
-        return await _complete(gateway, request, tid)
+            return await _stream(gateway, http, request, tid)
+        return await _complete(gateway, http, request, tid)
+    except ClientDisconnected:
+        return Response(status_code=499)  # nobody is listening; the transaction says cancelled
     except Exception as error:
         failure = classify(error)
         if failure.status >= 500:

@@ -16,7 +16,15 @@ from typing import Any
 
 from starlette.responses import Response
 
-__all__ = ["DONE", "SSEResponse", "first_chunk", "sse_chunk", "sse_data"]
+__all__ = [
+    "DONE",
+    "ClientDisconnected",
+    "SSEResponse",
+    "first_chunk",
+    "sse_chunk",
+    "sse_data",
+    "unless_disconnected",
+]
 
 DONE = b"data: [DONE]\n\n"
 
@@ -47,6 +55,41 @@ async def first_chunk(chunks: AsyncIterator[Any]) -> Any:
     except BaseException:
         await chunks.aclose()  # type: ignore[attr-defined]
         raise
+
+
+class ClientDisconnected(Exception):
+    """The client hung up before the gateway had anything to send."""
+
+
+async def unless_disconnected(http: Any, awaitable: Any) -> Any:
+    """Await ``awaitable``, cancelling it the moment the client disconnects (then raise
+    :class:`ClientDisconnected`). Before the response starts nothing else listens for
+    the disconnect, so without this a client that hangs up before the first chunk, or
+    during a non-streaming call, leaves the upstream call running to its end."""
+    work = asyncio.ensure_future(awaitable)
+    watcher = asyncio.ensure_future(_disconnected(http))
+    try:
+        await asyncio.wait((work, watcher), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        if not work.done():
+            work.cancel()
+            with contextlib.suppress(BaseException):
+                await work
+        if not watcher.done():
+            watcher.cancel()
+            with contextlib.suppress(BaseException):
+                await watcher
+    if work.cancelled() or not work.done():
+        raise ClientDisconnected
+    return work.result()
+
+
+async def _disconnected(http: Any) -> None:
+    # The body was read whole already: what receive() gets next is the disconnect.
+    while True:
+        message = await http.receive()
+        if message["type"] == "http.disconnect":
+            return
 
 
 class SSEResponse(Response):
