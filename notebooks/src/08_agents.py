@@ -1,5 +1,5 @@
 # %% [markdown]
-# # 8. Put a policy in front of Claude Code
+# # 8. Put a policy in front of Claude Code and Codex
 #
 # The gateway speaks the Anthropic Messages API (`/v1/messages`), so Claude Code runs
 # through it unchanged: point `ANTHROPIC_BASE_URL` at the gateway. With an Anthropic
@@ -156,3 +156,77 @@ hooks.groupby("hook").size()
 
 # %%
 store.events(tid)[["name", "data"]]
+
+# %% [markdown]
+# ## Codex CLI and the OpenAI Agents SDK
+#
+# Codex speaks only the Responses API (`POST /v1/responses`), as does the Agents SDK by
+# default. Give Codex a provider entry pointing at the gateway, in
+# `~/.codex/config.toml`:
+#
+# ```toml
+# model_provider = "luthien"
+# [model_providers.luthien]
+# name = "luthien"
+# base_url = "http://127.0.0.1:8000/v1"
+# wire_api = "responses"
+# env_key = "OPENAI_API_KEY"
+# ```
+#
+# With no `api_base` the gateway sends Responses requests natively to OpenAI (with your
+# key) or, offline, to the local provider; with an OpenAI-compatible `api_base` that
+# only speaks Chat Completions (`gateway.upstream.responses_api: chat`), it translates.
+# The Agents SDK needs only a client pointed at the gateway:
+# `set_default_openai_client(AsyncOpenAI(base_url="http://127.0.0.1:8000/v1"))`.
+#
+# Here Codex's recorded request for `codex exec "please list files"` goes through a
+# gateway that blocks its shell tool:
+
+# %%
+rules.write_text(
+    """
+- name: shell
+  match: {prompt_contains: "list files", offers_tool: exec_command}
+  respond:
+    text: "Listing."
+    tool_calls: [{name: exec_command, arguments: {cmd: "ls -la"}}]
+"""
+)
+config.write_text(
+    """
+policy:
+  class: "luthien_lab.policies.tool_filter:ToolFilterPolicy"
+  config:
+    deny: [exec_command]
+    blocked_message: " [luthien: {name} is not allowed here]"
+gateway:
+  store: codex.duckdb
+"""
+    + f"  upstream: {{api_base: 'http://127.0.0.1:{provider_port}/v1', responses_api: native}}\n"
+)
+provider = start(
+    ["provider", "--port", str(provider_port), "--rules", str(rules)],
+    f"http://127.0.0.1:{provider_port}/health",
+)
+gateway = start(
+    ["serve", "--config", str(config), "--port", str(gateway_port)],
+    f"http://127.0.0.1:{gateway_port}/health",
+)
+recorded = json.loads(
+    Path("../tests/fixtures/codex/tool_round_trip.jsonl").read_text().splitlines()[0]
+)
+reply = httpx.post(base + "/v1/responses", json=recorded["body"], timeout=60)
+events = [json.loads(line[5:]) for line in reply.text.splitlines() if line.startswith("data:")]
+completed = events[-1]["response"]
+[item["type"] for item in completed["output"]], completed["status"]
+
+# %%
+completed["output"][-1]["content"][0]["text"]
+
+# %%
+gateway.terminate()
+gateway.wait(timeout=10)
+provider.terminate()
+provider.wait(timeout=10)
+codex = open_store(work / "codex.duckdb").transactions()
+codex[["status", "model", "streaming", "policy_class"]]
