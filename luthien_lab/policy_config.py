@@ -66,6 +66,12 @@ class UpstreamSettings(BaseModel):
     without litellm's per-request CPU cost; ``litellm``: litellm for every model;
     ``auto`` (default): with an ``api_base`` (and ``provider`` unset or ``openai``),
     OpenAI-protocol models use the lean client and others litellm; else litellm."""
+    responses_api: Literal["auto", "native", "chat"] = "auto"
+    """How ``POST /v1/responses`` reaches the upstream. ``native``: as a Responses
+    request to ``{api_base}/responses`` (lossless; with no ``api_base``, OpenAI's API or
+    the local provider); ``chat``: translated to Chat Completions, the answer rebuilt;
+    ``auto`` (default): native with no ``api_base``, chat with one (most
+    OpenAI-compatible servers speak only Chat Completions)."""
 
 
 class GatewaySettings(BaseModel):

@@ -1,8 +1,9 @@
 """``create_app``: the gateway (FastAPI), one orchestrator per app.
 
 Routes: the Chat Completions dialect (``_openai_chat``), the Messages dialect
-(``_anthropic``), ``GET /v1/models`` (``_models``) and ``GET /health``. Every error,
-404 and 405 included, comes in the format of the API its path belongs to.
+(``_anthropic``), the Responses dialect (``_responses``), ``GET /v1/models``
+(``_models``) and ``GET /health``. Every error, 404 and 405 included, comes in the
+format of the API its path belongs to.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from luthien_lab.gateway._errors import GatewayError, classify
 from luthien_lab.gateway._models import list_models
 from luthien_lab.gateway._openai_chat import add_chat_routes, openai_error_response
 from luthien_lab.gateway._plumbing import Gateway, json_response
+from luthien_lab.gateway._responses import add_responses_routes
 from luthien_lab.policies.base import policy_name
 from luthien_lab.policy_config import GatewaySettings
 
@@ -150,4 +152,5 @@ def create_app(
     app.add_api_route("/v1/models/{model_id:path}", models, methods=["GET"])
     add_chat_routes(app, gateway)
     add_messages_routes(app, gateway)
+    add_responses_routes(app, gateway)
     return app

@@ -263,7 +263,8 @@ def build_upstream(upstream: Any, key: str) -> tuple[LLMClient, dict[str, Any]]:
 
     Anthropic Messages requests go natively to an Anthropic upstream: one named by
     ``provider: anthropic`` (with its ``api_base``), or, with no ``api_base``, the
-    local provider offline and Anthropic's API with a key."""
+    local provider offline and Anthropic's API with a key. OpenAI Responses requests go
+    natively per ``responses_api`` (below); otherwise they are translated to chat."""
     default = _default_client(upstream, key)
     natives: dict[str, LLMClient] = {}
     lean = default.openai if isinstance(default, ProtocolRouter) else default

@@ -83,7 +83,7 @@ async def test_disconnect_cancels_and_is_recorded(api, stream, before):
         async with httpx.AsyncClient(timeout=10) as client:
             request = client.build_request("POST", url + path, json=body | {"stream": stream})
             task = asyncio.ensure_future(client.send(request, stream=True))
-            for _ in range(500):
+            for _ in range(2000):
                 if upstream.started:
                     break
                 await asyncio.sleep(0.01)
@@ -101,7 +101,7 @@ async def test_disconnect_cancels_and_is_recorded(api, stream, before):
                 task.cancel()
                 with pytest.raises(asyncio.CancelledError):
                     await task
-        for _ in range(500):
+        for _ in range(2000):
             if upstream.cancelled and finished:
                 break
             await asyncio.sleep(0.01)

@@ -101,7 +101,11 @@ async def test_gateway_client_disconnect_closes_the_upstream_connection():
                 h.stream(
                     "POST",
                     f"{url}/v1/chat/completions",
-                    json={"model": "m", "stream": True, "messages": [{"role": "user", "content": "hi"}]},
+                    json={
+                        "model": "m",
+                        "stream": True,
+                        "messages": [{"role": "user", "content": "hi"}],
+                    },
                 ) as response,
             ):
                 assert response.status_code == 200

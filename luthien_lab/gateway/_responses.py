@@ -1,0 +1,172 @@
+"""The OpenAI Responses dialect: ``POST /v1/responses`` (streaming and not).
+
+Codex CLI and the OpenAI Agents SDK speak only this API. With a Responses-capable
+upstream the request goes natively (``_wire``): the policy sees the request in the
+common form (:func:`native_view`), and whatever it leaves alone reaches the upstream,
+and comes back to the client, exactly as sent. With a Chat Completions upstream the
+request is translated (:func:`chat_request`) and the answer rebuilt as Responses events
+and objects. Which one: ``gateway.upstream.responses_api`` (``_upstream.build_upstream``).
+
+Errors use OpenAI's format ``{"error": {"message", "type", "param", "code"}}``; a
+client mistake is a 400 naming the field (``param``); an upstream's own error body is
+passed on as it came; an error after the stream started ends it with a
+``response.failed`` event.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any
+
+from fastapi import Request as HTTPRequest
+from fastapi.responses import Response
+from pydantic import ValidationError
+
+from luthien_lab.gateway._errors import GatewayError, classify, error_json
+from luthien_lab.gateway._native_http import NativeUpstreamError
+from luthien_lab.gateway._plumbing import json_response
+from luthien_lab.gateway._responses_chat import chat_request
+from luthien_lab.gateway._responses_checks import check_body
+from luthien_lab.gateway._responses_object import to_response
+from luthien_lab.gateway._responses_request import native_view
+from luthien_lab.gateway._responses_stream import ResponsesStreamWriter, sse_event
+from luthien_lab.gateway._sse import SSEResponse, first_chunk
+from luthien_lab.gateway._wire import WireContext
+from luthien_lab.request import Request
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+    from luthien_lab.gateway._plumbing import Gateway
+
+__all__ = ["add_responses_routes", "responses_error", "to_request"]
+
+_log = logging.getLogger("luthien_lab.gateway")
+
+# Headers the upstream gets as the client sent them, besides every ``openai-*`` and
+# ``x-codex-*``: what Codex sends to tie requests to a session (prompt caching, tracing),
+# and the local provider's test hooks.
+_FORWARDED = frozenset(
+    {"session-id", "thread-id", "x-client-request-id", "originator", "session_id",
+     "conversation_id", "chatgpt-account-id", "x-luthien-script", "x-luthien-fault"}
+)  # fmt: skip
+
+
+def responses_error(error: BaseException) -> tuple[int, bytes]:
+    """``(status, body)`` in OpenAI's error format for any pipeline exception; a
+    Responses upstream's own error body is returned as it came."""
+    if isinstance(error, NativeUpstreamError) and 400 <= (error.status_code or 0) < 600:
+        try:
+            native = json.loads(error.body)
+        except ValueError:
+            native = None
+        if isinstance(native, dict) and isinstance(native.get("error"), dict):
+            return error.status_code or 502, error.body
+    failure = classify(error)
+    return failure.status, error_json(failure)
+
+
+def _forwarded_headers(http: HTTPRequest, gateway: Gateway) -> dict[str, str]:
+    headers = {
+        name: value
+        for name, value in http.headers.items()
+        if name.startswith(("openai-", "x-codex-")) or name in _FORWARDED
+    }
+    if not gateway.api_key and "authorization" in http.headers:
+        # The client's key is not the gateway's: it is meant for the upstream.
+        headers["authorization"] = http.headers["authorization"]
+    return headers
+
+
+def _request(fields: dict[str, Any]) -> Request:
+    try:
+        return Request(**fields)
+    except ValidationError as error:
+        problem = error.errors()[0]
+        where = ".".join(str(p) for p in problem["loc"])
+        raise GatewayError(400, f"{where}: {problem['msg']}", param=where) from None
+
+
+def to_request(body: dict[str, Any], gateway: Gateway, http: HTTPRequest | None = None) -> Request:
+    """The policy's :class:`Request` for a Responses ``body`` (400 on a bad one);
+    natively bound to the client's body when the upstream speaks Responses."""
+    check_body(body)
+    target = gateway.upstream_model(body["model"])
+    if not gateway.native("responses", target):
+        return _request(chat_request(body, target, gateway.prefix))
+    view, extra = native_view(body, target)
+    request = _request(view)
+    snapshot = request.model_dump()
+    extra["view_messages"] = snapshot["messages"]
+    extra["prefix"] = gateway.prefix
+    headers = _forwarded_headers(http, gateway) if http is not None else {}
+    raw = getattr(http.state, "raw_body", None) if http is not None else None
+    request._wire = WireContext("responses", body, headers, snapshot, raw=raw, extra=extra)
+    return request
+
+
+# ----- responses -----
+
+
+async def _events(
+    chunks: AsyncIterator[Any], first: Any, writer: ResponsesStreamWriter
+) -> AsyncIterator[bytes]:
+    try:
+        if first is not None:
+            for event in writer.feed(first):
+                yield sse_event(event)
+            async for chunk in chunks:
+                for event in writer.feed(chunk):
+                    yield sse_event(event)
+        for event in writer.finish():
+            yield sse_event(event)
+    except Exception as error:
+        _log.warning("stream failed after it started: %s", classify(error).message)
+        for event in writer.fail(error):
+            yield sse_event(event)
+    finally:
+        await chunks.aclose()  # type: ignore[attr-defined]
+
+
+async def _stream(gateway: Gateway, request: Request, tid: str, body: dict[str, Any]) -> Response:
+    chunks = gateway.orchestrator.process_streaming_response(request, tid)
+    first = await first_chunk(chunks)
+    writer = ResponsesStreamWriter(f"resp_{tid}", body, request._wire)
+    headers = [(b"x-luthien-transaction-id", tid.encode())]
+    return SSEResponse(_events(chunks, first, writer), headers)
+
+
+def _error_response(error: BaseException) -> Response:
+    status, body = responses_error(error)
+    if status >= 500:
+        _log.warning("request failed: %s", body[:500].decode(errors="replace"))
+    headers = {"www-authenticate": "Bearer"} if status == 401 else None
+    return json_response(body, status, headers)
+
+
+async def handle_responses(gateway: Gateway, http: HTTPRequest) -> Response:
+    """``POST /v1/responses``."""
+    try:
+        gateway.check_key(http)
+        body = await gateway.read_body(http)
+        request = to_request(body, gateway, http)
+        tid = uuid.uuid4().hex
+        if request.stream:
+            return await _stream(gateway, request, tid, body)
+        response = await gateway.orchestrator.process_full_response(request, tid)
+        obj = to_response(response, f"resp_{tid}", body, request._wire)
+        return json_response(obj, headers={"x-luthien-transaction-id": tid})
+    except Exception as error:
+        return _error_response(error)
+
+
+def add_responses_routes(app: FastAPI, gateway: Gateway) -> None:
+    """Register the Responses dialect's routes on ``app``."""
+
+    async def responses(http: HTTPRequest) -> Response:
+        return await handle_responses(gateway, http)
+
+    app.add_api_route("/v1/responses", responses, methods=["POST"])

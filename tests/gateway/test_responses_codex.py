@@ -1,0 +1,159 @@
+"""Codex CLI through the gateway. Requests recorded from the real CLI
+(``tests/fixtures/codex``) go through in both upstream modes: a Responses upstream gets
+them as Codex sent them (headers that tie a session together included); a chat upstream
+gets a faithful translation (the custom ``apply_patch`` tool and its call as a function
+tool and call). Then the real CLI (pinned in tools/agents, ``make agents``) runs a tool
+round trip through the gateway, with a passthrough, a transforming and a blocking
+policy."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import httpx
+import pytest
+
+from luthien_lab import NoOpPolicy
+from luthien_lab.gateway import create_app
+from luthien_lab.policies import StringReplacePolicy, ToolFilterPolicy
+from luthien_lab.policy_config import GatewaySettings, UpstreamSettings
+from luthien_lab.provider import ScriptedResponse, local_provider
+from tests.clis.codex import codex_binary, run_codex
+from tests.gateway.conftest import serve
+
+pytestmark = pytest.mark.timeout(60)
+
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "codex"
+SESSION_HEADERS = ("session-id", "thread-id", "x-client-request-id", "originator")
+
+
+def recorded(name):
+    return [json.loads(line) for line in (FIXTURES / f"{name}.jsonl").read_text().splitlines()]
+
+
+@pytest.fixture(scope="module")
+def gateways(provider):
+    urls = {}
+    servers = []
+    for mode in ("native", "chat"):
+        upstream = UpstreamSettings(api_base=provider.openai_base, responses_api=mode)
+        servers.append(serve(create_app(NoOpPolicy(), settings=GatewaySettings(upstream=upstream))))
+        urls[mode] = servers[-1].__enter__()
+    yield urls
+    for server in reversed(servers):
+        server.__exit__(None, None, None)
+
+
+@pytest.mark.parametrize(
+    "fixture", ["requests", "tool_round_trip", "reasoning_round_trip", "apply_patch_round_trip"]
+)
+@pytest.mark.parametrize("mode", ["native", "chat"])
+async def test_codex_requests_go_through(gateways, provider, mode, fixture):
+    for record in recorded(fixture):
+        body = record["body"]
+        headers = {
+            k: v
+            for k, v in record["headers"].items()
+            if k in SESSION_HEADERS or k.startswith("x-codex-")
+        }
+        async with (
+            httpx.AsyncClient(timeout=30) as http,
+            http.stream("POST", f"{gateways[mode]}/v1/responses", json=body, headers=headers) as r,
+        ):
+            assert r.status_code == 200, await r.aread()
+            events = [json.loads(x[6:]) async for x in r.aiter_lines() if x.startswith("data: ")]
+        assert events[-1]["type"] == "response.completed"
+        assert [e["sequence_number"] for e in events] == list(range(len(events)))
+        sent = provider.requests[-1]
+        if mode == "native":
+            assert sent.body == body
+            assert {k: sent.headers.get(k) for k in headers} == headers
+            continue
+        tools = {t["function"]["name"]: t for t in sent.body["tools"] if t["type"] == "function"}
+        assert "apply_patch" in tools and "exec_command" in tools
+        assert [m["role"] for m in sent.body["messages"][:4]] == [
+            "developer",
+            "developer",
+            "user",
+            "user",
+        ]
+        assert sent.body["reasoning_effort"] == body["reasoning"]["effort"]
+        last = body["input"][-1]
+        if last.get("type") in ("function_call_output", "custom_tool_call_output"):
+            call = sent.body["messages"][-2]["tool_calls"][0]
+            assert sent.body["messages"][-1] == {
+                "role": "tool",
+                "tool_call_id": last["call_id"],
+                "content": last["output"],
+            }
+            assert call["id"] == last["call_id"]
+            if last["type"] == "custom_tool_call_output":
+                patch = body["input"][-2]["input"]
+                assert call["function"]["name"] == "apply_patch"
+                assert json.loads(call["function"]["arguments"]) == {"content": patch}
+
+
+# ----- the real CLI -----
+
+LIST = {
+    "thinking": "I should list.",
+    "tool_calls": [{"name": "exec_command", "arguments": {"cmd": "ls"}}],
+}
+
+
+@pytest.fixture(scope="module")
+def codex_provider():
+    with local_provider() as p:
+        p.add_rule({"prompt_contains": "list files", "offers_tool": "exec_command"}, LIST)
+        p.add_rule(
+            {"after_tool_result": "exec_command"},
+            lambda r: ScriptedResponse(text="Done: " + r.last_tool_result()[1].split()[-1]),
+        )
+        yield p
+
+
+@pytest.mark.timeout(180)
+@pytest.mark.skipif(
+    codex_binary() is None and not os.environ.get("CI"),
+    reason="Codex CLI is not installed: run `make agents` (CI always installs it)",
+)
+@pytest.mark.parametrize(
+    ("mode", "policy", "answer"),
+    [
+        ("native", NoOpPolicy, "Done: hello.txt"),
+        ("chat", NoOpPolicy, "Done: hello.txt"),
+        (
+            "native",
+            lambda: StringReplacePolicy(replacements={"Done": "Finished"}),
+            "Finished: hello.txt",
+        ),
+        ("native", lambda: ToolFilterPolicy(deny=["exec_command"]), ""),
+    ],
+)
+def test_codex_cli_through_the_gateway(codex_provider, tmp_path, mode, policy, answer):
+    (tmp_path / "hello.txt").write_text("hi")
+    upstream = UpstreamSettings(api_base=codex_provider.openai_base, responses_api=mode)
+    first = len(codex_provider.requests)
+    with serve(create_app(policy(), settings=GatewaySettings(upstream=upstream))) as url:
+        result = run_codex(f"{url}/v1", "please list files", cwd=tmp_path, timeout=120)
+    assert result["returncode"] == 0, result["stderr"][-2000:]
+    assert (result["last_message"] or "") == answer
+    kinds = [e["type"] for e in result["events"]]
+    assert kinds[-1] == "turn.completed"
+    ran = [
+        e["item"]
+        for e in result["events"]
+        if (e.get("item") or {}).get("type") == "command_execution"
+    ]
+    requests = codex_provider.requests[first:]
+    if answer == "":  # the call was blocked: Codex ran nothing and asked nothing more
+        assert ran == [] and len(requests) == 1
+        return
+    assert ran[-1]["command"].endswith("ls") and "hello.txt" in ran[-1]["aggregated_output"]
+    assert len(requests) == 2
+    if mode == "native":  # the reasoning item came back as the upstream sent it
+        [reasoning] = [i for i in requests[1].body["input"] if i.get("type") == "reasoning"]
+        expected = ScriptedResponse(thinking="I should list.").thinking_signature()
+        assert reasoning["encrypted_content"] == expected
