@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 from fastapi import Request as HTTPRequest
@@ -37,8 +36,9 @@ from luthien_lab.gateway._sse import (
     SSEResponse,
     first_chunk,
     unless_disconnected,
+    write_events,
 )
-from luthien_lab.gateway._wire import WireContext
+from luthien_lab.gateway._wire import bind_wire
 from luthien_lab.request import Request
 
 if TYPE_CHECKING:
@@ -125,39 +125,14 @@ def to_request(body: dict[str, Any], gateway: Gateway, http: HTTPRequest | None 
         return _request(openai_request(body, target, keep_cache))
     view, extra = native_view(body, target)
     request = _request(view)
-    snapshot = request.model_dump()
-    extra["view_messages"] = snapshot["messages"]
     if http is not None:
         extra["query"] = http.url.query
     headers = _forwarded_headers(http, gateway) if http is not None else {}
-    raw = getattr(http.state, "raw_body", None) if http is not None else None
-    request._wire = WireContext("anthropic", body, headers, snapshot, raw=raw, extra=extra)
+    bind_wire(request, "anthropic", body, http, headers, extra)
     return request
 
 
 # ----- responses -----
-
-
-async def _events(
-    chunks: AsyncIterator[Any], first: Any, writer: AnthropicStreamWriter
-) -> AsyncIterator[bytes]:
-    try:
-        if first is not None:
-            for event in writer.feed(first):
-                yield sse_event(event)
-            async for chunk in chunks:
-                for event in writer.feed(chunk):
-                    yield sse_event(event)
-        for event in writer.finish():
-            yield sse_event(event)
-    except Exception as error:
-        _status, body = anthropic_error(error)
-        if isinstance(body, bytes):
-            body = json.loads(body)
-        _log.warning("stream failed after it started: %s", body["error"]["message"])
-        yield sse_event(body)
-    finally:
-        await chunks.aclose()  # type: ignore[attr-defined]
 
 
 async def _stream(
@@ -165,9 +140,9 @@ async def _stream(
 ) -> Response:
     chunks = gateway.orchestrator.process_streaming_response(request, tid)
     first = await unless_disconnected(http, first_chunk(chunks))
-    writer = AnthropicStreamWriter(f"msg_{tid}", model, request._wire)
+    writer = AnthropicStreamWriter(f"msg_{tid}", model, request._wire, anthropic_error)
     headers = [(b"x-luthien-transaction-id", tid.encode())]
-    return SSEResponse(_events(chunks, first, writer), headers)
+    return SSEResponse(write_events(chunks, first, writer, sse_event, _log), headers)
 
 
 def _error_response(error: BaseException) -> Response:
@@ -219,7 +194,7 @@ async def handle_count_tokens(gateway: Gateway, http: HTTPRequest) -> Response:
         query = http.url.query
         path = "/v1/messages/count_tokens" + (f"?{query}" if query else "")
         sent = {**body, "model": target.split("/", 1)[-1]}
-        status, raw, ctype = await native.forward(
+        status, raw, ctype = await native.forward_path(
             "POST", path, target, _forwarded_headers(http, gateway), sent
         )
         return Response(raw, status_code=status, media_type=ctype.split(";")[0])

@@ -19,6 +19,7 @@ left alone are the upstream's own.
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING, Any
 
 from luthien_lab.gateway._anthropic_format import (
@@ -74,10 +75,17 @@ class AnthropicStreamWriter:
     ``wire``: the transaction's :class:`WireContext` when the upstream was Anthropic's
     own API (None: every chunk is rebuilt)."""
 
-    def __init__(self, message_id: str, model: str, wire: WireContext | None = None) -> None:
+    def __init__(
+        self,
+        message_id: str,
+        model: str,
+        wire: WireContext | None = None,
+        error_body: Any = None,
+    ) -> None:
         self.message_id = message_id
         self.model = model
         self.wire = wire
+        self._error_body = error_body  # error -> (status, body): the dialect's format
         self.started = False
         self.finished = False
         self.finish_reason: str | None = None
@@ -294,6 +302,18 @@ class AnthropicStreamWriter:
     def finish(self) -> list[_Out]:
         """Close the open block and end the message (once)."""
         return self._end(None)
+
+    def fail(self, error: BaseException) -> list[_Out]:
+        """The stream broke after it started: one ``error`` event (Anthropic's SDKs
+        raise it), and nothing after it."""
+        self.finished = True
+        if self._error_body is None:
+            body: Any = {"type": "error", "error": {"type": "api_error", "message": str(error)}}
+        else:
+            body = self._error_body(error)[1]
+        if isinstance(body, bytes):
+            body = json.loads(body)
+        return [body]
 
     def _end(self, stop_raw: bytes | None) -> list[_Out]:
         if self.finished:

@@ -12,17 +12,13 @@ thinking) makes chunks with an empty delta: it is passed through, never dropped.
 from __future__ import annotations
 
 import json
-import os
-import time
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
-from luthien_lab.clients import LLMClient
 from luthien_lab.errors import UpstreamError
 from luthien_lab.gateway._anthropic_format import finish_reason_for
 from luthien_lab.gateway._anthropic_request import native_body
-from luthien_lab.gateway._native_http import SessionPool, fail, forward, sse_frames
-from luthien_lab.gateway._wire import wire_of
+from luthien_lab.gateway._native_client import ChunkMaker, NativeClient
 
 if TYPE_CHECKING:
     from luthien_lab.request import Request
@@ -34,34 +30,17 @@ _PROVIDER = "anthropic-native"
 _VERSION = "2023-06-01"
 
 
-class AnthropicNativeClient(LLMClient):
-    """Posts to ``{base}/v1/messages``. ``api_base`` None: the local provider when
-    :func:`luthien_lab.config.target_is_local` says so, else Anthropic's API.
-    ``api_key`` None: ``$ANTHROPIC_API_KEY``, else the client's own key."""
+class AnthropicNativeClient(NativeClient):
+    """Posts to ``{base}/v1/messages``: the local provider offline, Anthropic's API
+    with a key, or the configured ``api_base``."""
 
-    def __init__(self, api_base: str | None = None, api_key: str | None = None) -> None:
-        self.api_base = api_base.rstrip("/") if api_base else None
-        self.api_key = api_key
-        self._pool = SessionPool()
-        # Imported now (seconds), not on the first request.
-        os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-        from litellm.types.utils import ModelResponse, ModelResponseStream
+    api = "anthropic"
+    provider = _PROVIDER
+    remote_base = ANTHROPIC_API
+    key_env = "ANTHROPIC_API_KEY"
 
-        self._chunk = ModelResponseStream
-        self._response = ModelResponse
-
-    # ----- where and how -----
-
-    def _target(self, request: Request) -> tuple[str, str | None]:
-        if self.api_base:
-            return self.api_base, self.api_key
-        from luthien_lab.config import target_is_local
-
-        if target_is_local(request.model):
-            from luthien_lab.config import shared_local_provider
-
-            return shared_local_provider().anthropic_base, "sk-local"
-        return ANTHROPIC_API, self.api_key or os.environ.get("ANTHROPIC_API_KEY")
+    def local_base(self, provider: Any) -> str:
+        return str(provider.anthropic_base)
 
     def _headers(self, forwarded: dict[str, str], key: str | None) -> dict[str, str]:
         headers = {"content-type": "application/json", "anthropic-version": _VERSION}
@@ -71,92 +50,40 @@ class AnthropicNativeClient(LLMClient):
             headers["x-api-key"] = key
         return headers
 
-    async def forward(
+    async def forward_path(
         self, method: str, path: str, model: str, headers: dict[str, str], body: Any = None
     ) -> tuple[int, bytes, str]:
         """A request that is not a transaction (``count_tokens``, ``models``), sent to
         the upstream ``model`` routes to, with the client's forwarded headers."""
-        from luthien_lab.request import Request
-
-        base, key = self._target(Request(model=model or "claude", messages=[]))
-        data = json.dumps(body, ensure_ascii=False).encode() if body is not None else None
-        return await forward(self._pool, method, base + path, self._headers(headers, key), data)
+        base, key = self.target(model or "claude")
+        return await self.forward(method, base + path, self._headers(headers, key), body)
 
     def _call(self, request: Request, stream: bool) -> tuple[str, dict[str, str], bytes]:
-        wire = wire_of(request, "anthropic")
-        if wire is None:
-            raise TypeError("AnthropicNativeClient serves requests from the /v1/messages dialect")
+        wire = self.wire(request)
         body = native_body(wire, request.model_dump(exclude_none=False))
         same = (
             not wire.extra["changed"]
             and body["model"] == wire.body["model"]
             and (wire.body.get("stream") is True) == stream
-            and wire.raw is not None
         )
         if stream:
             body["stream"] = True
-        base, key = self._target(request)
-        headers = self._headers(wire.headers, key)
+        base, key = self.target(request.model)
         query = wire.extra.get("query") or ""
         url = f"{base}/v1/messages" + (f"?{query}" if query else "")
-        # Nothing changed: the client's own bytes, not a re-encoding of them.
-        data = (
-            wire.raw
-            if same and wire.raw is not None
-            else json.dumps(body, ensure_ascii=False).encode()
-        )
-        return url, headers, data
+        return url, self._headers(wire.headers, key), self.payload(wire, body, same)
 
-    # ----- streaming -----
-
-    async def stream(self, request: Request) -> AsyncIterator[Any]:
+    def stream(self, request: Request) -> AsyncIterator[Any]:
         url, headers, data = self._call(request, stream=True)
-        wire = wire_of(request, "anthropic")
-        assert wire is not None
-        normalizer = _Normalizer(self._chunk, request.model)
-        session = self._pool.session()
-        async with session.post(url, data=data, headers=headers) as response:
-            if response.status >= 400:
-                raise await fail(response, _PROVIDER)
-            async for event, raw in sse_frames(response, _PROVIDER):
-                if event.get("type") == "error":
-                    error = event.get("error") or {}
-                    raise UpstreamError(
-                        f"the provider sent an error mid-stream: {error.get('type')}: "
-                        f"{error.get('message')}",
-                        provider=_PROVIDER,
-                        status_code=529 if error.get("type") == "overloaded_error" else 502,
-                    )
-                chunk = normalizer.chunk_for(event)
-                wire.register(chunk, event, raw)
-                yield chunk
-
-    # ----- non-streaming -----
+        normalizer = _Normalizer(ChunkMaker(self._chunk, request.model, "msg_unknown"))
+        return self.post_stream(self.wire(request), url, headers, data, normalizer.chunk_for)
 
     async def complete(self, request: Request) -> Any:
         url, headers, data = self._call(request, stream=False)
-        wire = wire_of(request, "anthropic")
-        assert wire is not None
-        session = self._pool.session()
-        async with session.post(url, data=data, headers=headers) as response:
-            if response.status >= 400:
-                raise await fail(response, _PROVIDER)
-            raw = await response.read()
-        try:
-            message = json.loads(raw)
-        except ValueError as error:
-            raise UpstreamError(
-                f"malformed JSON from the provider: {error}", provider=_PROVIDER
-            ) from error
+        message, _raw = await self.post_json(url, headers, data)
         result = to_model_response(self._response, message, request.model)
-        wire.response = (result, message)
+        self.wire(request).response = (result, message)
         return result
-
-    def provider_for(self, request: Request) -> str:
-        return _PROVIDER
-
-    async def aclose(self) -> None:
-        await self._pool.aclose()
 
 
 def _usage(usage: dict[str, Any] | None, prompt: int = 0) -> dict[str, Any]:
@@ -175,47 +102,42 @@ def _usage(usage: dict[str, Any] | None, prompt: int = 0) -> dict[str, Any]:
 class _Normalizer:
     """One stream's native events -> normalized chunks (one chunk per event)."""
 
-    __slots__ = ("created", "factory", "id", "kinds", "model", "prompt", "tool_of", "tools")
+    __slots__ = ("kinds", "maker", "prompt", "tool_of", "tools")
 
-    def __init__(self, factory: Any, model: str) -> None:
-        self.factory = factory
-        self.id = "msg_unknown"
-        self.model = model
-        self.created = int(time.time())
+    def __init__(self, maker: ChunkMaker) -> None:
+        self.maker = maker
         self.prompt = 0
         self.kinds: dict[int, str] = {}
         self.tool_of: dict[int, int] = {}
         self.tools = 0
 
-    def _make(self, delta: dict[str, Any], finish: str | None = None, usage: Any = None) -> Any:
-        fields: dict[str, Any] = {
-            "id": self.id,
-            "created": self.created,
-            "model": self.model,
-            "object": "chat.completion.chunk",
-            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
-        }
-        if usage is not None:
-            fields["usage"] = usage
-        return self.factory(**fields)
-
     def chunk_for(self, event: dict[str, Any]) -> Any:
         kind = event.get("type")
+        if kind == "error":
+            error = event.get("error") or {}
+            raise UpstreamError(
+                f"the provider sent an error mid-stream: {error.get('type')}: "
+                f"{error.get('message')}",
+                provider=_PROVIDER,
+                status_code=529 if error.get("type") == "overloaded_error" else 502,
+            )
         if kind == "content_block_delta":
             return self._delta(event)
         if kind == "content_block_start":
             return self._start(event)
         if kind == "message_start":
             message = event.get("message") or {}
-            self.id = message.get("id") or self.id
+            self.maker.id = message.get("id") or self.maker.id
             self.prompt = _usage(message.get("usage"))["prompt_tokens"]
-            return self._make({"role": "assistant", "content": ""})
+            return self.maker.make({"role": "assistant", "content": ""})
         if kind == "message_delta":
             stop = (event.get("delta") or {}).get("stop_reason")
-            return self._make({}, finish_reason_for(stop), _usage(event.get("usage"), self.prompt))
+            return self.maker.make(
+                {}, finish_reason_for(stop), _usage(event.get("usage"), self.prompt)
+            )
         if kind == "message_stop":
-            return self.factory(id=self.id, created=self.created, model=self.model, choices=[])
-        return self._make({})  # content_block_stop, ping, and events to come
+            return self.maker.trailer()
+        return self.maker.make({})  # content_block_stop, ping, and events to come
 
     def _start(self, event: dict[str, Any]) -> Any:
         block = event.get("content_block") or {}
@@ -232,31 +154,31 @@ class _Normalizer:
                 "type": "function",
                 "function": {"name": block.get("name"), "arguments": arguments},
             }
-            return self._make({"tool_calls": [call]})
+            return self.maker.make({"tool_calls": [call]})
         if kind == "text" and block.get("text"):
-            return self._make({"content": block["text"]})
+            return self.maker.make({"content": block["text"]})
         if kind == "thinking" and block.get("thinking"):
-            return self._make({"reasoning_content": block["thinking"]})
-        return self._make({})
+            return self.maker.make({"reasoning_content": block["thinking"]})
+        return self.maker.make({})
 
     def _delta(self, event: dict[str, Any]) -> Any:
         delta = event.get("delta") or {}
         kind = delta.get("type")
         if kind == "text_delta":
-            return self._make({"content": delta.get("text", "")})
+            return self.maker.make({"content": delta.get("text", "")})
         if kind == "thinking_delta":
-            return self._make({"reasoning_content": delta.get("thinking", "")})
+            return self.maker.make({"reasoning_content": delta.get("thinking", "")})
         if kind == "signature_delta":
             block = {"type": "thinking", "thinking": "", "signature": delta.get("signature")}
-            return self._make({"thinking_blocks": [block]})
+            return self.maker.make({"thinking_blocks": [block]})
         index = event.get("index", -1)
         if kind == "input_json_delta" and index in self.tool_of:
             call = {
                 "index": self.tool_of[index],
                 "function": {"arguments": delta.get("partial_json", "")},
             }
-            return self._make({"tool_calls": [call]})
-        return self._make({})  # server tool input, citations: not text a policy reads
+            return self.maker.make({"tool_calls": [call]})
+        return self.maker.make({})  # server tool input, citations: not text a policy reads
 
 
 def to_model_response(factory: Any, message: dict[str, Any], model: str) -> Any:

@@ -74,7 +74,7 @@ async def list_models(gateway: Gateway, http: HTTPRequest, model_id: str | None)
         if native is not None:
             path = "/v1/models" + (f"/{model_id}" if model_id else "")
             headers = {k: v for k, v in http.headers.items() if k.startswith("anthropic-")}
-            status, raw, ctype = await native.forward("GET", path, "claude", headers)
+            status, raw, ctype = await native.forward_path("GET", path, "claude", headers)
             return Response(raw, status_code=status, media_type=ctype.split(";")[0])
         answer = await _upstream_ids(gateway)
         if answer is None:

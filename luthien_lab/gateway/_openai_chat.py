@@ -31,7 +31,7 @@ from luthien_lab.gateway._sse import (
     sse_data,
     unless_disconnected,
 )
-from luthien_lab.gateway._wire import WireContext
+from luthien_lab.gateway._wire import WireContext, bind_wire
 from luthien_lab.request import Request
 
 if TYPE_CHECKING:
@@ -81,10 +81,7 @@ def to_request(body: dict[str, Any], gateway: Gateway, http: HTTPRequest | None 
         headers = {k: v for k, v in http.headers.items() if k.startswith(_FORWARDED_PREFIXES)}
         options = body.get("stream_options")
         usage = isinstance(options, dict) and options.get("include_usage") is True
-        request._wire = WireContext(
-            "chat", body, headers, request.model_dump(), raw=getattr(http.state, "raw_body", None),
-            extra={"client_usage": usage},
-        )  # fmt: skip
+        bind_wire(request, "chat", body, http, headers, {"client_usage": usage})
     return request
 
 

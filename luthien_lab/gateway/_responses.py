@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 from fastapi import Request as HTTPRequest
@@ -33,8 +32,14 @@ from luthien_lab.gateway._responses_checks import check_body
 from luthien_lab.gateway._responses_object import to_response
 from luthien_lab.gateway._responses_request import native_view
 from luthien_lab.gateway._responses_stream import ResponsesStreamWriter, sse_event
-from luthien_lab.gateway._sse import SSEResponse, first_chunk
-from luthien_lab.gateway._wire import WireContext
+from luthien_lab.gateway._sse import (
+    ClientDisconnected,
+    SSEResponse,
+    first_chunk,
+    unless_disconnected,
+    write_events,
+)
+from luthien_lab.gateway._wire import bind_wire
 from luthien_lab.request import Request
 
 if TYPE_CHECKING:
@@ -99,44 +104,23 @@ def to_request(body: dict[str, Any], gateway: Gateway, http: HTTPRequest | None 
         return _request(chat_request(body, target, gateway.prefix))
     view, extra = native_view(body, target)
     request = _request(view)
-    snapshot = request.model_dump()
-    extra["view_messages"] = snapshot["messages"]
     extra["prefix"] = gateway.prefix
     headers = _forwarded_headers(http, gateway) if http is not None else {}
-    raw = getattr(http.state, "raw_body", None) if http is not None else None
-    request._wire = WireContext("responses", body, headers, snapshot, raw=raw, extra=extra)
+    bind_wire(request, "responses", body, http, headers, extra)
     return request
 
 
 # ----- responses -----
 
 
-async def _events(
-    chunks: AsyncIterator[Any], first: Any, writer: ResponsesStreamWriter
-) -> AsyncIterator[bytes]:
-    try:
-        if first is not None:
-            for event in writer.feed(first):
-                yield sse_event(event)
-            async for chunk in chunks:
-                for event in writer.feed(chunk):
-                    yield sse_event(event)
-        for event in writer.finish():
-            yield sse_event(event)
-    except Exception as error:
-        _log.warning("stream failed after it started: %s", classify(error).message)
-        for event in writer.fail(error):
-            yield sse_event(event)
-    finally:
-        await chunks.aclose()  # type: ignore[attr-defined]
-
-
-async def _stream(gateway: Gateway, request: Request, tid: str, body: dict[str, Any]) -> Response:
+async def _stream(
+    gateway: Gateway, http: HTTPRequest, request: Request, tid: str, body: dict[str, Any]
+) -> Response:
     chunks = gateway.orchestrator.process_streaming_response(request, tid)
-    first = await first_chunk(chunks)
+    first = await unless_disconnected(http, first_chunk(chunks))
     writer = ResponsesStreamWriter(f"resp_{tid}", body, request._wire)
     headers = [(b"x-luthien-transaction-id", tid.encode())]
-    return SSEResponse(_events(chunks, first, writer), headers)
+    return SSEResponse(write_events(chunks, first, writer, sse_event, _log), headers)
 
 
 def _error_response(error: BaseException) -> Response:
@@ -155,10 +139,14 @@ async def handle_responses(gateway: Gateway, http: HTTPRequest) -> Response:
         request = to_request(body, gateway, http)
         tid = uuid.uuid4().hex
         if request.stream:
-            return await _stream(gateway, request, tid, body)
-        response = await gateway.orchestrator.process_full_response(request, tid)
+            return await _stream(gateway, http, request, tid, body)
+        response = await unless_disconnected(
+            http, gateway.orchestrator.process_full_response(request, tid)
+        )
         obj = to_response(response, f"resp_{tid}", body, request._wire)
         return json_response(obj, headers={"x-luthien-transaction-id": tid})
+    except ClientDisconnected:
+        return Response(status_code=499)  # nobody is listening; the transaction says cancelled
     except Exception as error:
         return _error_response(error)
 

@@ -24,6 +24,7 @@ __all__ = [
     "sse_chunk",
     "sse_data",
     "unless_disconnected",
+    "write_events",
 ]
 
 DONE = b"data: [DONE]\n\n"
@@ -135,3 +136,28 @@ class SSEResponse(Response):
             message = await receive()
             if message["type"] == "http.disconnect":
                 return
+
+
+async def write_events(
+    chunks: AsyncIterator[Any], first: Any, writer: Any, encode: Any, log: Any
+) -> AsyncIterator[bytes]:
+    """The SSE body of a dialect whose ``writer`` turns egress chunks into its API's
+    events: ``writer.feed(chunk)`` per chunk, ``writer.finish()`` at the end,
+    ``writer.fail(error)`` when the stream breaks after it started (the client already
+    has a 200, so the error travels as the API's own error event); ``encode`` turns
+    each event (a dict, or a native event's raw bytes) into bytes."""
+    try:
+        if first is not None:
+            for event in writer.feed(first):
+                yield encode(event)
+            async for chunk in chunks:
+                for event in writer.feed(chunk):
+                    yield encode(event)
+        for event in writer.finish():
+            yield encode(event)
+    except Exception as error:
+        log.warning("stream failed after it started: %s: %s", type(error).__name__, error)
+        for event in writer.fail(error):
+            yield encode(event)
+    finally:
+        await chunks.aclose()  # type: ignore[attr-defined]

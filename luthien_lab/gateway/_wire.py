@@ -24,7 +24,7 @@ from typing import Any
 
 from luthien_lab.streaming.fields import NO_CHOICES, read_chunk, read_delta
 
-__all__ = ["NativeEvent", "WireContext", "payload_of", "wire_of"]
+__all__ = ["NativeEvent", "WireContext", "bind_wire", "payload_of", "wire_of"]
 
 
 def payload_of(chunk: Any) -> tuple[Any, ...]:
@@ -117,3 +117,24 @@ def wire_of(request: Any, api: str) -> WireContext | None:
     """The request's wire context when it came from the ``api`` dialect."""
     wire = getattr(request, "_wire", None)
     return wire if isinstance(wire, WireContext) and wire.api == api else None
+
+
+def bind_wire(
+    request: Any,
+    api: str,
+    body: dict[str, Any],
+    http: Any,
+    headers: dict[str, str],
+    extra: dict[str, Any] | None = None,
+) -> WireContext:
+    """Bind ``request`` (the policy's view of ``body``) to the client's wire request:
+    the snapshot of the view, the raw bytes (kept by the gateway's body reader on
+    ``http.state``), the headers to forward. The snapshot is a deep copy, so a policy
+    that edits the request in place is still seen to have changed it."""
+    snapshot = request.model_dump()
+    extra = dict(extra or {})
+    extra["view_messages"] = snapshot["messages"]
+    raw = getattr(http.state, "raw_body", None) if http is not None else None
+    wire = WireContext(api, body, headers, snapshot, raw=raw, extra=extra)
+    request._wire = wire
+    return wire

@@ -52,6 +52,7 @@ class HangingClient(LLMClient):
 
 
 ROUTES = {
+    "responses": ("/v1/responses", {"model": "m", "input": "x"}),
     "chat": (
         "/v1/chat/completions",
         {"model": "m", "messages": [{"role": "user", "content": "x"}]},
