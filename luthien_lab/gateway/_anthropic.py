@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Any
 
 from fastapi import Request as HTTPRequest
 from fastapi.responses import Response
-from pydantic import ValidationError
 
 from luthien_lab.config import protocol_for_model
 from luthien_lab.errors import UpstreamError
@@ -28,9 +27,9 @@ from luthien_lab.gateway._anthropic_message import to_anthropic_message
 from luthien_lab.gateway._anthropic_request import native_view
 from luthien_lab.gateway._anthropic_stream import AnthropicStreamWriter, sse_event
 from luthien_lab.gateway._anthropic_translate import openai_request
-from luthien_lab.gateway._errors import GatewayError, classify
+from luthien_lab.gateway._errors import classify
 from luthien_lab.gateway._native_http import NativeUpstreamError
-from luthien_lab.gateway._plumbing import json_response
+from luthien_lab.gateway._plumbing import forwarded_headers, json_response, make_request
 from luthien_lab.gateway._sse import (
     ClientDisconnected,
     SSEResponse,
@@ -93,26 +92,9 @@ def anthropic_error(error: BaseException) -> tuple[int, dict[str, Any] | bytes]:
 
 
 def _forwarded_headers(http: HTTPRequest, gateway: Gateway) -> dict[str, str]:
-    headers = {
-        name: value
-        for name, value in http.headers.items()
-        if name.startswith("anthropic-") or name in _FORWARDED
-    }
-    if not gateway.api_key:
-        # The client's key is not the gateway's: it is meant for the upstream.
-        for name in ("x-api-key", "authorization"):
-            if name in http.headers:
-                headers[name] = http.headers[name]
-    return headers
-
-
-def _request(fields: dict[str, Any]) -> Request:
-    try:
-        return Request(**fields)
-    except ValidationError as error:
-        problem = error.errors()[0]
-        where = ".".join(str(p) for p in problem["loc"])
-        raise GatewayError(400, f"{where}: {problem['msg']}", param=where) from None
+    return forwarded_headers(
+        http, gateway, ("anthropic-",), _FORWARDED, ("x-api-key", "authorization")
+    )
 
 
 def to_request(body: dict[str, Any], gateway: Gateway, http: HTTPRequest | None = None) -> Request:
@@ -122,9 +104,9 @@ def to_request(body: dict[str, Any], gateway: Gateway, http: HTTPRequest | None 
     target = gateway.upstream_model(body["model"])
     if not gateway.native("anthropic", target):
         keep_cache = protocol_for_model(target) == "anthropic"
-        return _request(openai_request(body, target, keep_cache))
+        return make_request(openai_request(body, target, keep_cache))
     view, extra = native_view(body, target)
-    request = _request(view)
+    request = make_request(view)
     if http is not None:
         extra["query"] = http.url.query
     headers = _forwarded_headers(http, gateway) if http is not None else {}

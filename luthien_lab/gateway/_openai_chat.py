@@ -17,11 +17,10 @@ from typing import TYPE_CHECKING, Any
 
 from fastapi import Request as HTTPRequest
 from fastapi.responses import Response
-from pydantic import ValidationError
 
 from luthien_lab.gateway._errors import GatewayError, classify, error_body, error_json
 from luthien_lab.gateway._openai_checks import check_chat_body
-from luthien_lab.gateway._plumbing import json_response
+from luthien_lab.gateway._plumbing import forwarded_headers, json_response, make_request
 from luthien_lab.gateway._sse import (
     DONE,
     ClientDisconnected,
@@ -69,16 +68,9 @@ def to_request(body: dict[str, Any], gateway: Gateway, http: HTTPRequest | None 
     natively bound to the client's body when the upstream speaks Chat Completions."""
     check_chat_body(body)
     target = gateway.upstream_model(body["model"])
-    try:
-        request = Request(**{**body, "model": target})
-    except ValidationError as error:
-        problem = error.errors()[0]
-        param = ".".join(str(p) for p in problem["loc"]) or None
-        raise GatewayError(
-            400, f"invalid request: {param}: {problem['msg']}", param=param
-        ) from None
+    request = make_request({**body, "model": target})
     if http is not None and gateway.native("chat", target):
-        headers = {k: v for k, v in http.headers.items() if k.startswith(_FORWARDED_PREFIXES)}
+        headers = forwarded_headers(http, gateway, _FORWARDED_PREFIXES)
         options = body.get("stream_options")
         usage = isinstance(options, dict) and options.get("include_usage") is True
         bind_wire(request, "chat", body, http, headers, {"client_usage": usage})

@@ -14,19 +14,21 @@ from typing import TYPE_CHECKING, Any
 
 from fastapi import Request as HTTPRequest
 from fastapi.responses import Response
+from pydantic import ValidationError
 
 from luthien_lab.config import protocol_for_model
 from luthien_lab.gateway._errors import GatewayError
 from luthien_lab.gateway._upstream import build_upstream
 from luthien_lab.orchestrator import PolicyOrchestrator
 from luthien_lab.policy_config import GatewaySettings
+from luthien_lab.request import Request
 
 if TYPE_CHECKING:
     from luthien_lab.clients import LLMClient
     from luthien_lab.events import PipelineListener
     from luthien_lab.policies.base import Policy
 
-__all__ = ["Gateway", "check_json", "json_response"]
+__all__ = ["Gateway", "check_json", "forwarded_headers", "json_response", "make_request"]
 
 _JSON = "application/json"
 _SURROGATE_ESCAPE = re.compile(rb"\\[uU][dD][89a-fA-F]")
@@ -38,6 +40,41 @@ def json_response(
     if not isinstance(body, bytes):
         body = json.dumps(body, ensure_ascii=False).encode()
     return Response(content=body, status_code=status, media_type=_JSON, headers=headers)
+
+
+def make_request(fields: dict[str, Any]) -> Request:
+    """The policy's :class:`Request` from a dialect's view (400 naming the field the
+    model refuses)."""
+    try:
+        return Request(**fields)
+    except ValidationError as error:
+        problem = error.errors()[0]
+        where = ".".join(str(p) for p in problem["loc"])
+        raise GatewayError(
+            400, f"invalid request: {where}: {problem['msg']}", param=where or None
+        ) from None
+
+
+def forwarded_headers(
+    http: HTTPRequest,
+    gateway: Gateway,
+    prefixes: tuple[str, ...],
+    names: frozenset[str] | tuple[str, ...] = (),
+    credentials: tuple[str, ...] = (),
+) -> dict[str, str]:
+    """The client headers the upstream gets as sent: those under ``prefixes``, the
+    ``names``, and the ``credentials`` when the gateway requires no key of its own
+    (then the client's key is meant for the upstream)."""
+    headers = {
+        name: value
+        for name, value in http.headers.items()
+        if name.startswith(prefixes) or name in names
+    }
+    if not gateway.api_key:
+        for name in credentials:
+            if name in http.headers:
+                headers[name] = http.headers[name]
+    return headers
 
 
 def check_json(value: Any, max_depth: int, surrogates: bool = True) -> None:

@@ -22,11 +22,10 @@ from typing import TYPE_CHECKING, Any
 
 from fastapi import Request as HTTPRequest
 from fastapi.responses import Response
-from pydantic import ValidationError
 
-from luthien_lab.gateway._errors import GatewayError, classify, error_json
+from luthien_lab.gateway._errors import classify, error_json
 from luthien_lab.gateway._native_http import NativeUpstreamError
-from luthien_lab.gateway._plumbing import json_response
+from luthien_lab.gateway._plumbing import forwarded_headers, json_response, make_request
 from luthien_lab.gateway._responses_chat import chat_request
 from luthien_lab.gateway._responses_checks import check_body
 from luthien_lab.gateway._responses_object import to_response
@@ -75,24 +74,7 @@ def responses_error(error: BaseException) -> tuple[int, bytes]:
 
 
 def _forwarded_headers(http: HTTPRequest, gateway: Gateway) -> dict[str, str]:
-    headers = {
-        name: value
-        for name, value in http.headers.items()
-        if name.startswith(("openai-", "x-codex-")) or name in _FORWARDED
-    }
-    if not gateway.api_key and "authorization" in http.headers:
-        # The client's key is not the gateway's: it is meant for the upstream.
-        headers["authorization"] = http.headers["authorization"]
-    return headers
-
-
-def _request(fields: dict[str, Any]) -> Request:
-    try:
-        return Request(**fields)
-    except ValidationError as error:
-        problem = error.errors()[0]
-        where = ".".join(str(p) for p in problem["loc"])
-        raise GatewayError(400, f"{where}: {problem['msg']}", param=where) from None
+    return forwarded_headers(http, gateway, ("openai-", "x-codex-"), _FORWARDED, ("authorization",))
 
 
 def to_request(body: dict[str, Any], gateway: Gateway, http: HTTPRequest | None = None) -> Request:
@@ -101,9 +83,9 @@ def to_request(body: dict[str, Any], gateway: Gateway, http: HTTPRequest | None 
     check_body(body)
     target = gateway.upstream_model(body["model"])
     if not gateway.native("responses", target):
-        return _request(chat_request(body, target, gateway.prefix))
+        return make_request(chat_request(body, target, gateway.prefix))
     view, extra = native_view(body, target)
-    request = _request(view)
+    request = make_request(view)
     extra["prefix"] = gateway.prefix
     headers = _forwarded_headers(http, gateway) if http is not None else {}
     bind_wire(request, "responses", body, http, headers, extra)
