@@ -104,6 +104,7 @@ class AnthropicStreamWriter:
         self._pending: set[int] = set()
         self._held_blocks: list[tuple[int, dict[str, Any], bytes]] = []
         self._held_raw: list[bytes] = []
+        self._stop_raw: bytes | None = None
 
     # ----- blocks -----
 
@@ -201,7 +202,8 @@ class AnthropicStreamWriter:
             self._native_delta = (event, raw)
             self._native_finish_last = True
         elif kind == "message_stop":
-            out.extend(self._end(raw))
+            # Sent by finish(): a policy may pass it on before content it still holds.
+            self._stop_raw = raw
         elif self._pending:  # ping, and events to come: after the block they follow
             self._held_raw.append(raw)
         else:
@@ -301,7 +303,7 @@ class AnthropicStreamWriter:
 
     def finish(self) -> list[_Out]:
         """Close the open block and end the message (once)."""
-        return self._end(None)
+        return self._end(self._stop_raw)
 
     def fail(self, error: BaseException) -> list[_Out]:
         """The stream broke after it started: one ``error`` event (Anthropic's SDKs

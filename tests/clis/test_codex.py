@@ -39,7 +39,10 @@ def provider():
         p.add_rule({"prompt_contains": "say hello"}, "Hello from the local provider.", name="hello")
         p.add_rule(
             {"prompt_contains": "list files", "offers_tool": "exec_command"},
-            {"tool_calls": [{"name": "exec_command", "arguments": {"cmd": "ls"}}]},
+            {
+                "thinking": "I should list.",
+                "tool_calls": [{"name": "exec_command", "arguments": {"cmd": "ls"}}],
+            },
             name="shell",
         )
         p.add_rule({"after_tool_result": "exec_command"}, _after_shell, name="shell-result")

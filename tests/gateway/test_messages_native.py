@@ -524,3 +524,59 @@ def test_the_gateway_imports_litellm_before_it_is_ready(tmp_path):
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, env=env
     )
     assert out.stdout.split() == ["False", "True"], out.stderr
+
+
+class HoldAtRandom(Policy):
+    """Forwards chunks with no payload at once (as SimplePolicy does with block starts,
+    stops and pings) and holds the rest, releasing them in order at random moments:
+    whatever the timing, the client must get a well-formed stream with all content."""
+
+    def __init__(self, seed: int) -> None:
+        self.seed = seed
+
+    async def on_chunk_received(self, ctx):
+        import random
+
+        from luthien_lab.streaming.fields import NO_CHOICES, read_chunk, read_delta
+
+        state = ctx.scratchpad.setdefault("hold", {"rng": random.Random(self.seed), "held": []})
+        chunk = ctx.ingress_state.raw_chunks[-1]
+        _usage, delta, finish = read_chunk(chunk)
+        payload = delta is not NO_CHOICES and delta is not None and any(read_delta(delta))
+        if payload or finish:
+            state["held"].append(chunk)
+        else:
+            ctx.egress_queue.put_nowait(chunk)
+        if state["rng"].random() < 0.3:
+            for held in state["held"]:
+                ctx.egress_queue.put_nowait(held)
+            state["held"].clear()
+
+    async def on_stream_complete(self, ctx):
+        for held in ctx.scratchpad.get("hold", {}).get("held", []):
+            ctx.egress_queue.put_nowait(held)
+
+
+@pytest.mark.parametrize("script", ["text_and_two_tools", "web_search_with_citations"])
+def test_any_release_timing_gives_a_wellformed_stream(provider, passthrough, script):
+    key = provider.script(SCRIPTS[script])
+    body = {"model": "claude-x", "max_tokens": 50, "stream": True,
+            "messages": [{"role": "user", "content": "hold"}]}  # fmt: skip
+    headers = {**HEADERS, "x-luthien-script": key}
+    reference = accumulate(parse_sse(post(passthrough, body, headers).text))
+
+    def summary(message):
+        text = "".join(b.get("text", "") for b in message["content"] if b["type"] == "text")
+        tools = [(b["name"], b["input"]) for b in message["content"] if b["type"] == "tool_use"]
+        opaque = [
+            b
+            for b in message["content"]
+            if b["type"] in ("server_tool_use", "web_search_tool_result")
+        ]
+        return text, tools, opaque, message["stop_reason"]
+
+    for seed in range(12):
+        with serve(create_app(HoldAtRandom(seed), settings=settings(provider))) as url:
+            events = parse_sse(post(url, body, headers).text)
+        check_wellformed(events)
+        assert summary(accumulate(events)) == summary(reference), seed
