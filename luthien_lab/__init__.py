@@ -3,6 +3,13 @@
 The public API. Everything else is an implementation detail.
 """
 
+import os as _os
+
+# Importing luthien_lab never imports litellm (seconds). When something does later, it
+# must not fetch litellm's model price map from the network first: luthien-lab never
+# prices calls (see luthien_lab.clients._litellm).
+_os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+
 from luthien_lab.clients import LiteLLMClient, LLMClient, ScriptedLLMClient
 from luthien_lab.errors import (
     ConfigError,
@@ -33,6 +40,7 @@ from luthien_lab.observability import (
 from luthien_lab.orchestrator import PolicyOrchestrator, mark_blocked
 from luthien_lab.policies.base import Policy, PolicyContext
 from luthien_lab.policies.passthrough import NoOpPolicy
+from luthien_lab.policies.serial import SerialPolicy
 from luthien_lab.policies.simple import SimplePolicy
 from luthien_lab.policies.uppercase import UppercasePolicy
 from luthien_lab.request import Request
@@ -70,6 +78,7 @@ __all__ = [
     "Request",
     "RequestRefused",
     "ScriptedLLMClient",
+    "SerialPolicy",
     "SimplePolicy",
     "StoreError",
     "StoreLockedError",

@@ -5,7 +5,8 @@
 - :class:`Recording` / :func:`load_recordings`: litellm streams recorded chunk by chunk
   with their time offsets, replayable as litellm ``ModelResponseStream`` objects.
 
-litellm is imported only when chunks are materialised.
+Nothing here imports litellm: chunks are materialised as litellm objects only when
+litellm is imported already (see :func:`Recording.chunks`).
 """
 
 from __future__ import annotations
@@ -322,11 +323,12 @@ class Recording:
         return last_user_prompt(self.request.get("messages"))[0]
 
     def chunks(self) -> list[Any]:
-        """The chunks as litellm ``ModelResponseStream`` objects."""
-        os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-        from litellm.types.utils import ModelResponseStream
+        """The chunks as stream chunk objects: litellm ``ModelResponseStream`` when
+        litellm is imported, else their litellm-free equivalent (same fields, see
+        :mod:`luthien_lab.streaming.lite`), so replaying never imports litellm."""
+        from luthien_lab.clients._scripted import to_chunk
 
-        return [ModelResponseStream(**dict(c)) for c in self.chunk_data]
+        return [to_chunk(dict(c)) for c in self.chunk_data]
 
     def text(self) -> str:
         """The concatenated text content of the stream."""

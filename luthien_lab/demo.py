@@ -74,9 +74,13 @@ async def _demo(args: argparse.Namespace) -> int:
         response = await orchestrator.process_full_response(request)
         print(response.choices[0].message.content or "")
     else:
+        from luthien_lab.streaming.fields import NO_CHOICES, read_chunk, read_delta
+
         async for chunk in orchestrator.process_streaming_response(request):
-            if chunk.choices and chunk.choices[0].delta.content:
-                print(chunk.choices[0].delta.content, end="", flush=True)
+            _usage, delta, _finish = read_chunk(chunk)
+            text = read_delta(delta)[1] if delta is not None and delta is not NO_CHOICES else None
+            if text:
+                print(text, end="", flush=True)
         print()
     finished = result["result"]
     raw = finished.original_response
@@ -98,9 +102,16 @@ async def _demo(args: argparse.Namespace) -> int:
         (lst for lst in orchestrator.listeners if isinstance(lst, DuckDBRecorder)), None
     )
     if recorder is not None:
-        recorder.flush()
-        location = getattr(getattr(recorder, "store", None), "path", None)
-        print(f"recorded transaction {result['tx']} to {location or 'the store'}")
+        # Closing here, not at interpreter exit, ends the demo with its write finished.
+        recorder.close()
+        store = recorder.store
+        if recorder.parked:
+            print(
+                f"kept transaction {result['tx']} in {store.dead_letters.path}: {store.path} "
+                "is busy; it is written when the store is next opened"
+            )
+        else:
+            print(f"recorded transaction {result['tx']} to {store.path}")
     return 0
 
 

@@ -4,6 +4,7 @@ Hierarchy::
 
     LuthienLabError                 base of everything below
     ├── PolicyError                 a policy hook raised; names the hook and the transaction
+    │   └── HookTimeoutError        a hook ran longer than its hook_timeout
     ├── RequestRefused              raised by a policy's on_request to refuse a request
     ├── UpstreamError               the LLM provider failed (HTTP error, dropped stream, ...)
     │   └── UpstreamTimeoutError    the provider went silent longer than the configured timeout
@@ -22,6 +23,7 @@ __all__ = [
     "ConfigError",
     "DatasetError",
     "ExportError",
+    "HookTimeoutError",
     "LuthienLabError",
     "PolicyError",
     "RequestRefused",
@@ -52,6 +54,25 @@ class PolicyError(LuthienLabError):
             f"policy hook {who} raised {type(cause).__name__}: {cause} "
             f"(transaction {transaction_id}). Fix the hook, or catch the error inside it."
         )
+
+
+class HookTimeoutError(PolicyError):
+    """A policy hook ran longer than its ``hook_timeout`` (seconds): it was cancelled
+    (or, when it held the event loop, found out when it returned) and the transaction
+    failed. ``timeout`` is the limit; ``__cause__`` a ``TimeoutError``."""
+
+    def __init__(self, hook: str, transaction_id: str, timeout: float, policy: str = ""):
+        cause = TimeoutError(f"{hook} did not return within {timeout:g} s")
+        super().__init__(hook, transaction_id, cause, policy)
+        self.timeout = timeout
+        who = f"{policy}.{hook}" if policy else hook
+        self.args = (
+            f"policy hook {who} did not return within {timeout:g} s (hook_timeout; "
+            f"transaction {transaction_id}). Make the hook faster, or raise the limit: "
+            "hook_timeout on the policy class (seconds, None for no limit), "
+            "PolicyOrchestrator(hook_timeout=...) or gateway.hook_timeout.",
+        )
+        self.__cause__ = cause
 
 
 class RequestRefused(LuthienLabError):

@@ -37,13 +37,12 @@ def create_default_orchestrator(
         llm_client = LiteLLMClient()
     all_listeners = list(listeners)
     if store is not None:
-        from luthien_lab.store import DuckDBRecorder, open_store
+        from luthien_lab.store import DuckDBRecorder
 
-        if store == "default":
-            store = open_store()
-        elif isinstance(store, str) or hasattr(store, "__fspath__"):
-            store = open_store(store)
-        all_listeners.insert(0, DuckDBRecorder(store))
+        # Given a path (or the default), the recorder opens the store and closes it with
+        # itself (at exit too); a Store passed in stays the caller's.
+        recorder = DuckDBRecorder(None if isinstance(store, str) and store == "default" else store)
+        all_listeners.insert(0, recorder)
     return PolicyOrchestrator(
         policy, llm_client, listeners=all_listeners, chunk_timeout=chunk_timeout
     )

@@ -11,13 +11,24 @@ The format is luthien-proxy's::
       host: 127.0.0.1
       port: 8000
       api_key_env: LUTHIEN_GATEWAY_KEY
-      store: luthien_lab.duckdb     # null: record nothing
+      store: luthien_lab.duckdb     # null: record nothing (serve refuses a store it cannot open)
       max_request_bytes: 4194304
+      hook_timeout: 60              # seconds a policy hook may run; null: no limit
+      hook_block_warning: 0.1       # warn when a hook holds the event loop this long
       upstream:
         api_base: http://127.0.0.1:9000/v1
         api_key_env: UPSTREAM_KEY
         provider: openai
         model_map: {gpt-4o-mini: openai/gpt-4o-mini}
+
+``policy:`` can also be a list of such mappings (each with an optional ``name:``):
+a chain, each stage's output the next one's input (``SerialPolicy``)::
+
+    policy:
+      - {class: "luthien_lab.policies.shell_rules:ShellRulesPolicy"}
+      - {class: "luthien_lab.policies.rewrite_rules:RewriteRulesPolicy",
+         config: {rules: [{name: uv, command: pip, prefix: [install],
+                           replace_with: [uv, pip, install]}]}}
 
 A built-in declares its config as a pydantic ``Config`` (unknown keys are errors);
 any other ``Policy`` subclass is called as ``Cls(**config)``. Every mistake raises
@@ -45,6 +56,7 @@ __all__ = [
     "UpstreamSettings",
     "load_config",
     "load_policy",
+    "policy_from_spec",
     "resolve_policy_class",
 ]
 
@@ -87,6 +99,14 @@ class GatewaySettings(BaseModel):
     max_json_depth: int = Field(default=100, ge=2, le=10000)
     """Request bodies nested deeper than this are refused with a 400 (deep nesting
     breaks whatever walks the request later: recorders, loggers, policies)."""
+    hook_timeout: float | None = Field(default=60.0, gt=0)
+    """Seconds a policy hook may run before its transaction fails with a
+    ``HookTimeoutError`` (the client gets a policy error); null: no limit. A policy
+    that declares its own ``hook_timeout`` keeps it."""
+    hook_block_warning: float | None = Field(default=0.1, gt=0)
+    """A hook that holds the event loop longer than this in one go (seconds; every
+    other request waits meanwhile) is logged and recorded as the event
+    ``hook_blocked_event_loop``; null: never."""
     upstream: UpstreamSettings = Field(default_factory=UpstreamSettings)
 
 
@@ -180,12 +200,34 @@ def _instantiate(cls: type[Policy], config: dict[str, Any]) -> Policy:
         raise ConfigError(f"invalid config for {cls.__name__}: {error}") from None
 
 
-def _policy_from(data: dict[str, Any], where: str) -> Policy:
-    section = data.get("policy")
+def policy_from_spec(section: Any, where: str) -> Policy:
+    """The policy one ``policy:`` section describes: a mapping ``{class, config}``,
+    or a list of them (each may also have a ``name:``), which is a
+    :class:`~luthien_lab.policies.serial.SerialPolicy` of those stages, in order."""
+    if isinstance(section, list):
+        from luthien_lab.policies.serial import SerialPolicy
+
+        if not section:
+            raise ConfigError(f"'policy:' in {where} is an empty list; give at least one stage")
+        stages, names = [], []
+        for index, item in enumerate(section):
+            if isinstance(item, list):  # a chain within the chain
+                names.append("")
+                stages.append(policy_from_spec(item, f"stage {index} of {where}"))
+                continue
+            if not isinstance(item, dict):
+                raise ConfigError(
+                    f"stage {index} of 'policy:' in {where} must be a mapping with 'class:', "
+                    f"got {item!r}"
+                )
+            names.append(str(item.get("name") or ""))
+            spec = {k: v for k, v in item.items() if k != "name"}
+            stages.append(policy_from_spec(spec, f"stage {index} of {where}"))
+        return SerialPolicy(stages, names=names)
     if not isinstance(section, dict):
         raise ConfigError(
             f"{where} needs a 'policy:' mapping with 'class:' (and optional 'config:'), "
-            f"got {section!r}"
+            f"or a list of them (a chain), got {section!r}"
         )
     unknown = set(section) - {"class", "config"}
     if unknown:
@@ -198,6 +240,10 @@ def _policy_from(data: dict[str, Any], where: str) -> Policy:
     if not isinstance(config, dict):
         raise ConfigError(f"'policy.config' in {where} must be a mapping, got {config!r}")
     return _instantiate(resolve_policy_class(section["class"]), config)
+
+
+def _policy_from(data: dict[str, Any], where: str) -> Policy:
+    return policy_from_spec(data.get("policy"), where)
 
 
 def load_policy(source: str | os.PathLike[str] | dict[str, Any]) -> Policy:

@@ -44,11 +44,9 @@ _FIXTURE_STEP = 0.02  # nominal seconds between chunks in the committed fixtures
 
 
 def _import_litellm() -> Any:
-    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-    import litellm
+    from luthien_lab.clients._litellm import import_litellm
 
-    litellm.suppress_debug_info = True
-    return litellm
+    return import_litellm()
 
 
 def _as_request(
@@ -83,6 +81,30 @@ async def arecord(
     private local provider that also knows each sample's scripted answer.
     ``normalize`` makes the output deterministic (fixed ids/created, nominal offsets).
     """
+    from luthien_lab.clients._litellm import litellm_pricing
+
+    # Recordings keep the chunks exactly as litellm yields them by default, its
+    # pricing (usage.cost) included, which luthien-lab switches off otherwise.
+    with litellm_pricing():
+        return await _record(
+            requests,
+            out_path,
+            model=model,
+            with_response=with_response,
+            normalize=normalize,
+            timeout=timeout,
+        )
+
+
+async def _record(
+    requests: Iterable[Sample | Mapping[str, Any]] | Dataset,
+    out_path: str | os.PathLike[str] | None,
+    *,
+    model: str | None,
+    with_response: bool,
+    normalize: bool,
+    timeout: float,
+) -> list[Recording]:
     from luthien_lab.config import protocol_for_model, target_is_local
     from luthien_lab.provider import LocalProvider
 

@@ -13,7 +13,8 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 os.environ["LUTHIEN_LAB_PROVIDER"] = "local"
 
 ROOT = Path(__file__).resolve().parents[1]
-RECORDED = ROOT.parent / "shared" / "fixtures" / "recorded-chunks"
+# Four chunk streams recorded from real providers, kept in the repo (README.md there).
+RECORDED = ROOT / "tests" / "fixtures" / "recorded-chunks"
 RECORDED_FILES = {
     "text": "no_tools_used_chunks.json",
     "anthropic_tools": "anthropic_multiple_tools_chunks.json",

@@ -8,7 +8,7 @@ EXPECTED = {
     "LLMClient", "LiteLLMClient", "LuthienLabError", "NoOpObservabilityContext", "NoOpPolicy",
     "NoOpTransactionRecorder", "ObservabilityContext", "PipelineListener", "Policy",
     "PolicyContext", "PolicyError", "PolicyOrchestrator", "Request", "RequestRefused",
-    "ScriptedLLMClient", "SimplePolicy", "StoreError", "StoreLockedError", "StreamBlock",
+    "ScriptedLLMClient", "SerialPolicy", "SimplePolicy", "StoreError", "StoreLockedError", "StreamBlock",
     "StreamState", "StreamingChunkAssembler", "StreamingResponseContext", "ThinkingStreamBlock",
     "ToolCallStreamBlock", "TransactionInfo", "TransactionRecorder", "TransactionResult",
     "UpstreamError", "UpstreamTimeoutError", "UppercasePolicy", "__version__",

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from luthien_lab.clients._base import LLMClient
+from luthien_lab.clients._litellm import litellm_types
+from luthien_lab.streaming import lite
+from luthien_lab.streaming.lite import use_litellm
 
 if TYPE_CHECKING:
     from luthien_lab.request import Request
@@ -20,25 +23,29 @@ __all__ = ["ScriptedLLMClient", "to_chunk", "to_response"]
 
 
 def to_chunk(item: Any) -> Any:
-    """A litellm ``ModelResponseStream`` from a chunk object, dict or JSON text."""
-    from litellm.types.utils import ModelResponseStream
-
-    if isinstance(item, ModelResponseStream):
-        return item
-    if isinstance(item, str):
+    """A stream chunk from a chunk object (returned as is), a dict or JSON text: a
+    litellm ``ModelResponseStream`` when litellm is imported already, else its
+    litellm-free equivalent (:mod:`luthien_lab.streaming.lite`)."""
+    if isinstance(item, str | bytes):
         item = json.loads(item)
-    return ModelResponseStream(**item)
+    if not isinstance(item, Mapping):
+        return item
+    if use_litellm():
+        return litellm_types().ModelResponseStream(**item)
+    return lite.Chunk.from_dict(dict(item))
 
 
 def to_response(item: Any) -> Any:
-    """A litellm ``ModelResponse`` from a response object, dict or JSON text."""
-    from litellm.types.utils import ModelResponse
-
-    if isinstance(item, ModelResponse):
-        return item
-    if isinstance(item, str):
+    """A full response from a response object (returned as is), a dict or JSON text:
+    a litellm ``ModelResponse`` when litellm is imported already, else its litellm-free
+    equivalent."""
+    if isinstance(item, str | bytes):
         item = json.loads(item)
-    return ModelResponse(**item)
+    if not isinstance(item, Mapping):
+        return item
+    if use_litellm():
+        return litellm_types().ModelResponse(**item)
+    return lite.Response.from_dict(dict(item))
 
 
 class ScriptedLLMClient(LLMClient):

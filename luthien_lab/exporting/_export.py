@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import importlib.util
 import json
 import keyword
+import os
 import re
+import shutil
 import sys
+import tempfile
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -51,7 +56,7 @@ def module_name_for(class_name: str) -> str:
     return snake.lower()
 
 
-def _check_name(name: str) -> None:
+def _check_name(name: str, folder: Path) -> None:
     if not name.isidentifier() or keyword.iskeyword(name):
         raise ExportError(
             f"module name {name!r} is not a Python identifier; pass name= like 'redact_policy'"
@@ -60,6 +65,38 @@ def _check_name(name: str) -> None:
         raise ExportError(
             f"module name {name!r} would shadow the module of that name; pass another name="
         )
+    where = _importable_elsewhere(name, folder / f"{name}.py")
+    if where is not None:
+        # With the export folder first on sys.path (as serve and the generated tests
+        # put it), `import fastapi` anywhere would load the policy module instead.
+        raise ExportError(
+            f"module name {name!r} would shadow the installed module {name!r} ({where}): "
+            f"once the export folder is on sys.path, every `import {name}` (the gateway's "
+            "included) would load the policy instead; pass another name="
+        )
+
+
+def _importable_elsewhere(name: str, own: Path) -> str | None:
+    """Where ``import name`` finds a module today, unless that is ``own`` (an earlier
+    export of this very module, being overwritten); None when nothing is found."""
+    module = sys.modules.get(name)
+    if module is not None:
+        origin = getattr(module, "__file__", None) or "already imported"
+    else:
+        try:
+            spec = importlib.util.find_spec(name)
+        except (ImportError, ValueError):
+            return None
+        if spec is None:
+            return None
+        origin = spec.origin or "a namespace package"
+        if origin == "namespace" or spec.origin is None:
+            locations = list(spec.submodule_search_locations or [])
+            origin = f"a namespace package in {', '.join(locations)}" if locations else origin
+    with contextlib.suppress(OSError):
+        if Path(origin).resolve() == own.resolve():
+            return None
+    return origin
 
 
 def _config_of(policy: Any, config: dict[str, Any] | None) -> dict[str, Any]:
@@ -143,15 +180,10 @@ def export_source(
     """
     class_name = source.name
     module = name or module_name_for(class_name)
-    _check_name(module)
-    config = dict(config or {})
     folder = Path(path)
-    targets = {
-        "module": folder / f"{module}.py",
-        "config": folder / f"{module}.yaml",
-        "test": folder / f"test_{module}.py",
-        "cases": folder / f"{module}_cases.json",
-    }
+    _check_name(module, folder)
+    config = dict(config or {})
+    targets = _targets(folder, module)
     existing = [str(p) for p in targets.values() if p.exists()]
     if existing and not overwrite:
         raise ExportError(
@@ -159,34 +191,27 @@ def export_source(
             "or another name="
         )
 
-    header = _templates.module_header(class_name, source.description, module)
-    parts = build_module(
-        source.cells,
-        class_name,
-        source.class_source,
-        namespace=source.namespace,
-        package=source.package,
-        header=header,
-    )
-    require_resolved(parts, class_name)
-
+    parts = _build(source, module)
     all_cases = list(cases or [])
     if store is not None:
         all_cases += cases_from_store(store, transaction_ids=transactions, policy=class_name)
     normal = normalize_cases(all_cases)
 
     folder.mkdir(parents=True, exist_ok=True)
-    created = [p for p in targets.values() if not p.exists()]
+    # The whole set is written and verified in a staging folder, then moved into
+    # place: a failed export (overwrite or not) leaves the folder as it was, never a
+    # new module next to the old tests.
+    staging = Path(tempfile.mkdtemp(prefix=f".{module}-export-", dir=folder))
     try:
+        staged = _targets(staging, module)
         _write_and_verify(
-            targets, folder, module, class_name, parts.text, config, normal,
+            staged, staging, module, class_name, parts.text, config, normal,
             verify=verify, reference=reference, reference_class=reference_class,
+            shown=targets,
         )  # fmt: skip
-    except BaseException:
-        # A failed export leaves no half-written files behind to block the retry.
-        for file in created:
-            file.unlink(missing_ok=True)
-        raise
+        _move_into_place(staged, targets)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     return ExportResult(
         module=targets["module"],
         config=targets["config"],
@@ -198,6 +223,51 @@ def export_source(
         helpers=parts.helpers,
         case_count=len(normal),
     )
+
+
+def _build(source: ClassSource, module: str) -> Any:
+    """The module's text and what went into it (every name it uses resolved)."""
+    header = _templates.module_header(source.name, source.description, module)
+    parts = build_module(
+        source.cells,
+        source.name,
+        source.class_source,
+        namespace=source.namespace,
+        package=source.package,
+        header=header,
+    )
+    require_resolved(parts, source.name)
+    return parts
+
+
+def _targets(folder: Path, module: str) -> dict[str, Path]:
+    return {
+        "module": folder / f"{module}.py",
+        "config": folder / f"{module}.yaml",
+        "test": folder / f"test_{module}.py",
+        "cases": folder / f"{module}_cases.json",
+    }
+
+
+def _move_into_place(staged: dict[str, Path], targets: dict[str, Path]) -> None:
+    """Each staged file replaces its target (``os.replace``: same filesystem, atomic
+    per file); if a move fails, the files moved so far are put back as they were."""
+    backups: dict[str, Path] = {}
+    moved: list[str] = []
+    try:
+        for key, target in targets.items():
+            if target.exists():
+                backup = staged[key].with_name(staged[key].name + ".previous")
+                os.replace(target, backup)
+                backups[key] = backup
+            os.replace(staged[key], target)
+            moved.append(key)
+    except BaseException:
+        for key in moved:
+            targets[key].unlink(missing_ok=True)
+        for key, backup in backups.items():
+            os.replace(backup, targets[key])
+        raise
 
 
 def _write_and_verify(
@@ -212,20 +282,26 @@ def _write_and_verify(
     verify: bool,
     reference: Any,
     reference_class: type | None,
+    shown: dict[str, Path],
 ) -> None:
-    """Write the files; compute each case's expected outcome; check the export."""
+    """Write the files into ``folder`` (the staging folder); compute each case's
+    expected outcome; check the export. Messages name the ``shown`` (final) paths."""
     targets["module"].write_text(text, encoding="utf-8")
     targets["config"].write_text(
         _templates.config_yaml(module, class_name, config), encoding="utf-8"
     )
     # The gateway's own loader, on the written files: proves the YAML resolves.
-    exported = _load_exported(targets["config"], folder, module) if verify else None
+    exported = (
+        _load_exported(targets["config"], folder, module, shown["config"]) if verify else None
+    )
 
     if reference is None:
         if reference_class is not None:
             reference = _instantiate(reference_class, config)
         else:
-            reference = exported or _load_exported(targets["config"], folder, module)
+            reference = exported or _load_exported(
+                targets["config"], folder, module, shown["config"]
+            )
     for case in normal:
         case["expected"] = run_sync(partial(replay_case, reference, case))
         recorded = case.pop("recorded", None) or {}
@@ -242,7 +318,7 @@ def _write_and_verify(
             got = run_sync(partial(replay_case, exported, case))
             if got != case["expected"]:
                 raise ExportError(
-                    f"the exported {targets['module']} does not behave like the notebook's "
+                    f"the exported {shown['module']} does not behave like the notebook's "
                     f"{class_name} on case {case['name']}: {got} != {case['expected']}. "
                     "It depends on state the export could not see; move that state into "
                     "the class or its config, or define it in a %%policy cell."
@@ -261,7 +337,7 @@ def _instantiate(cls: type, config: dict[str, Any]) -> Any:
         raise ExportError(f"the exported config does not build the policy: {error}") from error
 
 
-def _load_exported(config: Path, folder: Path, module: str) -> Any:
+def _load_exported(config: Path, folder: Path, module: str, shown: Path) -> Any:
     """The exported policy, loaded from its YAML by the gateway's loader; the module
     is imported only for the duration, so the caller's sys.modules stays as it was."""
     from luthien_lab.policy_config import load_policy as gateway_load_policy
@@ -271,7 +347,7 @@ def _load_exported(config: Path, folder: Path, module: str) -> Any:
             return gateway_load_policy(config)
         except Exception as error:
             raise ExportError(
-                f"the gateway cannot load the exported {config} "
+                f"the gateway cannot load the exported {shown} "
                 f"({type(error).__name__}: {error}). Define or import what the class needs "
                 "in a notebook cell (or pass config=) and export again."
             ) from error

@@ -79,7 +79,8 @@ def create_app(
     - ``llm_client``: default: the configured upstream (``gateway.upstream``), with
       Anthropic Messages requests sent natively to an Anthropic upstream;
     - ``store``: a path or ``Store`` to record every transaction to DuckDB (None: no
-      recording); a store that cannot be opened is logged and skipped;
+      recording); a store that cannot be opened raises :class:`StoreError` (the
+      gateway never serves unrecorded traffic it was asked to record);
     - ``api_key``: required on every request when set (default: the value of the
       env var ``settings.api_key_env``, if any).
 
@@ -92,16 +93,26 @@ def create_app(
     all_listeners = list(listeners or [])
     recorder = None
     if store is not None:
-        try:
-            from luthien_lab.store import DuckDBRecorder
+        from luthien_lab.errors import StoreError
+        from luthien_lab.store import DuckDBRecorder
 
+        try:
             recorder = DuckDBRecorder(store)
-            all_listeners.insert(0, recorder)
-        except Exception as error:  # recording is optional: serve without it
-            _log.warning("not recording: the store %r could not be opened: %s", store, error)
+        except Exception as error:
+            # Refuse to start: a gateway that seems to record but does not loses the
+            # very traffic someone asked to keep.
+            kind = type(error) if isinstance(error, StoreError) else StoreError
+            raise kind(
+                f"cannot record to the store {str(store)!r}: {error}. Fix the path or free "
+                "the file, or run without recording: luthien-lab serve --no-record, "
+                "gateway.store: null in the config, or create_app(..., store=None)"
+            ) from error
+        all_listeners.insert(0, recorder)
     gateway = Gateway(
         policy, settings=settings, llm_client=llm_client, listeners=all_listeners, api_key=api_key
     )
+    gateway.orchestrator.hook_timeout = settings.hook_timeout
+    gateway.orchestrator.hook_block_warning = settings.hook_block_warning
     ready = asyncio.Event()
 
     @asynccontextmanager

@@ -26,7 +26,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "models when --upstream is set, litellm otherwise)",
     )
     parser.add_argument("--store", help="DuckDB file to record to (default gateway.store)")
-    parser.add_argument("--no-record", action="store_true", help="record nothing")
+    parser.add_argument(
+        "--no-record",
+        action="store_true",
+        help="record nothing (without it, serve refuses to start when the store cannot be opened)",
+    )
     parser.add_argument("--log-level", default="warning", help="uvicorn log level")
 
 
@@ -34,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
     import uvicorn
 
-    from luthien_lab.errors import ConfigError
+    from luthien_lab.errors import ConfigError, StoreError
     from luthien_lab.gateway import create_app
     from luthien_lab.policy_config import load_config
 
@@ -58,7 +62,12 @@ def run(args: argparse.Namespace) -> int:
         )
         return 2
     store = None if args.no_record else (args.store or settings.store)
-    app = create_app(loaded.policy, settings=settings, store=store)
+    try:
+        app = create_app(loaded.policy, settings=settings, store=store)
+    except StoreError as error:
+        # Never serve unrecorded traffic that was meant to be recorded.
+        print(f"luthien-lab serve: refusing to start: {error}", file=sys.stderr)
+        return 2
     host = args.host or settings.host
     port = args.port if args.port is not None else settings.port
     print(

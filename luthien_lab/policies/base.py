@@ -35,6 +35,26 @@ What a hook may do
   request. Any other exception ends the stream with a
   :class:`~luthien_lab.errors.PolicyError` naming the hook and the transaction.
 - ``on_request`` returns the request to send upstream: a new ``Request`` or the same one.
+
+Time limits
+-----------
+- Every hook call (``on_request`` and ``process_full_response`` included) runs under a
+  timeout, 60 s by default (``PolicyOrchestrator(hook_timeout=...)``, the gateway's
+  ``gateway.hook_timeout``). A policy sets its own with a class or instance attribute
+  ``hook_timeout`` (seconds, or None for no limit), which wins over both. A hook that
+  runs longer is cancelled and its transaction fails with
+  :class:`~luthien_lab.errors.HookTimeoutError` (a ``PolicyError`` naming the hook and
+  the limit); the client gets a well-formed error, and nothing the hook sends after
+  the limit.
+- A hook shares the event loop with every other stream of the process: one that holds
+  it (a blocking call such as ``time.sleep`` or ``requests.get``, heavy CPU work) for
+  longer than ``hook_block_warning`` (0.1 s by default) in one go is logged and
+  recorded as the event ``hook_blocked_event_loop``. Await I/O; run blocking or
+  CPU-heavy work with ``asyncio.to_thread``. A hook that blocks cannot be interrupted:
+  past its ``hook_timeout`` it fails when it returns.
+- Emit only stream chunks (what :mod:`luthien_lab.streaming.chunks` builds):
+  anything else put on ``ctx.egress_queue`` fails the transaction with a
+  ``PolicyError`` naming the hook and what it put.
 """
 
 from __future__ import annotations
@@ -96,7 +116,11 @@ class PolicyContext:
 
 
 class Policy:
-    """Base class of every policy: every hook is an async no-op. See the module doc."""
+    """Base class of every policy: every hook is an async no-op. See the module doc.
+
+    Set ``hook_timeout`` (class or instance attribute: seconds, None for no limit) to
+    give this policy's hooks a limit of their own (see "Time limits" above).
+    """
 
     async def on_request(self, request: Request, context: PolicyContext) -> Request:
         """Return the request to send upstream (default: unchanged)."""

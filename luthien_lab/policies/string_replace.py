@@ -21,7 +21,8 @@ from pydantic import BaseModel, ConfigDict, field_validator
 
 from luthien_lab.policies._configurable import build_config
 from luthien_lab.policies.base import Policy, PolicyContext
-from luthien_lab.streaming.chunks import create_text_chunk
+from luthien_lab.streaming.chunks import create_text_chunk, replace_delta
+from luthien_lab.streaming.fields import NO_CHOICES, read_chunk, read_delta, read_text_only
 
 if TYPE_CHECKING:
     from litellm.types.utils import ModelResponse
@@ -47,7 +48,11 @@ class StreamingReplacer:
         self._pending = ""
 
     def feed(self, text: str) -> str:
-        out, self._pending = self._engine.step(self._pending + text, final=False)
+        if self._pending:
+            text = self._pending + text
+        elif self._engine.first.search(text) is None:
+            return text  # the usual chunk: no character that could start a search string
+        out, self._pending = self._engine.step(text, final=False)
         return out
 
     def flush(self) -> str:
@@ -70,10 +75,16 @@ class _Engine:
         self.replacements = [replacement for _search, replacement in ordered]
         self.pattern = re.compile("|".join(f"({re.escape(s)})" for s, _ in ordered), flags)
         self.max_len = max(len(s) for s, _ in ordered)
-        # Matches any proper, non-empty prefix of a search string (fullmatch on a tail):
-        # "abc" -> a(?:b)?  With the same flags, so case folding agrees with `pattern`.
+        # Any proper, non-empty prefix of a search string, anchored at the end of the
+        # text: "abc" -> a(?:b)?\Z. One search finds the earliest position from which
+        # the rest of the text could still become a match. With the same flags, so case
+        # folding agrees with `pattern`.
         prefixes = [_prefix_pattern(s) for s, _ in ordered if len(s) > 1]
-        self.prefix = re.compile("|".join(prefixes), flags) if prefixes else None
+        # A character that could start a search string: text without one needs no look.
+        self.first = re.compile(
+            "[" + "".join(sorted({re.escape(s[0]) for s, _ in ordered})) + "]", flags
+        )
+        self.tail = re.compile(f"(?:{'|'.join(prefixes)})\\Z", flags) if prefixes else None
 
     def replace_all(self, text: str) -> str:
         return self.pattern.sub(self._replacement, text)
@@ -82,15 +93,15 @@ class _Engine:
         return self.replacements[(match.lastindex or 1) - 1]
 
     def _hold_start(self, text: str, start: int) -> int:
-        """Where the possibly-unfinished match at the end of ``text`` begins (or len)."""
-        prefix = self.prefix
+        """Where the possibly-unfinished match at the end of ``text`` begins (or len):
+        the first position from which the rest of the text is a proper prefix of some
+        search string."""
+        tail = self.tail
         end = len(text)
-        if prefix is None:
+        if tail is None:
             return end
-        for position in range(max(start, end - self.max_len + 1), end):
-            if prefix.fullmatch(text, position):
-                return position
-        return end
+        match = tail.search(text, max(start, end - self.max_len + 1))
+        return match.start() if match is not None else end
 
     def step(self, text: str, *, final: bool) -> tuple[str, str]:
         """(text to emit now, tail to keep). A match is final when it starts before the
@@ -164,36 +175,37 @@ class StringReplacePolicy(Policy):
 
     async def on_chunk_received(self, ctx: StreamingResponseContext) -> None:
         chunk = ctx.ingress_state.raw_chunks[-1]
-        replacer = self._state(ctx)
-        if not chunk.choices:  # usage trailer
-            await self._flush(ctx, replacer)
-            await ctx.egress_queue.put(chunk)
+        replacer = ctx.scratchpad.get(_STATE_KEY) or self._state(ctx)
+        plain = read_text_only(chunk)
+        if plain is not None:  # the common chunk: one text delta and nothing else
+            out = replacer.feed(plain[0])
+            if out == plain[0]:
+                ctx.egress_queue.put_nowait(chunk)
+            elif out or plain[1]:
+                ctx.egress_queue.put_nowait(replace_delta(chunk, content=out))
             return
-        choice = chunk.choices[0]
-        delta = choice.delta
-        text = delta.content if delta is not None else None
-        other = bool(
-            choice.finish_reason
-            or (
-                delta is not None
-                and (delta.tool_calls or getattr(delta, "reasoning_content", None))
-            )
-        )
+        _usage, delta, finish = read_chunk(chunk)
+        if delta is NO_CHOICES:  # usage trailer
+            await self._flush(ctx, replacer)
+            ctx.egress_queue.put_nowait(chunk)
+            return
+        if delta is None:
+            text = None
+            other = bool(finish)
+        else:
+            reasoning, text, tool_calls = read_delta(delta)
+            other = bool(finish or tool_calls or reasoning)
         if not text:
             if other:
                 # The content block is over (tool calls or the finish follow it).
                 await self._flush(ctx, replacer)
-            await ctx.egress_queue.put(chunk)
+            ctx.egress_queue.put_nowait(chunk)
             return
-        out = replacer.feed(text)
-        if other:
-            out += replacer.flush()
+        out = replacer.feed(text) + replacer.flush()
         if out == text:
-            await ctx.egress_queue.put(chunk)
-        elif out or other or delta.role:
-            copy = chunk.model_copy(deep=True)
-            copy.choices[0].delta.content = out
-            await ctx.egress_queue.put(copy)
+            ctx.egress_queue.put_nowait(chunk)
+        else:
+            ctx.egress_queue.put_nowait(replace_delta(chunk, content=out))
 
     async def on_content_complete(self, ctx: StreamingResponseContext) -> None:
         await self._flush(ctx, self._state(ctx))

@@ -34,22 +34,44 @@ transaction that finished while the previous batch was being written, so attachi
 and checkpointing cost once per batch, not per transaction.
 
 A process that keeps the file open (``Store(path, exclusive=True)``, or a plain
-``duckdb.connect(path)``) makes the others wait; after ``lock_timeout`` they raise
-:class:`~luthien_lab.errors.StoreLockedError`, naming the holder's PID (from the
+``duckdb.connect(path)``) makes the others wait; after ``lock_timeout`` they park
+what they could not write (below) and try again, and a Store that cannot even open
+raises :class:`~luthien_lab.errors.StoreLockedError`, naming the holder's PID (from the
 sidecar, or from DuckDB's own lock error) and saying how to read the file
 (``open_store(path, read_only=True)`` once the holder has closed it).
 
-Crash safety: every batch is one DB transaction; DuckDB's write-ahead log replays
-on the next open, and the kernel releases ``flock``/DuckDB locks of a killed
-process, so a SIGKILL leaves a file that opens with every flushed transaction.
+The same process may hold the file too: a notebook's ``duckdb.connect(path)`` is
+written and read *through* (``_attach``: DuckDB's instance cache hands the Store a
+connection to that instance); beside a ``duckdb.connect(path, read_only=True)`` the
+Store still reads, and writes wait in the dead-letter file until that connection
+closes (the recorder offers them again every second or so).
+
+Nothing lost (``_writing``): a batch that fails is written one transaction at a
+time, so a bad transaction never takes another with it. What cannot be stored as it
+is (nested deeper than 128 levels, lone UTF-16 surrogates, strings over 16 Mi
+characters, NaN) is stored in a safe form and says so in
+``transactions.storage_notes`` (``_safe``, ``_rewrite``). A transaction that cannot be
+written at all (the store busy, or every form refused) is kept in
+``<file>.deadletter.jsonl`` beside the store and written the next time the store is
+opened for writing (``_deadletter``). At exit, on SIGTERM and on Ctrl-C, open
+recorders are closed, so every finished transaction is written (``_exit``).
+
+Crash safety: every batch is one DB transaction, committed (durable in DuckDB's
+write-ahead log) within about 200 ms of the end of the transactions it holds, the
+first ones after start-up included (a recorder pays the first write's imports when
+it is created; ``benchmarks/bench_durability.py``). The log replays on the next open,
+and the kernel releases ``flock``/DuckDB locks of a killed process, so a SIGKILL
+leaves a file that opens with every committed transaction.
 
 Schema (numbered migrations, ``schema_version`` table; see ``_schema.MIGRATIONS``):
 ``transactions``, ``payloads`` (original/final request and response as JSON),
 ``chunks`` (a view: one row per ingress and per egress chunk, over ``chunk_rows``,
 where a chunk passed through unchanged is one row carrying its egress index and
-offset too), ``hooks``, ``events``, ``metrics``.
-Credentials (API keys, Authorization and other credential headers, tokens,
-secrets, passwords) are replaced by ``[REDACTED]`` before anything is written.
+offset too), ``hooks``, ``events``, ``metrics``; ``transactions.storage_notes`` says
+what was changed to store a transaction (NULL: nothing).
+Credentials are replaced by ``[REDACTED]`` before anything is written, by key name and
+by value (URL user information, ``Basic``/``Bearer`` credentials, ``sk-...`` keys): the
+rule is in ``_redact``.
 """
 
 from __future__ import annotations

@@ -47,6 +47,7 @@ def _build() -> dict[str, pa.Schema]:
                 ("tags", s),
                 ("recorder_pid", i32),
                 ("recorder_host", s),
+                ("storage_notes", s),
             ]
         ),
         "payloads": pa.schema(

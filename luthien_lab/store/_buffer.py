@@ -46,6 +46,7 @@ class TxBuffer:
         "m_name",
         "m_t",
         "m_value",
+        "notes",
         "original_request",
         "out_arrays",
         "out_c",
@@ -91,6 +92,9 @@ class TxBuffer:
         self.resp_out: Any = None
         self.resp_out_t: int | None = None
         self.result: TransactionResult | None = None
+        # What was changed to store it, when a failed write made the recorder rewrite
+        # it in a safe form (``_safe``); the storage_notes column.
+        self.notes: list[dict[str, Any]] = []
         # Set by extract() on the writer thread, once the transaction has ended.
         self.in_cols: list[list[Any]] = []
         self.in_arrays: list[pa.Array] = []
@@ -147,11 +151,13 @@ def to_arrow(values: list[Any], arrow_type: pa.DataType) -> pa.Array:
         and values.count(first) == len(values)
     ):
         return pa.repeat(pa.scalar(first, type=arrow_type), len(values))
-    if type(first) is int and pa.types.is_integer(arrow_type):
+    if type(first) is int and pa.types.is_signed_integer(arrow_type):
         import numpy as np
 
         try:
-            ints = np.fromiter(values, dtype=arrow_type.to_pandas_dtype(), count=len(values))
+            # bit_width, not to_pandas_dtype(): that one imports pandas (~0.5 s) on the
+            # first write of a process.
+            ints = np.fromiter(values, dtype=f"int{arrow_type.bit_width}", count=len(values))
         except (TypeError, ValueError, OverflowError):
             pass  # a None, or not an int: Arrow converts it, or says what is wrong
         else:

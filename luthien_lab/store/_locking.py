@@ -20,7 +20,13 @@ from collections.abc import Iterator
 
 from luthien_lab.errors import StoreLockedError
 
-__all__ = ["SidecarLock", "holder_from_duckdb_error", "locked_error"]
+__all__ = [
+    "SidecarLock",
+    "StoreHeldHereError",
+    "held_here_error",
+    "holder_from_duckdb_error",
+    "locked_error",
+]
 
 _PID_RE = re.compile(r"PID (\d+)")
 
@@ -40,6 +46,23 @@ def locked_error(path: str, holder: str, *, waited: float) -> StoreLockedError:
         "con.close()) or stop that process; then read it with "
         f"open_store({path!r}, read_only=True). To keep recording meanwhile, point "
         "this process at another file (LUTHIEN_LAB_STORE=... or open_store(path))."
+    )
+
+
+class StoreHeldHereError(StoreLockedError):
+    """This very process holds the file read-only in a DuckDB instance of its own (a
+    ``duckdb.connect(path, read_only=True)`` in a notebook): nothing in the process can
+    write it until that connection is closed. The recorder keeps what it could not
+    write in the dead-letter file and writes it once the file is free."""
+
+
+def held_here_error(path: str) -> StoreHeldHereError:
+    return StoreHeldHereError(
+        f"the store {path} is open read-only in this process (a duckdb.connect(..., "
+        "read_only=True) connection, say), so it cannot be written until that "
+        "connection is closed (con.close()). Recordings wait in the dead-letter file "
+        "meanwhile; to read beside a writer, use open_store(path, read_only=True), "
+        "which holds the file only while it reads."
     )
 
 

@@ -8,24 +8,28 @@ all in a single DB transaction, batching transactions that finished close togeth
 (Extracting chunk fields while a stream still runs was tried: on two cores the writer
 thread then competes with the event loop for the GIL and the pipeline's per-chunk
 overhead with recording rose from ~1.5 to ~5 us, for a write only a little sooner.)
+How a batch that fails is still written, transaction by transaction, is ``_writing``;
+what the store could not take waits in its dead-letter file (``_deadletter``), which
+the writer offers again while it waits for the store; at exit the recorder is closed
+(``_exit``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import atexit
 import logging
 import queue
 import threading
 import time
-import weakref
 from typing import TYPE_CHECKING, Any
 
 from luthien_lab.errors import StoreError
 from luthien_lab.events import PipelineListener, TransactionInfo, TransactionResult
 from luthien_lab.store._buffer import TxBuffer
+from luthien_lab.store._exit import track, untrack
+from luthien_lab.store._rewrite import describe
 from luthien_lab.store._store import Store
-from luthien_lab.store._tables import build_tables
+from luthien_lab.store._writing import WriteReport, warm_up, write_batch
 
 if TYPE_CHECKING:
     import os as _os
@@ -35,16 +39,9 @@ __all__ = ["DuckDBRecorder"]
 log = logging.getLogger("luthien_lab.store")
 
 _STOP = object()
-_LIVE: weakref.WeakSet[DuckDBRecorder] = weakref.WeakSet()
-
-
-@atexit.register
-def _close_live_recorders() -> None:
-    for recorder in list(_LIVE):
-        try:
-            recorder.close()
-        except Exception:  # pragma: no cover - best effort at exit
-            log.exception("closing a recorder at exit failed")
+RETRY_INTERVAL = 1.0  # seconds between offers of parked rows to a busy store
+# How long an offer waits for another process's hold: new transactions wait meanwhile.
+RETRY_LOCK_TIMEOUT = 0.25
 
 
 class DuckDBRecorder(PipelineListener):
@@ -53,8 +50,11 @@ class DuckDBRecorder(PipelineListener):
     ``DuckDBRecorder(store_or_path=None)``: a Store (not closed by the recorder) or a
     path (default ``$LUTHIEN_LAB_STORE`` / ``./luthien_lab.duckdb``; the recorder
     opens and closes that Store). Finished transactions are written in the
-    background; :meth:`flush` waits for them, :meth:`close` flushes and stops.
-    Credentials in requests, configs, errors and events are never written.
+    background, each committed within about 200 ms of its end; :meth:`flush` waits
+    for them, :meth:`close` flushes and stops (at exit too). A transaction the store
+    cannot take now (busy) is parked beside it (:attr:`parked`) and written later;
+    one that cannot be written at all is reported by :meth:`flush`. Credentials in
+    requests, configs, errors and events are never written.
     """
 
     def __init__(self, store_or_path: Store | str | _os.PathLike[str] | None = None) -> None:
@@ -73,11 +73,15 @@ class DuckDBRecorder(PipelineListener):
         self._done = 0
         self._errors: list[BaseException] = []
         self._closed = False
+        self._parked: set[str] = set()  # ids parked while the store was busy
         self.written_transactions = 0
         self.write_batches = 0
+        # Paid here, once per process, not by the first transaction's write (bounded
+        # durability, README): the first build imports pyarrow and NumPy.
+        warm_up()
         self._writer = threading.Thread(target=self._run, name="luthien-lab-recorder", daemon=True)
         self._writer.start()
-        _LIVE.add(self)
+        track(self)
 
     # -- hot path ----------------------------------------------------------------
 
@@ -227,7 +231,13 @@ class DuckDBRecorder(PipelineListener):
 
     def _run(self) -> None:
         while True:
-            batch = [self._queue.get()]
+            try:
+                # While parked rows wait for a busy store, look again now and then.
+                first = self._queue.get(timeout=RETRY_INTERVAL if self._parked else None)
+            except queue.Empty:
+                self._retry_parked()
+                continue
+            batch = [first]
             while True:
                 try:
                     batch.append(self._queue.get_nowait())
@@ -240,37 +250,69 @@ class DuckDBRecorder(PipelineListener):
             # Drop the written buffers now, not when the next batch rebinds these names:
             # freeing a 10,000-chunk transaction takes ~1 ms, which would otherwise be
             # paid at the start of the next write.
-            del batch, txs
+            del batch, txs, first
             if stop:
+                if self._parked:
+                    self._retry_parked()
                 return
 
+    def _committed(self, n: int) -> None:
+        self.written_transactions += n
+        self.write_batches += 1
+        self._mark_done(n)
+
     def _write_batch(self, txs: list[TxBuffer]) -> None:
-        """Write ``txs`` in one DB transaction; a failure is logged and kept for
-        :meth:`flush` to raise."""
-        committed = False
-
-        def on_commit(n: int = len(txs)) -> None:
-            nonlocal committed
-            committed = True
-            self.written_transactions += n
-            self.write_batches += 1
-            self._mark_done(n)
-
+        """Write ``txs`` (see ``_writing``); report what could not be written as it was."""
         try:
-            self.store.write_tables(build_tables(txs), on_commit=on_commit)
-        except BaseException as exc:
-            if not committed:
-                log.error(
-                    "luthien-lab could not write %d transaction(s) to %s: %s",
-                    len(txs),
-                    self.store.path,
-                    exc,
+            report = write_batch(self.store, txs, self._committed)
+        except BaseException as error:  # a bug: say so, and never leave flush() waiting
+            log.exception("luthien-lab could not write %d transaction(s)", len(txs))
+            report = WriteReport(lost=[(tx.info.transaction_id, describe(error)) for tx in txs])
+        for tid, why in report.rewritten:
+            log.warning(
+                "transaction %s could not be stored as it was (%s); it was stored in a "
+                "safe form, see its storage_notes in %s",
+                tid,
+                why,
+                self.store.path,
+            )
+        if report.deferred:
+            if not self._parked:
+                log.warning(
+                    "%d transaction(s) wait in %s: %s; they are written once the store "
+                    "can be written",
+                    len(report.deferred),
+                    self.store.dead_letters.path or "memory",
+                    report.deferred[0][1],
                 )
-                with self._cond:
-                    self._errors.append(exc)
-                self._mark_done(len(txs))
-            else:  # the data is committed; only closing the file failed
-                log.warning("closing %s after a write failed: %s", self.store.path, exc)
+            self._parked.update(tid for tid, _ in report.deferred)
+        bad = report.failed + report.lost
+        if bad:
+            where = self.store.dead_letters.path or "memory"
+            log.error(
+                "luthien-lab could not write %d transaction(s) to %s (first: %s, %s)%s",
+                len(bad),
+                self.store.path,
+                bad[0][0],
+                bad[0][1],
+                f"; kept in {where}" if report.failed else "",
+            )
+            with self._cond:
+                self._errors.extend(StoreError(f"transaction {t}: {why}") for t, why in bad)
+        self._mark_done(report.unwritten)
+        if report.written and self._parked:
+            self._retry_parked()
+
+    def _retry_parked(self) -> None:
+        """Offer the parked rows to the store again (the writer thread only)."""
+        try:
+            settled = self.store.replay_dead_letters(lock_timeout=RETRY_LOCK_TIMEOUT)
+        except Exception as error:
+            log.debug("replaying parked transactions failed: %s", describe(error))
+            return
+        if settled & self._parked:
+            log.info("wrote %d parked transaction(s) to %s", len(settled), self.store.path)
+        self._parked -= settled
 
     def _mark_done(self, n: int) -> None:
         with self._cond:
@@ -278,8 +320,10 @@ class DuckDBRecorder(PipelineListener):
             self._cond.notify_all()
 
     def flush(self, timeout: float | None = None) -> None:
-        """Block until every transaction finished so far is written; raise
-        :class:`StoreError` if a write failed since the last flush."""
+        """Block until every transaction finished so far is written (or, when the store
+        cannot be written now, parked beside it to be written later: :attr:`parked`);
+        raise :class:`StoreError` if one could not be written at all since the last
+        flush."""
         with self._cond:
             target = self._submitted
             if not self._cond.wait_for(lambda: self._done >= target, timeout=timeout):
@@ -290,7 +334,8 @@ class DuckDBRecorder(PipelineListener):
             errors, self._errors = self._errors, []
         if errors:
             raise StoreError(
-                f"{len(errors)} write(s) to {self.store.path} failed; first: {errors[0]}"
+                f"{len(errors)} transaction(s) could not be written to {self.store.path}; "
+                f"first: {errors[0]}"
             ) from errors[0]
 
     async def flush_async(self, timeout: float | None = None) -> None:
@@ -299,8 +344,14 @@ class DuckDBRecorder(PipelineListener):
 
     @property
     def pending(self) -> int:
-        """Transactions handed over but not yet written."""
+        """Transactions handed over but not yet written (or parked)."""
         return self._submitted - self._done
+
+    @property
+    def parked(self) -> int:
+        """Transactions this recorder parked because the store was busy, not yet
+        written (they are retried every second or so, and on the next open)."""
+        return len(self._parked)
 
     @property
     def in_flight(self) -> list[str]:
@@ -327,7 +378,15 @@ class DuckDBRecorder(PipelineListener):
             self._closed = True
         self._queue.put(_STOP)
         self._writer.join()
-        _LIVE.discard(self)
+        untrack(self)
+        if self._parked:
+            log.warning(
+                "%d transaction(s) could not be written to %s before closing; they are "
+                "kept in %s and written when the store is next opened",
+                len(self._parked),
+                self.store.path,
+                self.store.dead_letters.path or "memory (lost when the process ends)",
+            )
         try:
             self.flush(timeout=0)
         finally:

@@ -121,6 +121,10 @@ MIGRATIONS: dict[int, list[str]] = {
                 egress_offset_ns AS offset_ns, {_CHUNK_DATA}
             FROM chunk_rows WHERE egress_index IS NOT NULL""",
     ],
+    # What was changed to store a transaction that could not be stored as it was
+    # (``_safe``: cut depth, escaped surrogates, truncated text, a rewrite after a
+    # failed write, a replay from the dead-letter file); NULL when nothing was.
+    4: ["ALTER TABLE transactions ADD COLUMN storage_notes JSON"],
 }
 
 SCHEMA_VERSION = max(MIGRATIONS)

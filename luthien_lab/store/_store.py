@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import re
 import threading
@@ -13,14 +14,24 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from luthien_lab.errors import StoreError
-from luthien_lab.store._locking import SidecarLock, holder_from_duckdb_error, locked_error
+from luthien_lab.store._attach import Attacher
+from luthien_lab.store._deadletter import DeadLetters
+from luthien_lab.store._location import (
+    DEFAULT_FILENAME,
+    ENV_VAR,
+    MEMORY,
+    default_store_path,
+    resolve,
+)
+from luthien_lab.store._locking import SidecarLock, StoreHeldHereError
 from luthien_lab.store._schema import (
     RAW_CHUNK_SQL,
+    SCHEMA_VERSION,
     TABLES,
-    WRITE_TABLES,
     current_version,
     migrate,
 )
+from luthien_lab.store._tables import insert_tables
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -28,33 +39,9 @@ if TYPE_CHECKING:
 
 __all__ = ["DEFAULT_FILENAME", "ENV_VAR", "Store", "default_store_path", "open_store"]
 
-ENV_VAR = "LUTHIEN_LAB_STORE"
-DEFAULT_FILENAME = "luthien_lab.duckdb"
-MEMORY = ":memory:"
-_ALIAS = "luthien_store"
+log = logging.getLogger("luthien_lab.store")
+
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-
-
-def default_store_path() -> str:
-    """``$LUTHIEN_LAB_STORE`` if set, else ``./luthien_lab.duckdb``."""
-    return os.environ.get(ENV_VAR) or DEFAULT_FILENAME
-
-
-def _resolve(path: str | os.PathLike[str] | None) -> str:
-    raw = os.fspath(path) if path is not None else default_store_path()
-    if raw == MEMORY:
-        return MEMORY
-    resolved = Path(raw).expanduser()
-    if resolved.is_dir() or raw.endswith(("/", os.sep)):
-        resolved.mkdir(parents=True, exist_ok=True)
-        resolved = resolved / DEFAULT_FILENAME
-    resolved.parent.mkdir(parents=True, exist_ok=True)
-    return str(resolved.resolve())
-
-
-def _is_lock_error(exc: BaseException) -> bool:
-    text = str(exc)
-    return "lock" in text.lower() and ("Conflicting" in text or "Could not set lock" in text)
 
 
 class Store:
@@ -82,20 +69,18 @@ class Store:
         import duckdb
 
         self._duckdb = duckdb
-        self.path = _resolve(path)
+        self.path = resolve(path)
         self.read_only = read_only
         self.lock_timeout = lock_timeout
         self.is_memory = self.path == MEMORY
         self.exclusive = exclusive or self.is_memory
         self._mutex = threading.RLock()
         self._con: Any = None
-        # Shared mode: private in-memory instances the file is attached to, one for
-        # reading ("read") and one for writing ("write").
-        self._hosts: dict[str, Any] = {}
-        self._host_pid = 0
         self._lock_fd: int | None = None
         self._closed = False
         self._sidecar = None if self.is_memory else SidecarLock(self.path)
+        self._attacher = None if self.is_memory else Attacher(duckdb, self.path, lock_timeout)
+        self.dead_letters = DeadLetters(None if self.is_memory else self.path)
         if self.is_memory:
             if read_only:
                 raise StoreError("an in-memory store cannot be read-only: it starts empty.")
@@ -118,8 +103,30 @@ class Store:
                 self._release()
                 raise
         elif not read_only:
+            self._migrate_shared()
+        if not read_only and self.dead_letters.pending():
+            self.replay_dead_letters()
+            if self.dead_letters.pending():
+                log.warning(
+                    "%d parked write(s) in %s could not be written to %s yet; they are "
+                    "offered again when the store is next opened",
+                    len(self.dead_letters),
+                    self.dead_letters.path,
+                    self.path,
+                )
+
+    def _migrate_shared(self) -> None:
+        try:
             with self._connection(write=True) as con:
                 migrate(con)
+        except StoreHeldHereError:
+            # This process has the file open read-only elsewhere (a notebook's own
+            # duckdb connection): it cannot be migrated now, but a current one can
+            # still be read, and recorded to once that connection closes.
+            with self._connection() as con:
+                if current_version(con) != SCHEMA_VERSION:
+                    raise
+            log.info("%s is open read-only in this process: writes wait", self.path)
 
     @classmethod
     def memory(cls) -> Store:
@@ -129,71 +136,15 @@ class Store:
     # -- connections -------------------------------------------------------------
 
     def _connect(self, *, read_only: bool, start: float) -> Any:
-        return self._retry_locked(
+        assert self._attacher is not None
+        return self._attacher.retry_locked(
             lambda: self._duckdb.connect(self.path, read_only=read_only), start=start
         )
 
-    def _retry_locked(self, open_it: Callable[[], Any], *, start: float) -> Any:
-        """``open_it()``, retried while DuckDB says another process holds the file."""
-        delay = 0.002
-        while True:
-            try:
-                return open_it()
-            except self._duckdb.Error as exc:
-                if not _is_lock_error(exc):
-                    raise StoreError(f"could not open the store {self.path}: {exc}") from exc
-                waited = time.monotonic() - start
-                if waited >= self.lock_timeout:
-                    pid = holder_from_duckdb_error(str(exc))
-                    holder = f"PID {pid}" if pid else str(exc)
-                    raise locked_error(self.path, holder, waited=waited) from exc
-                time.sleep(delay)
-                delay = min(delay * 2, 0.05)
-
-    def _attach(self, *, read_only: bool, start: float) -> Any:
-        """A cursor on this Store's in-memory DuckDB instance with the file attached
-        and selected (``USE``): attaching costs ~1 ms where opening a new DuckDB
-        instance on the file costs ~14 ms, and detaching releases the file for other
-        processes just as closing does."""
-        if self._host_pid != os.getpid():
-            # A forked child must not touch its parent's instances: make its own.
-            self._hosts, self._host_pid = {}, os.getpid()
-        role = "read" if read_only else "write"
-        host = self._hosts.get(role)
-        if host is None:
-            # Writes run on one thread: one thread inserts a bulk of rows faster than
-            # two (measured: ~30%) and leaves the other core to the event loop. An
-            # instance of their own keeps it so without resizing a thread pool per
-            # write (1-2 ms), and leaves queries all the threads.
-            config: dict[str, str | bool | int | float | list[str]] = (
-                {} if read_only else {"threads": 1}
-            )
-            host = self._hosts[role] = self._duckdb.connect(MEMORY, config=config)
-        cursor = host.cursor()
-        try:
-            cursor.execute(f"DETACH DATABASE IF EXISTS {_ALIAS}")
-            quoted = self.path.replace("'", "''")
-            mode = " (READ_ONLY)" if read_only else ""
-            self._retry_locked(
-                lambda: cursor.execute(f"ATTACH '{quoted}' AS {_ALIAS}{mode}"), start=start
-            )
-            cursor.execute(f"USE {_ALIAS}")
-        except BaseException:
-            cursor.close()
-            raise
-        return cursor
-
-    @staticmethod
-    def _detach(cursor: Any) -> None:
-        try:
-            cursor.execute("USE memory")
-            cursor.execute(f"DETACH DATABASE {_ALIAS}")  # checkpoints, releases the file
-        finally:
-            cursor.close()
-
     @contextlib.contextmanager
-    def _connection(self, *, write: bool = False) -> Iterator[Any]:
-        """A connection for one unit of work (a query or a batch write)."""
+    def _connection(self, *, write: bool = False, timeout: float | None = None) -> Iterator[Any]:
+        """A connection for one unit of work (a query or a batch write); ``timeout``:
+        how long to wait for another process's hold (default ``lock_timeout``)."""
         if self._closed:
             raise StoreError(f"the store {self.path} is closed.")
         if write and self.read_only:
@@ -202,22 +153,20 @@ class Store:
             with self._mutex:
                 yield self._con
             return
-        assert self._sidecar is not None
+        assert self._sidecar is not None and self._attacher is not None
         start = time.monotonic()
+        wait = self.lock_timeout if timeout is None else timeout
         # One attachment at a time per Store: DuckDB attaches a file once per instance.
-        with self._mutex, self._sidecar.hold(exclusive=write, timeout=self.lock_timeout):
-            con = self._attach(read_only=not write, start=start)
-            try:
-                yield con
-            finally:
-                self._detach(con)
+        with (
+            self._mutex,
+            self._sidecar.hold(exclusive=write, timeout=wait),
+            self._attacher.unit(write=write, start=start, timeout=wait) as con,
+        ):
+            yield con
 
     def _release(self) -> None:
-        if self._host_pid == os.getpid():
-            for host in self._hosts.values():
-                with contextlib.suppress(Exception):
-                    host.close()
-        self._hosts = {}
+        if self._attacher is not None:
+            self._attacher.close()
         if self._con is not None:
             with contextlib.suppress(Exception):
                 self._con.close()
@@ -246,13 +195,20 @@ class Store:
     # -- writing -----------------------------------------------------------------
 
     def write_tables(
-        self, tables: Mapping[str, pa.Table], on_commit: Callable[[], None] | None = None
+        self,
+        tables: Mapping[str, pa.Table],
+        on_commit: Callable[[], None] | None = None,
+        *,
+        skip_existing: bool = False,
+        lock_timeout: float | None = None,
     ) -> None:
         """Insert Arrow tables (by table name, by column name), one bulk insert each,
         all in one DB transaction. Used by the recorder's writer thread. ``on_commit`` runs
         once the transaction is committed (durable in DuckDB's write-ahead log), before
-        the file is detached (which checkpoints it)."""
-        with self._connection(write=True) as con:
+        the file is detached (which checkpoints it). ``skip_existing``: leave out the
+        rows of transactions already in the store (a replay of parked rows);
+        ``lock_timeout``: this write's wait for another process (default: the Store's)."""
+        with self._connection(write=True, timeout=lock_timeout) as con:
             # One thread, as for shared stores (see _attach); an exclusive store's one
             # connection serves queries too, so it is switched for the write only.
             threads = 1
@@ -262,17 +218,7 @@ class Store:
             try:
                 con.execute("BEGIN TRANSACTION")
                 try:
-                    for name, table in tables.items():
-                        if name not in WRITE_TABLES:
-                            raise StoreError(
-                                f"unknown table {name!r}; tables: {', '.join(WRITE_TABLES)}"
-                            )
-                        if table.num_rows == 0:
-                            continue
-                        # DuckDB finds the Arrow table by this local variable's name (its
-                        # replacement scan): ~0.6 ms less per insert than register().
-                        luthien_arrow_piece = table  # noqa: F841
-                        con.execute(f"INSERT INTO {name} BY NAME SELECT * FROM luthien_arrow_piece")
+                    insert_tables(con, tables, skip_existing)
                     con.execute("COMMIT")
                 except BaseException:
                     with contextlib.suppress(Exception):
@@ -284,6 +230,14 @@ class Store:
                 if threads != 1:
                     with contextlib.suppress(Exception):
                         con.execute(f"SET threads = {int(threads)}")
+
+    def replay_dead_letters(self, lock_timeout: float | None = None) -> set[str]:
+        """Write the transactions parked beside the store (``<file>.deadletter.jsonl``,
+        see ``_deadletter``) that are not in it yet, and drop them from the file;
+        returns their ids. What cannot be written yet stays parked."""
+        return self.dead_letters.replay(
+            lambda tables: self.write_tables(tables, skip_existing=True, lock_timeout=lock_timeout)
+        )
 
     # -- queries -----------------------------------------------------------------
 

@@ -110,9 +110,21 @@ class ToolCallStreamBlock(StreamBlock):
 
     @property
     def tool_call(self) -> Any:
-        """The block as a litellm ``ChatCompletionMessageToolCall``."""
-        from litellm.types.utils import ChatCompletionMessageToolCall, Function
+        """The block as a litellm ``ChatCompletionMessageToolCall`` (its litellm-free
+        equivalent when litellm is not imported: same fields)."""
+        from luthien_lab.streaming import lite
 
-        return ChatCompletionMessageToolCall(
-            id=self.id, type="function", function=Function(name=self.name, arguments=self.arguments)
+        if lite.use_litellm():
+            from luthien_lab.clients._litellm import litellm_types
+
+            types = litellm_types()
+            return types.ChatCompletionMessageToolCall(
+                id=self.id,
+                type="function",
+                function=types.Function(name=self.name, arguments=self.arguments),
+            )
+        return lite.ToolCall(
+            function=lite.Function(arguments=self.arguments, name=self.name),
+            id=self.id,
+            type="function",
         )

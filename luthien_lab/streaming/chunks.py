@@ -3,13 +3,22 @@
 
 Pass ``template`` (usually the stream's first ingress chunk) so that built chunks
 carry the same ``id``, ``model`` and ``created`` as the provider's.
+
+A built chunk is litellm's ``ModelResponseStream`` when litellm is imported already
+or the template is one, else the litellm-free equivalent of
+:mod:`luthien_lab.streaming.lite` (same fields, same dump): building a chunk never
+imports litellm by itself.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
+
+from luthien_lab.clients._litellm import litellm_types
+from luthien_lab.streaming import lite
+from luthien_lab.streaming.lite import use_litellm
 
 if TYPE_CHECKING:
     from litellm.types.utils import ModelResponseStream
@@ -22,14 +31,24 @@ __all__ = [
     "create_thinking_chunk",
     "create_tool_call_chunk",
     "create_usage_chunk",
+    "replace_delta",
 ]
 
 
-def _usage(usage: Any) -> Any:
+def _usage(usage: Any, litellm: bool) -> Any:
     if isinstance(usage, dict):
-        from litellm.types.utils import Usage
-
-        return Usage(**usage)
+        if litellm:
+            return litellm_types().Usage(**usage)
+        # litellm's Usage fields first, in its order, missing counts 0.
+        fields: dict[str, Any] = {
+            "completion_tokens": usage.get("completion_tokens") or 0,
+            "prompt_tokens": usage.get("prompt_tokens") or 0,
+            "total_tokens": usage.get("total_tokens") or 0,
+            "completion_tokens_details": usage.get("completion_tokens_details"),
+            "prompt_tokens_details": usage.get("prompt_tokens_details"),
+        }
+        fields.update((key, value) for key, value in usage.items() if key not in fields)
+        return lite.Usage(**fields)
     return usage
 
 
@@ -51,18 +70,41 @@ def create_chunk(
     refusal: str | None = None,
 ) -> ModelResponseStream:
     """Build one stream chunk with the given delta fields."""
-    from litellm.types.utils import Delta, ModelResponseStream, StreamingChoices
-
-    delta_fields: dict[str, Any] = {"content": content, "role": role, "tool_calls": tool_calls}
+    if use_litellm(template):
+        types = litellm_types()
+        delta_fields: dict[str, Any] = {"content": content, "role": role, "tool_calls": tool_calls}
+        if reasoning_content is not None:
+            delta_fields["reasoning_content"] = reasoning_content
+        if refusal is not None:
+            delta_fields["refusal"] = refusal
+        choice = types.StreamingChoices(
+            index=0, delta=types.Delta(**delta_fields), finish_reason=finish_reason
+        )
+        chunk = types.ModelResponseStream(choices=[choice], **_header(template))
+        if usage is not None:
+            chunk.usage = _usage(usage, True)
+        return chunk
+    # The same fields, in the same order, as litellm's chunk dumps.
+    fields: dict[str, Any] = {}
     if reasoning_content is not None:
-        delta_fields["reasoning_content"] = reasoning_content
+        fields["reasoning_content"] = reasoning_content
+    fields.update(content=content, role=role, function_call=None, tool_calls=tool_calls)
+    fields["audio"] = None
     if refusal is not None:
-        delta_fields["refusal"] = refusal
-    choice = StreamingChoices(index=0, delta=Delta(**delta_fields), finish_reason=finish_reason)
-    chunk = ModelResponseStream(choices=[choice], **_header(template))
+        fields["refusal"] = refusal
+    built = lite.Chunk(
+        **_header(template),
+        object="chat.completion.chunk",
+        choices=[
+            lite.StreamChoice(
+                finish_reason=finish_reason, index=0, delta=lite.Delta(**fields), logprobs=None
+            )
+        ],
+        provider_specific_fields=None,
+    )
     if usage is not None:
-        chunk.usage = _usage(usage)  # type: ignore[attr-defined]
-    return chunk
+        setattr(built, "usage", _usage(usage, False))  # noqa: B010 (no declared field)
+    return cast("ModelResponseStream", built)
 
 
 def create_text_chunk(
@@ -134,8 +176,76 @@ def create_finish_chunk(
 
 def create_usage_chunk(usage: Any, template: Any = None) -> ModelResponseStream:
     """OpenAI's ``include_usage`` trailer: usage and no choices."""
-    from litellm.types.utils import ModelResponseStream
+    if use_litellm(template):
+        chunk = litellm_types().ModelResponseStream(choices=[], **_header(template))
+        chunk.usage = _usage(usage, True)
+        return chunk
+    built = lite.Chunk(
+        **_header(template),
+        object="chat.completion.chunk",
+        choices=[],
+        provider_specific_fields=None,
+        usage=_usage(usage, False),
+    )
+    return cast("ModelResponseStream", built)
 
-    chunk = ModelResponseStream(choices=[], **_header(template))
-    chunk.usage = _usage(usage)  # type: ignore[attr-defined]
-    return chunk
+
+_setattr = object.__setattr__
+
+
+def _clone(obj: Any) -> Any:
+    """A shallow copy of a pydantic object: ``model_copy()`` without its overhead.
+    The field and extra dicts are copied (a field set on the copy stays on the copy);
+    the set of field names given at construction is shared, as only a pydantic
+    assignment to a declared field adds to it (and a chunk's are set already): one
+    allocation fewer per object, which the garbage collector notices on a long
+    stream. Raises AttributeError for anything else."""
+    extra = obj.__pydantic_extra__
+    private = obj.__pydantic_private__
+    new = obj.__class__.__new__(obj.__class__)
+    _setattr(new, "__dict__", obj.__dict__.copy())
+    _setattr(new, "__pydantic_extra__", None if extra is None else extra.copy())
+    _setattr(new, "__pydantic_fields_set__", obj.__pydantic_fields_set__)
+    _setattr(new, "__pydantic_private__", None if private is None else private.copy())
+    return new
+
+
+def _set_field(obj: Any, name: str, value: Any) -> None:
+    extra = obj.__pydantic_extra__
+    if extra is not None and name in extra:
+        extra[name] = value
+    elif name in obj.__dict__:
+        obj.__dict__[name] = value
+    else:
+        setattr(obj, name, value)
+
+
+def replace_delta(chunk: ModelResponseStream, **fields: Any) -> ModelResponseStream:
+    """A copy of ``chunk`` whose first choice's delta has ``fields`` changed
+    (``replace_delta(chunk, content="...")``); the original is left as it was.
+
+    Only the chunk, its first choice and its delta are copied (everything else is
+    shared, as with a shallow ``model_copy``): several times cheaper than
+    ``model_copy(deep=True)`` on a hot path."""
+    try:
+        new = _clone(chunk)
+        choices = new.__dict__["choices"]
+        choice = _clone(choices[0])
+        holder = choice.__pydantic_extra__
+        if not holder or "delta" not in holder:
+            holder = choice.__dict__
+        delta = holder["delta"] = _clone(holder["delta"])
+        for name, value in fields.items():
+            _set_field(delta, name, value)
+        new.__dict__["choices"] = [choice, *choices[1:]]
+        return new
+    except (AttributeError, KeyError, TypeError):
+        pass
+    new = chunk.model_copy()
+    choice = new.choices[0].model_copy()
+    delta = choice.delta.model_copy()
+    for name, value in fields.items():
+        setattr(delta, name, value)
+    choice.delta = delta
+    new.choices = [choice, *new.choices[1:]]
+    return new

@@ -11,7 +11,15 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["NO_CHOICES", "field_of", "read_chunk", "read_delta", "read_signature"]
+__all__ = [
+    "NO_CHOICES",
+    "field_of",
+    "read_chunk",
+    "read_delta",
+    "read_delta_role",
+    "read_signature",
+    "read_text_only",
+]
 
 _MISSING = object()
 
@@ -86,6 +94,61 @@ def read_delta(delta: Any) -> tuple[Any, Any, Any]:
             field_of(delta, "content"),
             field_of(delta, "tool_calls"),
         )
+
+
+def read_delta_role(delta: Any) -> tuple[Any, Any, Any, Any]:
+    """(reasoning_content, content, tool_calls, role) of a delta: :func:`read_delta`
+    plus the role, for code that forwards chunks (a role goes out once)."""
+    try:
+        fields = delta.__dict__
+        extra = delta.__pydantic_extra__ or _EMPTY
+        content = fields.get("content")
+        if content is None:
+            content = extra.get("content")
+        return (
+            fields.get("reasoning_content") or extra.get("reasoning_content"),
+            content,
+            fields.get("tool_calls") or extra.get("tool_calls"),
+            fields.get("role") or extra.get("role"),
+        )
+    except AttributeError:
+        return (
+            field_of(delta, "reasoning_content"),
+            field_of(delta, "content"),
+            field_of(delta, "tool_calls"),
+            field_of(delta, "role"),
+        )
+
+
+def read_text_only(chunk: Any) -> tuple[str, Any] | None:
+    """(content, role) when the chunk's only payload is text (no reasoning, no tool
+    calls, no finish reason), else None: the common chunk, told apart in one step.
+
+    The first try reads litellm's shape directly (a choice and a delta whose fields
+    are pydantic extras, ``reasoning_content`` a declared field) or a plain object's
+    ``__dict__``; anything else goes through :func:`read_chunk` and
+    :func:`read_delta_role`."""
+    try:
+        choice = chunk.__dict__["choices"][0]
+        cx = choice.__pydantic_extra__ or choice.__dict__
+        if cx["finish_reason"]:
+            return None
+        delta = cx["delta"]
+        fields = delta.__dict__
+        dx = delta.__pydantic_extra__ or fields
+        content = dx["content"]
+        if not content or dx["tool_calls"] or fields.get("reasoning_content"):
+            return None
+        return content, dx["role"]
+    except (AttributeError, KeyError, IndexError, TypeError):
+        pass
+    _usage, delta, finish = read_chunk(chunk)
+    if finish or delta is None or delta is NO_CHOICES:
+        return None
+    reasoning, content, tool_calls, role = read_delta_role(delta)
+    if not content or tool_calls or reasoning:
+        return None
+    return content, role
 
 
 def read_signature(delta: Any) -> str | None:

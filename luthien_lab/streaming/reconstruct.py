@@ -1,11 +1,17 @@
-"""Rebuild a full ``ModelResponse`` from stream chunks."""
+"""Rebuild a full ``ModelResponse`` from stream chunks (litellm's when the chunks are
+litellm's or litellm is imported, else the litellm-free equivalent: see
+:mod:`luthien_lab.streaming.lite`)."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 from typing import Any
 
+from luthien_lab.clients._litellm import litellm_types
+from luthien_lab.streaming import lite
 from luthien_lab.streaming.fields import NO_CHOICES, field_of, read_chunk, read_delta
+from luthien_lab.streaming.lite import use_litellm
 
 __all__ = ["reconstruct_full_response"]
 
@@ -16,14 +22,6 @@ def reconstruct_full_response(chunks: Iterable[Any]) -> Any:
 
     Content is None when no chunk carried text; tool calls are None when none did.
     """
-    from litellm.types.utils import (
-        ChatCompletionMessageToolCall,
-        Choices,
-        Function,
-        Message,
-        ModelResponse,
-    )
-
     content: list[str] = []
     reasoning: list[str] = []
     refusal: list[str] = []
@@ -67,29 +65,57 @@ def reconstruct_full_response(chunks: Iterable[Any]) -> Any:
                         slot["arguments"].append(arguments)
         if finish:
             finish_reason = finish
-    tool_calls = [
-        ChatCompletionMessageToolCall(
-            id=slot["id"] or f"call_{index}",
-            type="function",
-            function=Function(name=slot["name"] or "", arguments="".join(slot["arguments"])),
-        )
+    calls = [
+        (slot["id"] or f"call_{index}", slot["name"] or "", "".join(slot["arguments"]))
         for index, slot in sorted(tools.items())
     ]
-    message = Message(
-        role="assistant",
-        content="".join(content) if content else None,
-        tool_calls=tool_calls or None,
-    )
+    text = "".join(content) if content else None
+    finish = finish_reason or "stop"
+    if use_litellm(header):
+        response = _litellm_response(header, text, calls, finish)
+    else:
+        response = _lite_response(header, text, calls, finish)
     if reasoning:
-        message.reasoning_content = "".join(reasoning)
+        response.choices[0].message.reasoning_content = "".join(reasoning)
     if refusal:
-        message.refusal = "".join(refusal)  # type: ignore[attr-defined]
+        response.choices[0].message.refusal = "".join(refusal)
+    if usage is not None:
+        response.usage = usage
+    return response
+
+
+def _litellm_response(header: Any, text: str | None, calls: list[Any], finish: str) -> Any:
+    types = litellm_types()
+    tool_calls = [
+        types.ChatCompletionMessageToolCall(
+            id=call_id, type="function", function=types.Function(name=name, arguments=arguments)
+        )
+        for call_id, name, arguments in calls
+    ]
+    message = types.Message(role="assistant", content=text, tool_calls=tool_calls or None)
     fields: dict[str, Any] = {
-        "choices": [Choices(index=0, message=message, finish_reason=finish_reason or "stop")]
+        "choices": [types.Choices(index=0, message=message, finish_reason=finish)]
     }
     if header is not None:
         fields.update(id=header.id, model=header.model, created=header.created)
-    response = ModelResponse(**fields)
-    if usage is not None:
-        response.usage = usage  # type: ignore[attr-defined]
-    return response
+    return types.ModelResponse(**fields)
+
+
+def _lite_response(header: Any, text: str | None, calls: list[Any], finish: str) -> Any:
+    tool_calls = [
+        lite.ToolCall(
+            function=lite.Function(arguments=arguments, name=name), id=call_id, type="function"
+        )
+        for call_id, name, arguments in calls
+    ]
+    message = lite.Message(
+        content=text, role="assistant", tool_calls=tool_calls or None, function_call=None
+    )
+    fields: dict[str, Any] = {"id": "chatcmpl-luthien", "created": int(time.time()), "model": None}
+    if header is not None:
+        fields.update(id=header.id, created=header.created, model=header.model)
+    return lite.Response(
+        **fields,
+        object="chat.completion",
+        choices=[lite.ResponseChoice(finish_reason=finish, index=0, message=message)],
+    )

@@ -4,7 +4,12 @@ A picture drawn as inline SVG (no JavaScript, so it renders in JupyterLab, in a
 static HTML export and in tests alike):
 
 - one lane per hook that fired, ingress chunks along the x-axis (column 0 is the
-  request, before the first chunk; the last column is the end of the stream);
+  request, before the first chunk; the last column is the end of the stream); the
+  stages of a ``SerialPolicy`` each get their own group of lanes (tinted), below the
+  chain's own hooks;
+- a lane per kind of event a policy emitted with a ``chunk_index`` (an agent rule's
+  block or rewrite, a judge's verdict), a dot where it happened (red: block, amber:
+  rewrite, green: allow), in its stage's group;
 - a mark where a hook fired, its colour showing the duration (green fast → red slow,
   log scale relative to the slowest firing);
 - the ingress blocks (content, each tool call, thinking) shaded behind the lanes;
@@ -26,12 +31,13 @@ from typing import TYPE_CHECKING, Any
 
 import ipywidgets
 
+from luthien_lab.policies.serial_view import event_lane, lane_label, timeline_lanes
 from luthien_lab.widgets._trace import TransactionTrace
 
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["Timeline", "TimelineDrawing", "draw_timeline", "render_svg"]
+__all__ = ["EventMark", "LaneGroup", "Timeline", "TimelineDrawing", "draw_timeline", "render_svg"]
 
 # Lanes in pipeline order; unknown hooks go after these, in first-firing order.
 HOOK_ORDER = (
@@ -86,6 +92,26 @@ class EgressMark:
 
 
 @dataclass
+class EventMark:
+    """An event a policy emitted with a ``chunk_index`` (a judge's verdict, a block)."""
+
+    lane: int
+    name: str
+    column: int
+    decision: str | None
+    detail: str
+
+
+@dataclass
+class LaneGroup:
+    """The lanes of one stage of a ``SerialPolicy`` (``first``..``last`` inclusive)."""
+
+    label: str
+    first: int
+    last: int
+
+
+@dataclass
 class TimelineDrawing:
     """What the timeline draws, before it becomes SVG (tests read this)."""
 
@@ -97,6 +123,8 @@ class TimelineDrawing:
     marks: list[Mark] = field(default_factory=list)
     blocks: list[Block] = field(default_factory=list)
     egress: list[EgressMark] = field(default_factory=list)
+    events: list[EventMark] = field(default_factory=list)
+    groups: list[LaneGroup] = field(default_factory=list)
 
     def column_of(self, chunk_index: int) -> int:
         """The column of an ingress chunk index (-1: the request column)."""
@@ -122,9 +150,11 @@ def draw_timeline(trace: TransactionTrace, max_columns: int = 400) -> TimelineDr
     slots = last_index + 2  # the request column, the chunks, the end-of-stream column
     bin_size = max(1, math.ceil(slots / max_columns))
     columns = math.ceil(slots / bin_size)
-    seen = list(dict.fromkeys(h.hook for h in trace.hooks))
-    lanes = [h for h in HOOK_ORDER if h in seen] + [h for h in seen if h not in HOOK_ORDER]
+    lanes, lane_groups, staged = timeline_lanes(
+        [h.hook for h in trace.hooks], trace.events, HOOK_ORDER
+    )
     drawing = TimelineDrawing(lanes, columns, bin_size, n_in, len(trace.egress))
+    drawing.groups = [LaneGroup(*group) for group in lane_groups]
     ingress = {r.index: r for r in trace.ingress}
     egress = {r.index: r for r in trace.egress}
 
@@ -185,6 +215,8 @@ def draw_timeline(trace: TransactionTrace, max_columns: int = 400) -> TimelineDr
             if call.get("name"):
                 names[key[1]] = call["name"]
     for h in trace.hooks:
+        if h.hook in staged:
+            continue  # a stage's blocks are its own ingress, not the transaction's
         if h.block_kind and h.chunk_index >= 0 and h.chunk_index < n_in:
             ident = str(h.tool_index) if h.block_kind == "tool_call" else h.block_kind
             spans.setdefault((h.block_kind, ident), []).append(h.chunk_index)
@@ -200,7 +232,7 @@ def draw_timeline(trace: TransactionTrace, max_columns: int = 400) -> TimelineDr
     # Egress beneath: the chunks each firing put on the egress queue, at its column.
     out: dict[int, list[int]] = {}
     for h in trace.hooks:
-        if h.egress_end > h.egress_start:
+        if h.egress_end > h.egress_start and h.hook not in staged:
             column = drawing.column_of(h.chunk_index)
             out.setdefault(column, []).extend(range(h.egress_start, h.egress_end))
     for column, indices in sorted(out.items()):
@@ -208,6 +240,33 @@ def draw_timeline(trace: TransactionTrace, max_columns: int = 400) -> TimelineDr
         if len(indices) > 8:
             shown.append(f"… and {len(indices) - 8} more")
         drawing.egress.append(EgressMark(column, len(indices), "\n".join(shown)))
+    for name, data in trace.events:
+        lane_id = event_lane(name, data)
+        if lane_id is None:
+            continue
+        decision = data.get("decision")
+        lines = [f"{name} · chunk {data['chunk_index']}" if data["chunk_index"] >= 0 else name]
+        for field_name in (
+            "stage_name",
+            "tool",
+            "target",
+            "decision",
+            "reason",
+            "rule",
+            "cached",
+            "error",
+        ):
+            if data.get(field_name) not in (None, ""):
+                lines.append(f"{field_name}: {_short(str(data[field_name]))}")
+        drawing.events.append(
+            EventMark(
+                lanes.index(lane_id),
+                name,
+                drawing.column_of(data["chunk_index"]),
+                str(decision) if decision is not None else None,
+                "\n".join(lines),
+            )
+        )
     return drawing
 
 
@@ -222,12 +281,14 @@ def _duration_colour(ns: int, slowest: int) -> str:
 def render_svg(drawing: TimelineDrawing) -> str:
     """The drawing as one ``<svg>`` element (horizontally scrollable when wrapped)."""
     col_w = max(4, min(28, 1000 // max(drawing.columns, 1)))
-    width = LABEL_W + drawing.columns * col_w + 10
+    labels = [lane_label(lane) for lane in drawing.lanes]
+    label_w = max([LABEL_W, *(len(label) * 6 + 10 for label in labels)])
+    width = label_w + drawing.columns * col_w + 10
     lanes_top = BAND_H
     lanes_h = max(len(drawing.lanes), 1) * LANE_H
     egress_top = lanes_top + lanes_h + 4
     height = egress_top + EGRESS_H + AXIS_H
-    x0 = LABEL_W
+    x0 = label_w
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" class="luthien-timeline" width="{width}" '
         f'height="{height}" viewBox="0 0 {width} {height}" font-family="sans-serif" '
@@ -244,11 +305,20 @@ def render_svg(drawing: TimelineDrawing) -> str:
             f'<text class="block-label" x="{x + 2}" y="12" fill="{colour}">'
             f"{escape(_short(b.label, 30))}</text>"
         )
-    for i, lane in enumerate(drawing.lanes):
+    for k, group in enumerate(drawing.groups):
+        y = lanes_top + group.first * LANE_H
+        h = (group.last - group.first + 1) * LANE_H
+        tint = "#f4f0fa" if k % 2 == 0 else "#eef5f0"
+        parts.append(
+            f'<rect class="stage-group" x="0" y="{y}" width="{width}" height="{h}" '
+            f'fill="{tint}"><title>{escape(group.label)}</title></rect>'
+            f'<line x1="0" y1="{y}" x2="{width}" y2="{y}" stroke="#999"/>'
+        )
+    for i, label in enumerate(labels):
         y = lanes_top + i * LANE_H
         parts.append(
             f'<line x1="{x0}" y1="{y + LANE_H}" x2="{width}" y2="{y + LANE_H}" stroke="#ddd"/>'
-            f'<text class="lane" x="4" y="{y + LANE_H - 7}">{escape(lane)}</text>'
+            f'<text class="lane" x="4" y="{y + LANE_H - 7}">{escape(label)}</text>'
         )
     slowest = max((m.max_ns for m in drawing.marks), default=0)
     mark_w = max(col_w - 1, 2)
@@ -260,6 +330,17 @@ def render_svg(drawing: TimelineDrawing) -> str:
             f'data-chunk="{m.first_chunk}" x="{x}" y="{y}" width="{mark_w}" '
             f'height="{LANE_H - 6}" fill="{_duration_colour(m.max_ns, slowest)}">'
             f"<title>{escape(m.detail)}</title></rect>"
+        )
+    for ev in drawing.events:
+        cx = x0 + ev.column * col_w + mark_w / 2
+        cy = lanes_top + ev.lane * LANE_H + LANE_H / 2
+        colour = {"block": "#c53030", "rewrite": "#b7791f", "allow": "#2f855a"}.get(
+            ev.decision or "", "#4c78a8"
+        )
+        parts.append(
+            f'<circle class="event" data-lane="{escape(drawing.lanes[ev.lane])}" '
+            f'data-column="{ev.column}" cx="{cx:.1f}" cy="{cy:.1f}" r="5" fill="{colour}">'
+            f"<title>{escape(ev.detail)}</title></circle>"
         )
     parts.append(f'<text class="lane" x="4" y="{egress_top + 14}">egress chunks</text>')
     for e in drawing.egress:

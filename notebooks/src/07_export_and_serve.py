@@ -60,34 +60,17 @@ sorted(path.name for path in out.iterdir() if path.suffix in (".py", ".yaml", ".
 print(exported.module.read_text())
 
 # %% [markdown]
-# The generated test replays every case, streaming and not, against the exported
-# module imported fresh:
-
-# %%
-import subprocess
-import sys
-
-run = subprocess.run(
-    [sys.executable, "-m", "pytest", "-q", "--color=no", "-p", "no:cacheprovider", str(exported.test)],
-    capture_output=True,
-    text=True,
-    cwd=out,
-)
-print(run.returncode, run.stdout.strip().splitlines()[-1])
-
-# %% [markdown]
-# ## Serve it
+# ## Serve it, test it
 #
 # `luthien-lab serve --config <name>.yaml` starts the OpenAI-compatible gateway (the
-# exported module's folder goes on `PYTHONPATH`). Any OpenAI client can use it.
+# exported module's folder goes on `PYTHONPATH`). It takes a few seconds to start
+# (it imports litellm before it reports ready), so start it first:
 
 # %%
 import os
 import socket
-import time
-
-import httpx
-import openai
+import subprocess
+import sys
 
 with socket.socket() as probe:
     probe.bind(("127.0.0.1", 0))
@@ -109,6 +92,29 @@ server = subprocess.Popen(
     stderr=subprocess.DEVNULL,
 )
 base = f"http://127.0.0.1:{port}"
+
+# %% [markdown]
+# Meanwhile, the generated test replays every case, streaming and not, against the
+# exported module imported fresh:
+
+# %%
+run = subprocess.run(
+    [sys.executable, "-m", "pytest", "-q", "--color=no", "-p", "no:cacheprovider", str(exported.test)],
+    capture_output=True,
+    text=True,
+    cwd=out,
+)
+print(run.returncode, run.stdout.strip().splitlines()[-1])
+
+# %% [markdown]
+# Any OpenAI client can use the gateway:
+
+# %%
+import time
+
+import httpx
+import openai
+
 for _ in range(300):
     try:
         if httpx.get(base + "/health").status_code == 200:

@@ -45,18 +45,11 @@ rules.write_text(
   respond:
     text: "I'll list the files with OpenAI-style flags."
     tool_calls: [{name: Bash, arguments: {command: "ls -la", description: "List files"}}]
-"""
-)
-config = work / "policy.yaml"
-config.write_text(
-    """
-policy:
-  class: "luthien_lab.policies.tool_filter:ToolFilterPolicy"
-  config:
-    deny: [Bash]
-    blocked_message: "\\n[luthien: {name} is not allowed here]"
-gateway:
-  store: gateway.duckdb
+- name: shell
+  match: {prompt_contains: "list files", offers_tool: exec_command}
+  respond:
+    text: "Listing."
+    tool_calls: [{name: exec_command, arguments: {cmd: "ls -la"}}]
 """
 )
 
@@ -67,36 +60,59 @@ def free_port():
         return probe.getsockname()[1]
 
 
-def start(args, ready_url):
-    proc = subprocess.Popen(
+def start(args):
+    return subprocess.Popen(
         [sys.executable, "-m", "luthien_lab.cli", *args],
         cwd=work,
         env={**os.environ, "LUTHIEN_LAB_PROVIDER": "local"},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
+
+
+def wait_ready(url):
     for _ in range(600):
         try:
-            if httpx.get(ready_url).status_code == 200:
-                return proc
+            if httpx.get(url).status_code == 200:
+                return
         except httpx.TransportError:
             time.sleep(0.05)
-    raise RuntimeError(f"{args[0]} did not start")
+    raise RuntimeError(f"{url} did not answer")
 
 
-provider_port, gateway_port = free_port(), free_port()
-provider = start(
-    ["provider", "--port", str(provider_port), "--rules", str(rules)],
-    f"http://127.0.0.1:{provider_port}/health",
-)
+provider_port, gateway_port, codex_port = free_port(), free_port(), free_port()
+config = work / "policy.yaml"
 config.write_text(
-    config.read_text()
-    + f"  upstream: {{provider: anthropic, api_base: 'http://127.0.0.1:{provider_port}'}}\n"
+    f"""
+policy:
+  class: "luthien_lab.policies.tool_filter:ToolFilterPolicy"
+  config:
+    deny: [Bash]
+    blocked_message: "\\n[luthien: {{name}} is not allowed here]"
+gateway:
+  store: gateway.duckdb
+  upstream: {{provider: anthropic, api_base: 'http://127.0.0.1:{provider_port}'}}
+"""
 )
-gateway = start(
-    ["serve", "--config", str(config), "--port", str(gateway_port)],
-    f"http://127.0.0.1:{gateway_port}/health",
+codex_config = work / "codex.yaml"
+codex_config.write_text(
+    f"""
+policy:
+  class: "luthien_lab.policies.tool_filter:ToolFilterPolicy"
+  config:
+    deny: [exec_command]
+    blocked_message: " [luthien: {{name}} is not allowed here]"
+gateway:
+  store: codex.duckdb
+  upstream: {{api_base: 'http://127.0.0.1:{provider_port}/v1', responses_api: native}}
+"""
 )
+# All three start at once: each gateway imports litellm (seconds) before it is ready.
+provider = start(["provider", "--port", str(provider_port), "--rules", str(rules)])
+gateway = start(["serve", "--config", str(config), "--port", str(gateway_port)])
+codex_gateway = start(["serve", "--config", str(codex_config), "--port", str(codex_port)])
+for port in (provider_port, gateway_port, codex_port):
+    wait_ready(f"http://127.0.0.1:{port}/health")
 base = f"http://127.0.0.1:{gateway_port}"
 
 # %% [markdown]
@@ -138,8 +154,6 @@ from luthien_lab.store import open_store
 
 gateway.terminate()
 gateway.wait(timeout=10)
-provider.terminate()
-provider.wait(timeout=10)
 store = open_store(work / "gateway.duckdb")
 transactions = store.transactions()
 transactions[["status", "model", "streaming", "policy_class"]]
@@ -179,43 +193,18 @@ store.events(tid)[["name", "data"]]
 # The Agents SDK needs only a client pointed at the gateway:
 # `set_default_openai_client(AsyncOpenAI(base_url="http://127.0.0.1:8000/v1"))`.
 #
-# Here Codex's recorded request for `codex exec "please list files"` goes through a
-# gateway that blocks its shell tool:
+# Here Codex's recorded request for `codex exec "please list files"` goes through the
+# second gateway started at the top, configured to block Codex's shell tool:
 
 # %%
-rules.write_text(
-    """
-- name: shell
-  match: {prompt_contains: "list files", offers_tool: exec_command}
-  respond:
-    text: "Listing."
-    tool_calls: [{name: exec_command, arguments: {cmd: "ls -la"}}]
-"""
-)
-config.write_text(
-    """
-policy:
-  class: "luthien_lab.policies.tool_filter:ToolFilterPolicy"
-  config:
-    deny: [exec_command]
-    blocked_message: " [luthien: {name} is not allowed here]"
-gateway:
-  store: codex.duckdb
-"""
-    + f"  upstream: {{api_base: 'http://127.0.0.1:{provider_port}/v1', responses_api: native}}\n"
-)
-provider = start(
-    ["provider", "--port", str(provider_port), "--rules", str(rules)],
-    f"http://127.0.0.1:{provider_port}/health",
-)
-gateway = start(
-    ["serve", "--config", str(config), "--port", str(gateway_port)],
-    f"http://127.0.0.1:{gateway_port}/health",
-)
+print(codex_config.read_text().strip())
+
+# %%
 recorded = json.loads(
     Path("../tests/fixtures/codex/tool_round_trip.jsonl").read_text().splitlines()[0]
 )
-reply = httpx.post(base + "/v1/responses", json=recorded["body"], timeout=60)
+codex_base = f"http://127.0.0.1:{codex_port}"
+reply = httpx.post(codex_base + "/v1/responses", json=recorded["body"], timeout=60)
 events = [json.loads(line[5:]) for line in reply.text.splitlines() if line.startswith("data:")]
 completed = events[-1]["response"]
 [item["type"] for item in completed["output"]], completed["status"]
@@ -224,8 +213,8 @@ completed = events[-1]["response"]
 completed["output"][-1]["content"][0]["text"]
 
 # %%
-gateway.terminate()
-gateway.wait(timeout=10)
+codex_gateway.terminate()
+codex_gateway.wait(timeout=10)
 provider.terminate()
 provider.wait(timeout=10)
 codex = open_store(work / "codex.duckdb").transactions()

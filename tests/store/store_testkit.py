@@ -10,7 +10,7 @@ from typing import Any
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
-FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "recorded-chunks"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "recorded-chunks"
 FIXTURE_FILES = sorted(FIXTURES.glob("*.json")) if FIXTURES.is_dir() else []
 
 
@@ -108,3 +108,50 @@ def drive_stream(
             egress_chunks=list(chunks) if egress else [],
         ),
     )
+
+
+def deep(levels: int, leaf: Any = "x") -> Any:
+    """``leaf`` nested in ``levels`` lists."""
+    for _ in range(levels):
+        leaf = [leaf]
+    return leaf
+
+
+def request(marker: str, **extra: Any) -> Any:
+    """A streaming request whose user message is ``marker``."""
+    from luthien_lab.request import Request
+
+    return Request(
+        model="scripted", messages=[{"role": "user", "content": marker}], stream=True, **extra
+    )
+
+
+def orchestrator(recorder: Any, replies: dict[str, list[str]] | None = None, **kw: Any) -> Any:
+    """A PolicyOrchestrator recording to ``recorder`` whose scripted model answers a
+    request with ``replies[its user message]`` (default: "ok" in two chunks)."""
+    from luthien_lab import NoOpPolicy, PolicyOrchestrator, ScriptedLLMClient
+    from luthien_lab.streaming.chunks import create_chunk
+
+    table = replies or {}
+
+    def script(req: Any) -> list[Any]:
+        pieces = table.get(req.messages[-1]["content"], ["o", "k"])
+        first = [create_chunk(None, role="assistant", content="")]
+        return first + [create_chunk(None, content=p) for p in pieces]
+
+    client = ScriptedLLMClient(script=script)
+    return PolicyOrchestrator(kw.pop("policy", NoOpPolicy()), client, listeners=[recorder], **kw)
+
+
+async def run_all(orch: Any, requests: list[Any]) -> list[str]:
+    """Stream every request at once; the text each one gave."""
+    import asyncio
+
+    async def one(req: Any) -> str:
+        parts = []
+        async for chunk in orch.process_streaming_response(req):
+            if chunk.choices and chunk.choices[0].delta.content:
+                parts.append(chunk.choices[0].delta.content)
+        return "".join(parts)
+
+    return list(await asyncio.gather(*(one(r) for r in requests)))

@@ -174,3 +174,49 @@ def test_sigkill_mid_run_keeps_every_flushed_transaction(tmp_path):
         counts = store.sql("SELECT transaction_id, count(*) AS n FROM chunks GROUP BY ALL")
         assert set(counts["n"]) == {1000}  # every written transaction is complete
         assert set(counts["transaction_id"]) == ids
+
+
+async def test_a_store_held_by_another_process_parks_then_writes(tmp_path):
+    """Past lock_timeout the recorder parks what it could not write, bad transactions
+    included, and writes it all once the other process lets go."""
+    import asyncio
+
+    from store_testkit import orchestrator, request, run_all
+
+    from luthien_lab.store import DuckDBRecorder
+
+    path = tmp_path / "held-later.duckdb"
+    recorder = DuckDBRecorder(Store(path, lock_timeout=0.3))
+    holder = spawn(
+        """
+        from luthien_lab.store import Store
+        store = Store(sys.argv[1], exclusive=True)
+        print("ready", flush=True)
+        sys.stdin.readline()
+        store.close()
+        print("released", flush=True)
+        sys.stdin.read()
+        """,
+        str(path),
+    )
+    try:
+        assert holder.stdout is not None and holder.stdin is not None
+        assert holder.stdout.readline().strip() == "ready"
+        orch = orchestrator(recorder, replies={"odd": ["\ud800"]})
+        await run_all(orch, [request("a"), request("odd"), request("b")])
+        recorder.flush()
+        assert recorder.parked == 3
+        holder.stdin.write("go\n")
+        holder.stdin.flush()
+        assert holder.stdout.readline().strip() == "released"
+        deadline = time.monotonic() + 60  # a hang guard: the retry runs every second
+        while recorder.parked and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        assert recorder.parked == 0
+        frame = recorder.store.transactions()
+        assert len(frame) == 3
+        assert sum("replayed" in (notes or "") for notes in frame["storage_notes"]) == 3
+    finally:
+        holder.communicate("", timeout=30)
+        recorder.close()
+        recorder.store.close()

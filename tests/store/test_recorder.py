@@ -420,16 +420,16 @@ def test_egress_rows_follow_what_was_sent(recorder, store):
 
 
 def test_failed_build_is_reported_and_later_ones_written(recorder, store, monkeypatch):
-    from luthien_lab.store import _recorder
+    from luthien_lab.store import _writing
 
-    real_build = _recorder.build_tables
+    real_build = _writing.build_tables
 
     def build_once_broken(txs):
         if any(buf.info.transaction_id == "tx-bad" for buf in txs):
             raise RuntimeError("cannot build")
         return real_build(txs)
 
-    monkeypatch.setattr(_recorder, "build_tables", build_once_broken)
+    monkeypatch.setattr(_writing, "build_tables", build_once_broken)
     drive_stream(recorder, "tx-bad", [make_chunk("a")])
     with pytest.raises(StoreError, match="cannot build"):
         recorder.flush(timeout=10)

@@ -32,6 +32,7 @@ EXPECTED = {
         ("tags", "JSON"),
         ("recorder_pid", "INTEGER"),
         ("recorder_host", "VARCHAR"),
+        ("storage_notes", "JSON"),
     ],
     "payloads": [
         ("transaction_id", "VARCHAR"),
@@ -116,15 +117,16 @@ def test_blank_database_migrates_to_exact_schema():
     con = duckdb.connect()
     try:
         assert current_version(con) == 0
-        assert migrate(con) == SCHEMA_VERSION == 3
+        assert migrate(con) == SCHEMA_VERSION == 4
         assert schema_of(con) == EXPECTED
         assert con.execute("SELECT version FROM schema_version ORDER BY 1").fetchall() == [
             (1,),
             (2,),
             (3,),
+            (4,),
         ]
-        assert migrate(con) == 3  # idempotent
-        assert con.execute("SELECT count(*) FROM schema_version").fetchone() == (3,)
+        assert migrate(con) == 4  # idempotent
+        assert con.execute("SELECT count(*) FROM schema_version").fetchone() == (4,)
         kinds = dict(
             con.execute(
                 "SELECT table_name, table_type FROM information_schema.tables "
@@ -155,7 +157,9 @@ def test_version_1_file_is_migrated_on_open(tmp_path):
         cols = store.sql(
             "SELECT column_name FROM information_schema.columns WHERE table_name = 'transactions'"
         )
-        assert {"tags", "recorder_pid", "recorder_host"} <= set(cols["column_name"])
+        assert {"tags", "recorder_pid", "recorder_host", "storage_notes"} <= set(
+            cols["column_name"]
+        )
 
 
 def test_newer_schema_is_refused(tmp_path):

@@ -139,8 +139,8 @@ def test_writes_run_on_one_thread_and_queries_keep_theirs(tmp_path, kind):
     original = store._connection
 
     @contextlib.contextmanager
-    def watching(*, write: bool = False):
-        with original(write=write) as con:
+    def watching(*, write: bool = False, timeout: float | None = None):
+        with original(write=write, timeout=timeout) as con:
             yield _InsertWatch(con, seen)
 
     try:
