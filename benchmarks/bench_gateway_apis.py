@@ -22,6 +22,7 @@ The yardstick for the added latency is the direct call itself (ratio added/direc
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import statistics
@@ -34,7 +35,7 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_gateway import free_port, start
+from bench_gateway import free_port, start, wait_healthy
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "tests" / "fixtures"
@@ -114,6 +115,7 @@ def start_gateways(api: str, provider_url: str, tmp: str, env: dict[str, str], p
         )
         procs.append(proc)
         gateways[name] = (f"http://127.0.0.1:{port}", proc.pid)
+        asyncio.run(wait_healthy(gateways[name][0]))
     return gateways
 
 
