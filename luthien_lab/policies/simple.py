@@ -83,6 +83,7 @@ class _StreamProgress:
         "stream_content",
         "stream_tools",
         "streaming",
+        "text_done",
         "text_live",
         "tool_out",
         "tools_kept",
@@ -99,6 +100,7 @@ class _StreamProgress:
         self.stream_tools = stream_tools
         self.streaming = True
         self.text_live = False
+        self.text_done = 0  # characters of the content block already transformed and sent
         self.live: set[StreamBlock] = set()
         self.sent: dict[StreamBlock, int] = {}
         self.tool_out: dict[int, int] = {}
@@ -261,12 +263,21 @@ class SimplePolicy(Policy):
         if progress.stream_content:  # nothing to transform: what is left goes out as is
             self._send_block(ctx, block, progress)
             return
-        original = block.content
+        # Text after a tool call reopens the one content block: only the text since the
+        # last completion is new (transforming it all again would send the start twice).
+        content = block.content
+        original = content[progress.text_done :]
+        progress.text_done = len(content)
+        if not original:
+            return
         transformed = await self.on_response_content(original, ctx.final_request)
         if transformed == original:
             self._send_block(ctx, block, progress)
-        elif transformed:
+            return
+        if transformed:
             _send_built(ctx, create_text_chunk(transformed, self._template(ctx)), progress)
+        if block.chunk_indices:
+            progress.sent[block] = block.chunk_indices[-1]
 
     async def on_thinking_complete(self, ctx: StreamingResponseContext) -> None:
         block = ctx.ingress_state.just_completed

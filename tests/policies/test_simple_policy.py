@@ -188,3 +188,25 @@ async def test_removing_all_text_sends_no_empty_chunk():
     out = await run_stream(PolicyOrchestrator(Drop(), ScriptedLLMClient(text_stream("secret"))))
     assert stream_summary(out)["text"] == ""
     assert all(not (c.choices[0].delta.content) for c in out)
+
+
+async def test_text_after_a_tool_call_is_transformed_once():
+    """The content block reopens after a tool call: only the new text is transformed
+    and sent (the text before the call went out already)."""
+    from luthien_lab import PolicyOrchestrator, Request, ScriptedLLMClient, UppercasePolicy
+    from luthien_lab.streaming.chunks import create_chunk, tool_call_delta
+
+    chunks = [
+        create_chunk(None, role="assistant", content=""),
+        create_chunk(None, content="ok. "),
+        create_chunk(None, tool_calls=[tool_call_delta(0, id="c1", name="f", arguments="{}")]),
+        create_chunk(None, content="more"),
+        create_chunk(None, finish_reason="tool_calls"),
+    ]
+    orchestrator = PolicyOrchestrator(UppercasePolicy(), ScriptedLLMClient(chunks))
+    request = Request(model="m", messages=[{"role": "user", "content": "x"}], stream=True)
+    out = [c async for c in orchestrator.process_streaming_response(request)]
+    text = "".join(c.choices[0].delta.content or "" for c in out if c.choices)
+    assert text == "OK. MORE"
+    calls = [tc for c in out if c.choices for tc in c.choices[0].delta.tool_calls or []]
+    assert [tc.function.name for tc in calls] == ["f"]
