@@ -170,7 +170,32 @@ def native_chat_body(wire: WireContext, request: Request, stream: bool) -> bytes
     return json.dumps(set_stream_mode(body, stream), ensure_ascii=False).encode()
 
 
-class ProtocolRouter(LLMClient):
+class _Router(LLMClient):
+    """An upstream that hands each request to one of its clients (``_pick``)."""
+
+    def _pick(self, request: Request) -> LLMClient:
+        raise NotImplementedError
+
+    def _clients(self) -> tuple[LLMClient, ...]:
+        raise NotImplementedError
+
+    def stream(self, request: Request) -> AsyncIterator[Any]:
+        return self._pick(request).stream(request)
+
+    async def complete(self, request: Request) -> Any:
+        return await self._pick(request).complete(request)
+
+    def provider_for(self, request: Request) -> str:
+        return self._pick(request).provider_for(request)
+
+    async def aclose(self) -> None:
+        for client in self._clients():
+            close = getattr(client, "aclose", None)
+            if close is not None:
+                await close()
+
+
+class ProtocolRouter(_Router):
     """The gateway's ``auto`` upstream: OpenAI-protocol models go through the lean
     ``openai`` client, every other model (``anthropic/...``, ``claude...``) through
     ``other`` (litellm, which speaks that provider's protocol)."""
@@ -184,23 +209,11 @@ class ProtocolRouter(LLMClient):
 
         return self.openai if protocol_for_model(request.model) == "openai" else self.other
 
-    def stream(self, request: Request) -> AsyncIterator[Any]:
-        return self._pick(request).stream(request)
-
-    async def complete(self, request: Request) -> Any:
-        return await self._pick(request).complete(request)
-
-    def provider_for(self, request: Request) -> str:
-        return self._pick(request).provider_for(request)
-
-    async def aclose(self) -> None:
-        for client in (self.openai, self.other):
-            close = getattr(client, "aclose", None)
-            if close is not None:
-                await close()
+    def _clients(self) -> tuple[LLMClient, ...]:
+        return (self.openai, self.other)
 
 
-class WireRouter(LLMClient):
+class WireRouter(_Router):
     """Requests that came through a gateway dialect whose API the upstream speaks go to
     that API's native client (lossless, see ``_wire``); every other request to
     ``default``."""
@@ -218,20 +231,8 @@ class WireRouter(LLMClient):
                 return native
         return self.default
 
-    def stream(self, request: Request) -> AsyncIterator[Any]:
-        return self._pick(request).stream(request)
-
-    async def complete(self, request: Request) -> Any:
-        return await self._pick(request).complete(request)
-
-    def provider_for(self, request: Request) -> str:
-        return self._pick(request).provider_for(request)
-
-    async def aclose(self) -> None:
-        for client in (self.default, *self.natives.values()):
-            close = getattr(client, "aclose", None)
-            if close is not None:
-                await close()
+    def _clients(self) -> tuple[LLMClient, ...]:
+        return (self.default, *self.natives.values())
 
 
 def _default_client(upstream: Any, key: str) -> LLMClient:
