@@ -48,6 +48,10 @@ def _build() -> dict[str, pa.Schema]:
                 ("recorder_pid", i32),
                 ("recorder_host", s),
                 ("storage_notes", s),
+                ("api", s),
+                ("shadow_of", s),
+                ("shadow_name", s),
+                ("shadow_dropped", i32),
             ]
         ),
         "payloads": pa.schema(

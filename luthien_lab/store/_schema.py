@@ -125,6 +125,16 @@ MIGRATIONS: dict[int, list[str]] = {
     # (``_safe``: cut depth, escaped surrogates, truncated text, a rewrite after a
     # failed write, a replay from the dead-letter file); NULL when nothing was.
     4: ["ALTER TABLE transactions ADD COLUMN storage_notes JSON"],
+    # Where a transaction came from, as columns (they are also in ``tags``, where they
+    # are set): the wire API the gateway served it on (chat, messages, responses), and
+    # for a shadow policy's transaction the live transaction it shadowed, the shadow's
+    # name and how many ingress chunks it never saw because it fell behind.
+    5: [
+        "ALTER TABLE transactions ADD COLUMN api VARCHAR",
+        "ALTER TABLE transactions ADD COLUMN shadow_of VARCHAR",
+        "ALTER TABLE transactions ADD COLUMN shadow_name VARCHAR",
+        "ALTER TABLE transactions ADD COLUMN shadow_dropped INTEGER",
+    ],
 }
 
 SCHEMA_VERSION = max(MIGRATIONS)

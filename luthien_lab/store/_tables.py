@@ -241,6 +241,19 @@ def _add_transaction(
     t["recorder_pid"].append(os.getpid())
     t["recorder_host"].append(_HOST)
     t["storage_notes"].append(_notes_json(buf.notes + redactor.notes.as_list()))
+    _add_origin(t, info.tags)
+
+
+def _add_origin(t: dict[str, list[Any]], tags: dict[str, Any]) -> None:
+    """The origin columns (migration 5), from the tags that set them."""
+    for column, key in _ORIGIN:
+        value = tags.get(key) if tags else None
+        t[column].append(None if value is None else str(value))
+    dropped = tags.get("shadow_dropped") if tags else None
+    t["shadow_dropped"].append(dropped if isinstance(dropped, int) else None)
+
+
+_ORIGIN = (("api", "api"), ("shadow_of", "shadow_of"), ("shadow_name", "shadow"))
 
 
 def iter_tables(txs: list[TxBuffer]) -> Iterator[tuple[str, pa.Table]]:

@@ -455,3 +455,27 @@ def test_written_buffers_are_freed_without_waiting_for_the_next_transaction(reco
         time.sleep(0.02)
     assert not alive()
     assert store.chunks(tx)["content"].tolist()[:2] == ["w0 ", "w1 "]
+
+
+def test_origin_columns_come_from_tags(recorder, store):
+    """Migration 5's columns: the wire API and a shadow's link, set through the tags."""
+    live = info("live-1", streaming=False, tags={"api": "messages"})
+    shadow = info(
+        "shadow-1",
+        streaming=False,
+        tags={"shadow_of": "live-1", "shadow": "candidate", "shadow_dropped": 3},
+    )
+    for tx_info in (live, shadow):
+        recorder.transaction_started(tx_info)
+        recorder.transaction_finished(
+            tx_info.transaction_id, TransactionResult("ok", tx_info.start_ns + 10)
+        )
+    recorder.flush()
+    frame = store.sql(
+        "SELECT transaction_id, api, shadow_of, shadow_name, shadow_dropped "
+        "FROM transactions ORDER BY transaction_id"
+    )
+    assert rows(frame, list(frame.columns)) == [
+        ("live-1", "messages", None, None, None),
+        ("shadow-1", None, "live-1", "candidate", 3),
+    ]

@@ -33,6 +33,10 @@ EXPECTED = {
         ("recorder_pid", "INTEGER"),
         ("recorder_host", "VARCHAR"),
         ("storage_notes", "JSON"),
+        ("api", "VARCHAR"),
+        ("shadow_of", "VARCHAR"),
+        ("shadow_name", "VARCHAR"),
+        ("shadow_dropped", "INTEGER"),
     ],
     "payloads": [
         ("transaction_id", "VARCHAR"),
@@ -117,16 +121,17 @@ def test_blank_database_migrates_to_exact_schema():
     con = duckdb.connect()
     try:
         assert current_version(con) == 0
-        assert migrate(con) == SCHEMA_VERSION == 4
+        assert migrate(con) == SCHEMA_VERSION == 5
         assert schema_of(con) == EXPECTED
         assert con.execute("SELECT version FROM schema_version ORDER BY 1").fetchall() == [
             (1,),
             (2,),
             (3,),
             (4,),
+            (5,),
         ]
-        assert migrate(con) == 4  # idempotent
-        assert con.execute("SELECT count(*) FROM schema_version").fetchone() == (4,)
+        assert migrate(con) == 5  # idempotent
+        assert con.execute("SELECT count(*) FROM schema_version").fetchone() == (5,)
         kinds = dict(
             con.execute(
                 "SELECT table_name, table_type FROM information_schema.tables "
