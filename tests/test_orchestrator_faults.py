@@ -446,6 +446,8 @@ class Everything(Forward):
         if said == "hang request":
             self.parked.set()
             await asyncio.Event().wait()
+        if said == "junk request":
+            return {"not": "a Request"}
         return request
 
     async def on_content_delta(self, ctx):
@@ -460,8 +462,12 @@ class Everything(Forward):
         await super().on_content_delta(ctx)
 
     async def process_full_response(self, response, context):
-        if context.request.last_user_message == "fail hook":
+        said = context.request.last_user_message
+        if said == "fail hook":
             raise ValueError("hook failed")
+        if said == "hang hook":
+            self.parked.set()
+            await asyncio.Event().wait()
         return response
 
 
@@ -539,12 +545,29 @@ SCENARIOS: dict[str, tuple[Scenario, list[str]]] = {
         ["cancelled"],
     ),
     "stream on_request error": (lambda o: drain(o, said("fail request")), ["error"]),
+    "stream on_request returns junk": (lambda o: drain(o, said("junk request")), ["error"]),
+    "stream, dict request": (
+        lambda o: drain(o, said("ok").model_dump(exclude_none=True)),
+        ["ok"],
+    ),
     "full ok": (lambda o: o.process_full_response(said("ok")), ["ok"]),
     "full hook error": (
         lambda o: _suppress(o.process_full_response(said("fail hook"))),
         ["error"],
     ),
     "full refused": (lambda o: o.process_full_response(said("refuse")), ["blocked"]),
+    "full hook hangs": (
+        lambda o: _suppress(o.process_full_response(said("hang hook"))),
+        ["error"],
+    ),
+    "full on_request error": (
+        lambda o: _suppress(o.process_full_response(said("fail request"))),
+        ["error"],
+    ),
+    "full, dict request": (
+        lambda o: o.process_full_response(said("ok").model_dump(exclude_none=True)),
+        ["ok"],
+    ),
     "full task cancelled": (
         lambda o: _cancel_when_parked(o, o.process_full_response(said("hang request"))),
         ["cancelled"],
@@ -561,8 +584,21 @@ SCENARIOS: dict[str, tuple[Scenario, list[str]]] = {
     "two-phase stream by identity": (lambda o: _two_phase(o, "stream", "identity"), ["ok"]),
     "two-phase stream, dict by id": (lambda o: _two_phase(o, "stream", "dict"), ["ok"]),
     "two-phase full by identity": (lambda o: _two_phase(o, "full", "identity"), ["ok"]),
+    "two-phase full by id": (lambda o: _two_phase(o, "full", "id"), ["ok"]),
     "two-phase full, dict by id": (lambda o: _two_phase(o, "full", "dict"), ["ok"]),
     "two-phase refused": (lambda o: _two_phase(o, "stream", "identity", "refuse"), ["blocked"]),
+    "two-phase full refused, by id": (
+        lambda o: _two_phase(o, "full", "id", "refuse"),
+        ["blocked"],
+    ),
+    "two-phase stream task cancelled": (
+        lambda o: _cancel_when_parked(o, _two_phase(o, "stream", "identity", "hang hook")),
+        ["cancelled"],
+    ),
+    "two-phase full task cancelled": (
+        lambda o: _cancel_when_parked(o, _two_phase(o, "full", "id", "hang hook")),
+        ["cancelled"],
+    ),
     "two-phase hook error": (
         lambda o: _two_phase(o, "stream", "identity", "fail hook"),
         ["error"],
@@ -588,6 +624,35 @@ async def test_every_api_path_ends_each_transaction_exactly_once():
     expected = {name: statuses for name, (_s, statuses) in SCENARIOS.items()}
     wrong = {name: got for name, got in outcomes.items() if got != expected[name]}
     assert not wrong, f"paths that did not end exactly once as expected: {wrong}"
+
+
+# The provider's faults, on each API path: (client settings, the error type recorded).
+UPSTREAM_FAULTS = {
+    "fails": ({"fail_after": 1, "error": ConnectionError("down")}, "UpstreamError"),
+    "silent": ({"delay": 0.5}, "UpstreamTimeoutError"),  # chunk_timeout=0.1
+}
+PATHS = {
+    "stream": lambda o: drain(o, said("ok")),
+    "full": lambda o: o.process_full_response(said("ok")),
+    "two-phase stream": lambda o: _two_phase(o, "stream", "identity"),
+    "two-phase full": lambda o: _two_phase(o, "full", "id"),
+}
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("fault", list(UPSTREAM_FAULTS))
+@pytest.mark.parametrize("path", list(PATHS))
+async def test_a_provider_fault_ends_the_transaction_once_as_an_error_on_every_path(path, fault):
+    settings, error_type = UPSTREAM_FAULTS[fault]
+    client = ScriptedLLMClient(text_stream("a", "b"), **settings)
+    orchestrator, ledger = orchestrate(Everything(), client=client, chunk_timeout=0.1)
+    with contextlib.suppress(Exception):
+        await PATHS[path](orchestrator)
+    gc.collect()
+    assert ledger.statuses() == ["error"]
+    assert ledger.only().error_type == error_type
+    assert client.open_streams == 0
+    assert orchestrator.cancel_pending() == 0
 
 
 @pytest.mark.timeout(30)

@@ -170,3 +170,27 @@ async def test_seed_style_process_with_callback():
     await assembler.process(source(), "ctx")
     assert seen == [(None, "ctx"), ("content", "ctx"), ("content", "ctx"), ("content", "ctx")]
     assert assembler.state.content == "ab"
+
+
+def test_point_to_names_the_block_of_each_event_of_a_chunk():
+    # One chunk, two parallel tool calls: after feed the state names the last block;
+    # point_to names each event's block in turn (what the hooks of that event see).
+    assembler = StreamingChunkAssembler()
+    chunk = create_chunk(
+        None,
+        tool_calls=[tool_call_delta(0, id="a", name="f"), tool_call_delta(1, id="b", name="g")],
+    )
+    events = assembler.feed(chunk)
+    assert [(kind, block.id) for kind, block in events] == [
+        (DELTA, "a"),
+        (COMPLETE, "a"),
+        (DELTA, "b"),
+    ]
+    state = assembler.state
+    assert (state.current_block.id, state.just_completed.id) == ("b", "a")
+    assembler.point_to(*events[0])
+    assert state.current_block.id == "a"
+    assembler.point_to(*events[1])
+    assert (state.current_block.id, state.just_completed.id) == ("a", "a")
+    assembler.point_to(*events[2])
+    assert state.current_block.id == "b"
