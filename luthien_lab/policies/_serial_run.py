@@ -5,6 +5,7 @@ Kept in the transaction's scratchpad, never on the policy."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from luthien_lab._listeners import Emit, Emitters
@@ -12,7 +13,20 @@ from luthien_lab.observability import ObservabilityContext
 from luthien_lab.streaming.assembler import StreamingChunkAssembler
 from luthien_lab.streaming.context import StreamingResponseContext
 
-__all__ = ["Run", "Stage", "StageObservability"]
+__all__ = ["Run", "Stage", "StageObservability", "split_stage_hook", "stage_hook_name"]
+
+_STAGE_HOOK = re.compile(r"^(\d+:[^/]*(?:/\d+:[^/]*)*)/([A-Za-z_]+)$")
+
+
+def stage_hook_name(path: str, hook: str) -> str:
+    """The hook name a stage's firing is reported under: ``"1:shell/on_tool_call_complete"``."""
+    return f"{path}/{hook}"
+
+
+def split_stage_hook(hook: str) -> tuple[str, str] | None:
+    """``(stage path, hook)`` of a stage's reported hook name, None for any other."""
+    match = _STAGE_HOOK.match(hook)
+    return (match.group(1), match.group(2)) if match else None
 
 
 class StageObservability(ObservabilityContext):

@@ -30,7 +30,6 @@ or, in a gateway config, a YAML list under ``policy:`` (see :mod:`luthien_lab.po
 from __future__ import annotations
 
 import asyncio
-import re
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -38,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 from luthien_lab._listeners import notify
 from luthien_lab.errors import ConfigError, LuthienLabError, PolicyError
 from luthien_lab.events import HookFired
-from luthien_lab.policies._serial_run import Run
+from luthien_lab.policies._serial_run import Run, split_stage_hook, stage_hook_name
 from luthien_lab.policies.base import (
     BLOCKED_KEY,
     STREAMING_HOOKS,
@@ -73,18 +72,6 @@ _DELTA = {ContentStreamBlock: "on_content_delta", ToolCallStreamBlock: "on_tool_
           ThinkingStreamBlock: "on_thinking_delta"}  # fmt: skip
 _COMPLETE = {ContentStreamBlock: "on_content_complete", ToolCallStreamBlock: "on_tool_call_complete",
              ThinkingStreamBlock: "on_thinking_complete"}  # fmt: skip
-_STAGE_HOOK = re.compile(r"^(\d+:[^/]*(?:/\d+:[^/]*)*)/([A-Za-z_]+)$")
-
-
-def stage_hook_name(path: str, hook: str) -> str:
-    """The hook name a stage's firing is reported under: ``"1:shell/on_tool_call_complete"``."""
-    return f"{path}/{hook}"
-
-
-def split_stage_hook(hook: str) -> tuple[str, str] | None:
-    """``(stage path, hook)`` of a stage's reported hook name, None for any other."""
-    match = _STAGE_HOOK.match(hook)
-    return (match.group(1), match.group(2)) if match else None
 
 
 @dataclass

@@ -18,6 +18,7 @@ from __future__ import annotations
 import copy
 from typing import TYPE_CHECKING, Any
 
+from luthien_lab.policies._serial_run import split_stage_hook
 from luthien_lab.streaming.fields import NO_CHOICES, field_of, read_chunk, read_delta
 
 if TYPE_CHECKING:
@@ -194,7 +195,6 @@ def timeline_lanes(
     The transaction's own hooks come first in pipeline ``order``, then its events;
     then, per stage of a ``SerialPolicy`` (hooks reported as ``"<i>:<name>/<hook>"``),
     that stage's hooks and events, as a group."""
-    from luthien_lab.policies.serial import split_stage_hook
 
     def ordered(names: list[str]) -> list[str]:
         return [h for h in order if h in names] + [h for h in names if h not in order]
