@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from luthien_lab.orchestrator._transaction import Transaction
     from luthien_lab.streaming.context import EgressQueue, StreamingResponseContext
 
-__all__ = ["COMPLETE_HOOKS", "DELTA_HOOKS", "Dispatch", "HookLimits"]
+__all__ = ["COMPLETE_HOOKS", "DELTA_HOOKS", "Dispatch", "HookSettings"]
 
 DELTA_HOOKS = {
     ContentStreamBlock: "on_content_delta",
@@ -41,8 +41,8 @@ COMPLETE_HOOKS = {
 _perf_ns = time.perf_counter_ns
 
 
-class HookLimits:
-    """What a stream's hooks run under: the policy's hooks, ``hook_timeout``,
+class HookSettings:
+    """What a transaction's hooks run with: the policy's hooks, ``hook_timeout``,
     ``hook_block_warning`` and ``chunk_timeout`` (seconds, None: no limit)."""
 
     __slots__ = ("block_warning", "chunk_timeout", "hooks", "timeout")
@@ -94,7 +94,7 @@ class Dispatch:
 
     def __init__(
         self,
-        limits: HookLimits,
+        settings: HookSettings,
         tx: Transaction,
         ctx: StreamingResponseContext,
         assembler: StreamingChunkAssembler,
@@ -103,7 +103,7 @@ class Dispatch:
         self.tx = tx
         self.tid = tx.tid
         self.policy = tx.info.policy_class
-        self.hooks = limits.hooks
+        self.hooks = settings.hooks
         self.ctx = ctx
         self.assembler = assembler
         self.feed = assembler.feed
@@ -111,15 +111,15 @@ class Dispatch:
         self.egress = egress
         self.emit_hook = tx.emit.hook_fired
         self.emit_received = tx.emit.chunk_received
-        self.timeout = timeout = limits.timeout
-        self.block_warning = warning = limits.block_warning
+        self.timeout = timeout = settings.timeout
+        self.block_warning = warning = settings.block_warning
         self.timeout_ns = NO_LIMIT if timeout is None else int(timeout * 1e9)
         self.block_ns = NO_LIMIT if warning is None else int(warning * 1e9)
         self.limit_ns = min(self.timeout_ns, self.block_ns)
         # When the producer last read the clock: the start of the next hook (see fire).
         self.mark = _perf_ns()
         self.task = asyncio.current_task()
-        chunk_timeout = limits.chunk_timeout
+        chunk_timeout = settings.chunk_timeout
         self.watch = (
             Watchdog(asyncio.get_running_loop(), chunk_timeout, timeout, self.task, egress)
             if chunk_timeout is not None or timeout is not None

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from luthien_lab._listeners import Emitters, notify
 from luthien_lab.events import PipelineListener, ResponseEvent, TransactionInfo
-from luthien_lab.orchestrator._dispatch import HookLimits
+from luthien_lab.orchestrator._dispatch import HookSettings
 from luthien_lab.orchestrator._pending import PendingTransactions
 from luthien_lab.orchestrator._refusal import refusal_response
 from luthien_lab.orchestrator._single_hooks import run_full_response, run_on_request
@@ -116,8 +116,8 @@ class PolicyOrchestrator:
         own = self._policy_hook_timeout
         return self._hook_timeout if own is UNSET else own
 
-    def _limits(self) -> HookLimits:
-        return HookLimits(
+    def _settings(self) -> HookSettings:
+        return HookSettings(
             self._hooks, self.effective_hook_timeout, self._hook_block_warning, self.chunk_timeout
         )
 
@@ -165,7 +165,7 @@ class PolicyOrchestrator:
     async def _request(self, tx: Transaction) -> None:
         """``on_request``; the transaction ends here if it fails or is cancelled."""
         try:
-            await run_on_request(tx, self.policy, self._limits())
+            await run_on_request(tx, self.policy, self._settings())
         except BaseException as error:
             tx.finish(status_of(error), error)
             raise
@@ -232,7 +232,7 @@ class PolicyOrchestrator:
         def begin() -> Any:
             return self._start(request, transaction_id, True)
 
-        return run_stream(begin, self._limits(), self.llm_client)
+        return run_stream(begin, self._settings(), self.llm_client)
 
     async def process_full_response(
         self, request: Request | dict[str, Any], transaction_id: str | None = None
@@ -249,7 +249,7 @@ class PolicyOrchestrator:
                 if emit.response_received:
                     event = ResponseEvent(tx.tid, original, time.perf_counter_ns())
                     notify(emit.response_received, event)
-                final = await run_full_response(tx, self.policy, self._limits(), original)
+                final = await run_full_response(tx, self.policy, self._settings(), original)
             if emit.response_sent:
                 notify(emit.response_sent, ResponseEvent(tx.tid, final, time.perf_counter_ns()))
         except BaseException as error:

@@ -11,7 +11,7 @@ from typing import Any
 from luthien_lab._listeners import notify
 from luthien_lab.errors import HookTimeoutError, LuthienLabError, PolicyError, RequestRefused
 from luthien_lab.events import RequestProcessed
-from luthien_lab.orchestrator._dispatch import HookLimits
+from luthien_lab.orchestrator._dispatch import HookSettings
 from luthien_lab.orchestrator._timing import not_a_coroutine, timed
 from luthien_lab.orchestrator._transaction import Transaction
 from luthien_lab.policies.base import Policy, PolicyContext
@@ -21,9 +21,9 @@ from luthien_lab.streaming.context import is_response
 __all__ = ["run_full_response", "run_on_request"]
 
 
-async def _call_hook(tx: Transaction, limits: HookLimits, name: str, coro: Any) -> Any:
+async def _call_hook(tx: Transaction, settings: HookSettings, name: str, coro: Any) -> Any:
     """Await hook call ``coro`` under the hook timeout, timed step by step."""
-    timeout = limits.timeout
+    timeout = settings.timeout
     start = time.perf_counter_ns()
     wrong = not_a_coroutine(name, coro)
     if wrong is not None:
@@ -39,7 +39,7 @@ async def _call_hook(tx: Transaction, limits: HookLimits, name: str, coro: Any) 
                 name, tx.tid, timeout, tx.info.policy_class
             )
         raise
-    warning = limits.block_warning
+    warning = settings.block_warning
     if warning is not None and longest >= warning * 1e9:
         tx.hook_blocked(name, longest, warning)
     if timeout is not None and time.perf_counter_ns() - start > timeout * 1e9:
@@ -48,7 +48,7 @@ async def _call_hook(tx: Transaction, limits: HookLimits, name: str, coro: Any) 
     return value
 
 
-async def run_on_request(tx: Transaction, policy: Policy, limits: HookLimits) -> None:
+async def run_on_request(tx: Transaction, policy: Policy, settings: HookSettings) -> None:
     """``on_request`` (when the policy overrides it): sets ``tx.final``, or
     ``tx.refused`` when it refuses."""
     tid = tx.tid
@@ -63,7 +63,7 @@ async def run_on_request(tx: Transaction, policy: Policy, limits: HookLimits) ->
                 observability=tx.obs,
             )
             call = policy.on_request(tx.original, context)
-            final = await _call_hook(tx, limits, "on_request", call)
+            final = await _call_hook(tx, settings, "on_request", call)
         else:
             final = tx.original
     except RequestRefused as refusal:
@@ -92,7 +92,7 @@ async def run_on_request(tx: Transaction, policy: Policy, limits: HookLimits) ->
 
 
 async def run_full_response(
-    tx: Transaction, policy: Policy, limits: HookLimits, original: Any
+    tx: Transaction, policy: Policy, settings: HookSettings, original: Any
 ) -> Any:
     """``process_full_response`` (when the policy overrides it) on ``original``."""
     if type(policy).process_full_response is Policy.process_full_response:
@@ -105,7 +105,7 @@ async def run_full_response(
     start = time.perf_counter_ns()
     try:
         call = policy.process_full_response(original, context)
-        final = await _call_hook(tx, limits, name, call)
+        final = await _call_hook(tx, settings, name, call)
     except (asyncio.CancelledError, LuthienLabError):
         raise
     except Exception as error:

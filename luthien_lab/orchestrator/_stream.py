@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from luthien_lab._listeners import notify
 from luthien_lab.events import ChunkEvent
-from luthien_lab.orchestrator._dispatch import Dispatch, HookLimits
+from luthien_lab.orchestrator._dispatch import Dispatch, HookSettings
 from luthien_lab.orchestrator._refusal import put_refusal
 from luthien_lab.orchestrator._transaction import Transaction, status_of
 from luthien_lab.orchestrator._upstream import read_stream
@@ -27,7 +27,7 @@ __all__ = ["run_stream"]
 
 
 async def run_stream(
-    begin: Callable[[], Awaitable[Transaction]], limits: HookLimits, client: LLMClient
+    begin: Callable[[], Awaitable[Transaction]], settings: HookSettings, client: LLMClient
 ) -> AsyncIterator[Any]:
     """The egress chunks of the transaction ``begin()`` starts (or continues), which
     ends when this does: ok, blocked, error or cancelled (closed early)."""
@@ -46,7 +46,7 @@ async def run_stream(
                 yield chunk
             status = "blocked"
             return
-        produce = _produce(limits, client, tx, ctx, assembler, egress)
+        produce = _produce(settings, client, tx, ctx, assembler, egress)
         producer = asyncio.get_running_loop().create_task(produce)
         async for chunk in egress:
             yield chunk
@@ -88,7 +88,7 @@ def stream_context(tx: Transaction) -> StreamingResponseContext:
 
 
 async def _produce(
-    limits: HookLimits,
+    settings: HookSettings,
     client: LLMClient,
     tx: Transaction,
     ctx: StreamingResponseContext,
@@ -97,10 +97,10 @@ async def _produce(
 ) -> None:
     """The producer task: the upstream reader feeding the dispatch loop, then the
     end of the stream's hooks; the egress closes whatever happens."""
-    dispatch = Dispatch(limits, tx, ctx, assembler, egress)
+    dispatch = Dispatch(settings, tx, ctx, assembler, egress)
     try:
         count = await read_stream(
-            client.stream(ctx.final_request), tx, dispatch, limits.chunk_timeout
+            client.stream(ctx.final_request), tx, dispatch, settings.chunk_timeout
         )
         await dispatch.after_stream(count)
     finally:
