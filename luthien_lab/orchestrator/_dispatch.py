@@ -84,6 +84,7 @@ class Dispatch:
         "mark",
         "point_to",
         "policy",
+        "state",
         "task",
         "tid",
         "timeout",
@@ -108,6 +109,7 @@ class Dispatch:
         self.assembler = assembler
         self.feed = assembler.feed
         self.point_to = assembler.point_to
+        self.state = assembler.state
         self.egress = egress
         self.emit_hook = tx.emit.hook_fired
         self.emit_received = tx.emit.chunk_received
@@ -142,13 +144,18 @@ class Dispatch:
             rest = self.fire("on_chunk_received", index, None)
             if rest is not None:
                 return self._then(rest, index, events, 0)
-        # The loop of _events, inlined: this runs per chunk.
-        point_to = self.point_to
+        # The loop of _events, inlined: this runs per chunk. After feed the state
+        # already names the chunk's last block of each kind: the assembler is asked to
+        # point elsewhere only for a chunk with several events.
+        state = self.state
         for position, (kind, block) in enumerate(events):
-            point_to(kind, block)
             if kind == DELTA:
+                if state.current_block is not block:
+                    self.point_to(kind, block)
                 name = DELTA_HOOKS[type(block)]
             elif kind == COMPLETE:
+                if state.just_completed is not block:
+                    self.point_to(kind, block)
                 name = COMPLETE_HOOKS[type(block)]
             else:
                 name = "on_finish_reason"
