@@ -40,7 +40,7 @@ def _policy(spec: str) -> Any:
     builtins = {"uppercase": UppercasePolicy, "noop": NoOpPolicy, "passthrough": NoOpPolicy}
     if spec in builtins:
         return builtins[spec]()
-    from luthien_lab.policy_config import load_policy
+    from luthien_lab.policies._loading import load_policy
 
     return load_policy({"policy": {"class": spec, "config": {}}})
 

@@ -18,17 +18,17 @@ def load_policy_spec(spec: Any) -> Policy:
     if isinstance(spec, Policy):
         return spec
     if isinstance(spec, dict):
-        from luthien_lab.policy_config import load_policy
+        from luthien_lab.policies._loading import load_policy
 
         return load_policy(spec)
     if isinstance(spec, str | os.PathLike):
         text = str(spec)
         if text.endswith((".yaml", ".yml")) or Path(text).is_file():
-            from luthien_lab.policy_config import load_policy
+            from luthien_lab.policies._loading import load_policy
 
             return load_policy(text)
         if ":" in text:
-            from luthien_lab.policy_config import resolve_policy_class
+            from luthien_lab.policies._loading import resolve_policy_class
 
             return resolve_policy_class(text)()
     raise ConfigError(

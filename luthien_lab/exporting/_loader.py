@@ -1,6 +1,6 @@
 """Loading an exported policy the way the gateway does.
 
-The YAML an export writes is the gateway's format (:mod:`luthien_lab.policy_config`)::
+The YAML an export writes is the gateway's format (:mod:`luthien_lab.policies._loading`)::
 
     policy:
       class: "module:ClassName"
@@ -29,7 +29,7 @@ __all__ = ["importable", "instantiate_policy", "load_policy"]
 def load_policy(config_path: str | Path, *, search_path: str | Path | None = None) -> Any:
     """The policy a YAML file describes, loaded by the gateway's loader
     (``search_path`` is put first on sys.path, and stays there)."""
-    from luthien_lab.policy_config import load_policy as gateway_load_policy
+    from luthien_lab.policies._loading import load_policy as gateway_load_policy
 
     if search_path is not None and str(search_path) not in sys.path:
         sys.path.insert(0, str(search_path))
