@@ -15,18 +15,18 @@ from luthien_lab.runs._execute import (
     execute,
     resolve_policy,
 )
+from luthien_lab.runs._listener import TraceListener
 from luthien_lab.runs._loop import LoopThread, background_loop, shutdown
-from luthien_lab.runs._result import RunResult
-from luthien_lab.runs._trace import (
+from luthien_lab.runs._records import (
     CHUNK_COLUMNS,
     HOOK_COLUMNS,
     ChunkRecord,
     HookRecord,
-    TraceListener,
-    TransactionTrace,
     chunk_payload,
     summarize_response,
 )
+from luthien_lab.runs._result import RunResult
+from luthien_lab.runs._trace import TransactionTrace
 
 __all__ = [
     "CHUNK_COLUMNS",

@@ -12,8 +12,9 @@ from collections.abc import Callable
 from typing import Any
 
 from luthien_lab.errors import ConfigError
+from luthien_lab.runs._listener import TraceListener
 from luthien_lab.runs._result import RunResult
-from luthien_lab.runs._trace import TraceListener, TransactionTrace
+from luthien_lab.runs._trace import TransactionTrace
 
 __all__ = ["DEFAULT_MODEL", "RunHandle", "build_request", "execute", "resolve_policy"]
 

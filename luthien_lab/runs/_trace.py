@@ -10,163 +10,22 @@ so a live run and a recorded one look alike.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from luthien_lab.events import PipelineListener, TransactionInfo, TransactionResult
-from luthien_lab.streaming.fields import NO_CHOICES, field_of, read_chunk, read_delta
+from luthien_lab.runs._records import (
+    CHUNK_COLUMNS,
+    HOOK_COLUMNS,
+    ChunkRecord,
+    HookRecord,
+    messages_of,
+    summarize_response,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = [
-    "CHUNK_COLUMNS",
-    "HOOK_COLUMNS",
-    "ChunkRecord",
-    "HookRecord",
-    "TraceListener",
-    "TransactionTrace",
-    "chunk_payload",
-    "summarize_response",
-]
-
-HOOK_COLUMNS = (
-    "transaction_id",
-    "seq",
-    "hook",
-    "chunk_index",
-    "block_kind",
-    "block_id",
-    "tool_index",
-    "start_offset_ns",
-    "duration_ns",
-    "egress_start",
-    "egress_end",
-)
-CHUNK_COLUMNS = (
-    "transaction_id",
-    "direction",
-    "chunk_index",
-    "offset_ns",
-    "content",
-    "reasoning",
-    "tool_calls",
-    "finish_reason",
-)
-
-
-@dataclass(slots=True)
-class ChunkRecord:
-    """What a chunk carried, copied out of the live litellm object."""
-
-    index: int
-    offset_ns: int
-    content: str | None = None
-    reasoning: str | None = None
-    tool_calls: list[dict[str, Any]] | None = None
-    finish_reason: str | None = None
-
-    def describe(self) -> str:
-        """A short human description: the text delta, tool args or finish reason."""
-        parts = []
-        if self.reasoning:
-            parts.append(f"thinking: {self.reasoning!r}")
-        if self.content:
-            parts.append(f"text: {self.content!r}")
-        for call in self.tool_calls or []:
-            name = call.get("name") or ""
-            parts.append(f"tool[{call.get('index')}] {name}{call.get('arguments') or ''}".strip())
-        if self.finish_reason:
-            parts.append(f"finish: {self.finish_reason}")
-        return "; ".join(parts) or "(empty)"
-
-
-@dataclass(slots=True)
-class HookRecord:
-    """One hook firing, with times as offsets from the transaction's start."""
-
-    seq: int
-    hook: str
-    chunk_index: int
-    block_kind: str | None
-    block_id: str | None
-    tool_index: int | None
-    start_offset_ns: int
-    duration_ns: int
-    egress_start: int
-    egress_end: int
-
-
-def chunk_payload(chunk: Any) -> tuple[str | None, str | None, list[dict[str, Any]] | None, Any]:
-    """``(content, reasoning, tool_calls, finish_reason)`` of a litellm stream chunk.
-
-    Runs for every chunk of a live run, so it reads fields the way the assembler does
-    (:mod:`luthien_lab.streaming.fields`), not through pydantic's slow ``getattr``.
-    """
-    _usage, delta, finish_reason = read_chunk(chunk)
-    if delta is NO_CHOICES:
-        return None, None, None, None
-    if delta is None:
-        return None, None, None, finish_reason
-    reasoning, content, raw_calls = read_delta(delta)
-    calls = None
-    if raw_calls:
-        calls = []
-        for call in raw_calls:
-            function = field_of(call, "function")
-            index = field_of(call, "index")
-            calls.append(
-                {
-                    "index": 0 if index is None else index,
-                    "id": field_of(call, "id"),
-                    "name": field_of(function, "name") if function is not None else None,
-                    "arguments": field_of(function, "arguments") if function is not None else None,
-                }
-            )
-    return content, reasoning, calls, finish_reason
-
-
-def _as_dict(obj: Any) -> Any:
-    if obj is None or isinstance(obj, dict):
-        return obj
-    if hasattr(obj, "model_dump"):
-        return obj.model_dump()
-    if isinstance(obj, str):
-        return json.loads(obj)
-    return dict(obj)
-
-
-def summarize_response(response: Any) -> dict[str, Any] | None:
-    """Text, reasoning, tool calls, finish reason and refusal of a full response
-    (a litellm ``ModelResponse`` or its JSON form as the store keeps it)."""
-    data = _as_dict(response)
-    if not data or not data.get("choices"):
-        return None
-    choice = data["choices"][0]
-    message = choice.get("message") or {}
-    calls = []
-    for call in message.get("tool_calls") or []:
-        function = call.get("function") or {}
-        calls.append(
-            {
-                "id": call.get("id"),
-                "name": function.get("name") or "",
-                "arguments": function.get("arguments") or "",
-            }
-        )
-    return {
-        "text": message.get("content") or "",
-        "reasoning": message.get("reasoning_content") or "",
-        "tool_calls": calls,
-        "finish_reason": choice.get("finish_reason"),
-        "refusal": message.get("refusal"),
-    }
-
-
-def _messages(request: Any) -> list[dict[str, Any]]:
-    data = _as_dict(request)
-    return list((data or {}).get("messages") or [])
+__all__ = ["TransactionTrace"]
 
 
 @dataclass
@@ -316,8 +175,8 @@ class TransactionTrace:
         except KeyError:
             pair = None
         if pair is not None:
-            trace.original_messages = _messages(pair.loc["original", "request"])
-            trace.final_messages = _messages(pair.loc["final", "request"])
+            trace.original_messages = messages_of(pair.loc["original", "request"])
+            trace.final_messages = messages_of(pair.loc["final", "request"])
             trace.original_response = summarize_response(pair.loc["original", "response"])
             trace.final_response = summarize_response(pair.loc["final", "response"])
         for e in store.events(transaction_id).itertuples(index=False):
@@ -343,162 +202,3 @@ def _none(value: Any) -> Any:
 def _int(value: Any, default: int) -> int:
     value = _none(value)
     return default if value is None else int(value)
-
-
-class TraceListener(PipelineListener):
-    """Collects transactions into :class:`TransactionTrace` objects.
-
-    ``transaction_id``: follow only that transaction (what each run of the prompt
-    runner does, so concurrent runs never mix); None follows every transaction.
-    ``on_update(trace)`` is called after every event — keep it cheap (the runner
-    only pokes its throttle there).
-    """
-
-    def __init__(
-        self,
-        transaction_id: str | None = None,
-        on_update: Callable[[TransactionTrace], None] | None = None,
-    ) -> None:
-        self.transaction_id = transaction_id
-        self.on_update = on_update
-        self.traces: dict[str, TransactionTrace] = {}
-        if transaction_id is not None:
-            self.traces[transaction_id] = TransactionTrace(transaction_id)
-
-    def __repr__(self) -> str:
-        return f"<TraceListener following={self.transaction_id!r} traces={len(self.traces)}>"
-
-    def _get(self, transaction_id: str) -> TransactionTrace | None:
-        if self.transaction_id is not None and transaction_id != self.transaction_id:
-            return None
-        trace = self.traces.get(transaction_id)
-        if trace is None:
-            trace = self.traces[transaction_id] = TransactionTrace(transaction_id)
-        return trace
-
-    def _updated(self, trace: TransactionTrace) -> None:
-        trace.version += 1
-        if self.on_update is not None:
-            self.on_update(trace)
-
-    @property
-    def trace(self) -> TransactionTrace:
-        """The followed transaction (or the only/latest one)."""
-        if self.transaction_id is not None:
-            return self.traces[self.transaction_id]
-        if not self.traces:
-            raise LookupError("no transaction traced yet")
-        return next(reversed(self.traces.values()))
-
-    def transaction_started(self, info: TransactionInfo) -> None:
-        trace = self._get(info.transaction_id)
-        if trace is None:
-            return
-        trace.model = info.model
-        trace.policy = info.policy_class
-        trace.streaming = info.streaming
-        trace.start_ns = info.start_ns
-        self._updated(trace)
-
-    def request_processed(self, transaction_id: str, original: Any, final: Any) -> None:
-        trace = self._get(transaction_id)
-        if trace is None:
-            return
-        trace.original_messages = _messages(original)
-        trace.final_messages = _messages(final)
-        self._updated(trace)
-
-    def _chunk(self, trace: TransactionTrace, index: int, chunk: Any, t_ns: int) -> ChunkRecord:
-        content, reasoning, calls, finish = chunk_payload(chunk)
-        return ChunkRecord(index, t_ns - trace.start_ns, content, reasoning, calls, finish)
-
-    def chunk_received(self, transaction_id: str, index: int, chunk: Any, t_ns: int) -> None:
-        trace = self._get(transaction_id)
-        if trace is None:
-            return
-        trace.ingress.append(self._chunk(trace, index, chunk, t_ns))
-        self._updated(trace)
-
-    def chunk_sent(self, transaction_id: str, index: int, chunk: Any, t_ns: int) -> None:
-        trace = self._get(transaction_id)
-        if trace is None:
-            return
-        record = self._chunk(trace, index, chunk, t_ns)
-        if trace.first_egress_offset_ns is None:
-            trace.first_egress_offset_ns = record.offset_ns
-        trace.egress.append(record)
-        self._updated(trace)
-
-    def hook_fired(
-        self,
-        transaction_id: str,
-        hook: str,
-        chunk_index: int,
-        block: Any,
-        start_ns: int,
-        end_ns: int,
-        egress_start: int,
-        egress_end: int,
-    ) -> None:
-        trace = self._get(transaction_id)
-        if trace is None:
-            return
-        # Blocks are live objects that keep changing: copy the identifying bits now.
-        kind = getattr(block, "kind", None) if block is not None else None
-        trace.hooks.append(
-            HookRecord(
-                seq=len(trace.hooks),
-                hook=hook,
-                chunk_index=chunk_index,
-                block_kind=kind,
-                block_id=getattr(block, "id", None) if block is not None else None,
-                tool_index=getattr(block, "index", None) if kind == "tool_call" else None,
-                start_offset_ns=start_ns - trace.start_ns,
-                duration_ns=end_ns - start_ns,
-                egress_start=egress_start,
-                egress_end=egress_end,
-            )
-        )
-        self._updated(trace)
-
-    def response_received(self, transaction_id: str, response: Any, t_ns: int) -> None:
-        trace = self._get(transaction_id)
-        if trace is None:
-            return
-        trace.original_response = summarize_response(response)
-        self._updated(trace)
-
-    def response_sent(self, transaction_id: str, response: Any, t_ns: int) -> None:
-        trace = self._get(transaction_id)
-        if trace is None:
-            return
-        trace.final_response = summarize_response(response)
-        if trace.first_egress_offset_ns is None:
-            trace.first_egress_offset_ns = t_ns - trace.start_ns
-        self._updated(trace)
-
-    def event_emitted(
-        self, transaction_id: str, name: str, data: dict[str, Any], t_ns: int
-    ) -> None:
-        trace = self._get(transaction_id)
-        if trace is None:
-            return
-        trace.events.append((name, dict(data)))
-        self._updated(trace)
-
-    def transaction_finished(self, transaction_id: str, result: TransactionResult) -> None:
-        trace = self._get(transaction_id)
-        if trace is None:
-            return
-        trace.end_offset_ns = result.end_ns - trace.start_ns
-        if trace.streaming and result.ingress_chunks and trace.original_response is None:
-            trace.original_response = summarize_response(result.original_response)
-        if trace.streaming and result.egress_chunks and trace.final_response is None:
-            trace.final_response = summarize_response(result.final_response)
-        if trace.final_response is None and result.final_response is not None:
-            trace.final_response = summarize_response(result.final_response)
-        trace.error = result.error
-        trace.error_type = result.error_type
-        # Set last: ``done`` flips only once everything above is in place.
-        trace.status = result.status
-        self._updated(trace)
