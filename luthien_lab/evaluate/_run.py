@@ -171,9 +171,9 @@ async def evaluate_async(
     recorder = None
     extra = list(listeners)
     if store is not None:
-        from luthien_lab.store import DuckDBRecorder
+        from luthien_lab.store import recorder_for
 
-        recorder = DuckDBRecorder(store)
+        recorder = recorder_for(store)
         extra.insert(0, recorder)
     rows: dict[str, list[dict[str, Any]]] = {}
     base_rows: dict[str, dict[str, Any]] = {}

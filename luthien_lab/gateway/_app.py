@@ -94,10 +94,10 @@ def create_app(
     recorder = None
     if store is not None:
         from luthien_lab.errors import StoreError
-        from luthien_lab.store import DuckDBRecorder
+        from luthien_lab.store import recorder_for
 
         try:
-            recorder = DuckDBRecorder(store)
+            recorder = recorder_for(store)
         except Exception as error:
             # Refuse to start: a gateway that seems to record but does not loses the
             # very traffic someone asked to keep.

@@ -38,8 +38,11 @@ from luthien_lab.policies._configurable import build_config
 from luthien_lab.policies.base import Policy
 
 __all__ = [
+    "SHORT_NAMES",
+    "instantiate_policy",
     "load_policy",
     "policy_from_spec",
+    "resolve_policy",
     "resolve_policy_class",
 ]
 
@@ -97,13 +100,21 @@ def resolve_policy_class(path: str) -> type[Policy]:
     return cls
 
 
-def _instantiate(cls: type[Policy], config: dict[str, Any]) -> Policy:
+def instantiate_policy(cls: type[Policy], config: dict[str, Any] | None = None) -> Policy:
+    """An instance of ``cls`` built from ``config`` by the gateway's rule:
+    ``Cls(config=Cls.Config(...))`` for a class declaring a pydantic ``Config``, else
+    ``Cls(**config)``; a bad key or value is a ConfigError naming it."""
+    config = dict(config or {})
     if (
         hasattr(cls, "Config")
         and isinstance(cls.Config, type)
         and issubclass(cls.Config, BaseModel)
     ):
         return cls(config=build_config(cls, config, {}))  # type: ignore[call-arg]
+    hint = (
+        f"Make the config keys match {cls.__name__}.__init__'s parameters, "
+        "or declare a pydantic Config."
+    )
     try:
         signature = inspect.signature(cls)
     except (TypeError, ValueError):
@@ -115,14 +126,14 @@ def _instantiate(cls: type[Policy], config: dict[str, Any]) -> Policy:
             params = [p for p in signature.parameters if p not in ("self", "args", "kwargs")]
             raise ConfigError(
                 f"invalid config for {cls.__name__}: {error}; "
-                f"valid keys are: {', '.join(params) or '(none)'}"
+                f"valid keys are: {', '.join(params) or '(none)'}. {hint}"
             ) from None
     try:
         return cls(**config)
     except ConfigError:
         raise
     except (TypeError, ValueError, ValidationError) as error:
-        raise ConfigError(f"invalid config for {cls.__name__}: {error}") from None
+        raise ConfigError(f"invalid config for {cls.__name__}: {error}. {hint}") from None
 
 
 def policy_from_spec(section: Any, where: str) -> Policy:
@@ -164,7 +175,7 @@ def policy_from_spec(section: Any, where: str) -> Policy:
     config = section.get("config") or {}
     if not isinstance(config, dict):
         raise ConfigError(f"'policy.config' in {where} must be a mapping, got {config!r}")
-    return _instantiate(resolve_policy_class(section["class"]), config)
+    return instantiate_policy(resolve_policy_class(section["class"]), config)
 
 
 def policy_from_config(data: dict[str, Any], where: str) -> Policy:
@@ -175,3 +186,50 @@ def load_policy(source: str | os.PathLike[str] | dict[str, Any]) -> Policy:
     """The policy a YAML file (or an already parsed dict) describes."""
     data, where = read_config(source)
     return policy_from_config(data, where)
+
+
+# Short names the command line accepts for built-ins (``luthien-lab demo --policy noop``).
+SHORT_NAMES = {
+    "noop": "luthien_lab.policies.passthrough:NoOpPolicy",
+    "passthrough": "luthien_lab.policies.passthrough:NoOpPolicy",
+    "uppercase": "luthien_lab.policies.uppercase:UppercasePolicy",
+}
+
+
+def resolve_policy(spec: Any = None) -> Policy:
+    """The one way anything naming a policy becomes a Policy (``lab.run``, the prompt
+    runner, ``luthien-lab eval`` and ``demo``, Ray workers):
+
+    - None: ``NoOpPolicy()``; a Policy instance: itself; a Policy subclass: ``Cls()``;
+    - a dict: a whole config (``{"policy": ...}``) or one ``policy:`` section
+      (``{"class": ..., "config": ...}``); a list: a chain (``SerialPolicy``);
+    - a path of a YAML file (``*.yaml``/``*.yml``, or any existing file);
+    - ``"package.module:ClassName"`` (built with no config, by the gateway's rule);
+    - a short name of a built-in: ``noop`` / ``passthrough``, ``uppercase``.
+
+    Anything else raises :class:`~luthien_lab.errors.ConfigError` naming it.
+    """
+    if spec is None:
+        from luthien_lab.policies.passthrough import NoOpPolicy
+
+        return NoOpPolicy()
+    if isinstance(spec, Policy):
+        return spec
+    if isinstance(spec, type) and issubclass(spec, Policy):
+        return spec()
+    if isinstance(spec, dict):
+        return load_policy(spec) if "policy" in spec else policy_from_spec(spec, "config dict")
+    if isinstance(spec, list):
+        return policy_from_spec(spec, "policy list")
+    if isinstance(spec, str | os.PathLike):
+        text = str(spec)
+        if text in SHORT_NAMES:
+            return instantiate_policy(resolve_policy_class(SHORT_NAMES[text]))
+        if text.endswith((".yaml", ".yml")) or Path(text).is_file():
+            return load_policy(text)
+        if ":" in text:
+            return instantiate_policy(resolve_policy_class(text))
+    raise ConfigError(
+        f"cannot make a policy from {spec!r}; pass a Policy instance or subclass, a YAML "
+        f"path, a config dict, 'package.module:ClassName' or one of {', '.join(SHORT_NAMES)}"
+    )

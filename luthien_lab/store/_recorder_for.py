@@ -4,7 +4,7 @@ orchestrator factory, ``evaluate``, the gateway)."""
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Any, overload
 
 from luthien_lab.errors import ConfigError
 from luthien_lab.store._recorder import DuckDBRecorder
@@ -13,6 +13,16 @@ from luthien_lab.store._store import Store
 __all__ = ["DEFAULT", "recorder_for"]
 
 DEFAULT = "default"
+
+
+@overload
+def recorder_for(store: None, *, keep_open: bool = ...) -> None: ...
+@overload
+def recorder_for(
+    store: Store | str | os.PathLike[str], *, keep_open: bool = ...
+) -> DuckDBRecorder: ...
+@overload
+def recorder_for(store: Any, *, keep_open: bool = ...) -> DuckDBRecorder | None: ...
 
 
 def recorder_for(store: Any, *, keep_open: bool = False) -> DuckDBRecorder | None:
