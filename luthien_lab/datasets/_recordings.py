@@ -7,7 +7,6 @@ litellm is imported already (see :func:`Recording.chunks`).
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import json
 import os
@@ -19,6 +18,7 @@ from typing import Any
 from luthien_lab.datasets._jsonl import DEFAULT_RECORDINGS, location, read_jsonl
 from luthien_lab.errors import DatasetError
 from luthien_lab.provider._script import ScriptedResponse, ScriptedToolCall
+from luthien_lab.streaming._pacing import check_pacing, paced
 
 __all__ = ["Recording", "dump_recordings", "load_recordings"]
 
@@ -150,15 +150,8 @@ class Recording:
     async def replay(self, pacing: str = "fast") -> AsyncIterator[Any]:
         """Yield the chunks again; ``pacing="original"`` waits as long as the recording
         did between chunks, ``"fast"`` does not wait."""
-        if pacing not in ("fast", "original"):
-            raise ValueError(f"pacing must be 'fast' or 'original', not {pacing!r}")
-        loop = asyncio.get_running_loop()
-        start = loop.time()
-        for chunk, offset in zip(self.chunks(), self.offsets, strict=True):
-            if pacing == "original":
-                wait = start + offset - loop.time()
-                if wait > 0:
-                    await asyncio.sleep(wait)
+        check_pacing(pacing)
+        async for chunk in paced(self.chunks(), self.offsets if pacing == "original" else None):
             yield chunk
 
     def to_script(self) -> ScriptedResponse:

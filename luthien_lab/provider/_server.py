@@ -39,6 +39,7 @@ from luthien_lab.provider._script import (
     default_response,
     parse_fault,
 )
+from luthien_lab.streaming._pacing import Pacer, check_pacing
 
 __all__ = [
     "FAULT_HEADER",
@@ -199,8 +200,7 @@ class LocalProvider:
         default: ScriptedResponse | Mapping[str, Any] | str | None = None,
         rules: Any = None,
     ) -> None:
-        if pacing not in ("fast", "original"):
-            raise ValueError(f"pacing must be 'fast' or 'original', not {pacing!r}")
+        check_pacing(pacing)
         self.host = host
         self.pacing: Pacing = pacing
         self._requested_port = port or 0
@@ -782,10 +782,9 @@ class LocalProvider:
                         trigger_at = i
                         break
                     seen += 1
-        offsets = script.offsets if self.pacing == "original" else None
+        pacer = Pacer(script.offsets if self.pacing == "original" else None)
         writer.write(_head(200, "text/event-stream; charset=utf-8", keep_alive, None, None))
         content_index = 0
-        previous = 0.0
         try:
             for i, frame in enumerate(frames):
                 if i == trigger_at and fault is not None:
@@ -800,10 +799,8 @@ class LocalProvider:
                     elif fault.name == "malformed":
                         writer.write(_chunk(_MALFORMED))
                 if frame.content:
-                    delay = script.delay
-                    if offsets is not None and content_index < len(offsets):
-                        delay = max(0.0, offsets[content_index] - previous)
-                        previous = offsets[content_index]
+                    covered = pacer.covers(content_index)
+                    delay = pacer.delay(content_index) if covered else script.delay
                     content_index += 1
                     if delay > 0:
                         await writer.drain()
