@@ -89,7 +89,9 @@ async def _record(
     normalize: bool,
     timeout: float,
 ) -> list[Recording]:
-    from luthien_lab.provider import LocalProvider, protocol_for_model, target_is_local
+    from luthien_lab.provider._protocol import protocol_for_model
+    from luthien_lab.provider._routing import target_is_local
+    from luthien_lab.provider._server import LocalProvider
 
     litellm = _import_litellm()
     items = [_as_request(item, model) for item in requests]

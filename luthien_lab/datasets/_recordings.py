@@ -127,7 +127,7 @@ class Recording:
 
     @property
     def prompt(self) -> str:
-        from luthien_lab.provider._server import last_user_prompt
+        from luthien_lab.provider._prompts import last_user_prompt
 
         return last_user_prompt(self.request.get("messages"))[0]
 

@@ -132,7 +132,7 @@ def _register_samples(cases: list[Case], client: LLMClient | None) -> None:
     samples = [c.sample for c in cases if c.sample is not None]
     if client is not None or not samples:
         return
-    from luthien_lab.provider import shared_local_provider, target_is_local
+    from luthien_lab.provider._routing import shared_local_provider, target_is_local
 
     if not any(target_is_local(c.request["model"]) for c in cases if c.sample is not None):
         return

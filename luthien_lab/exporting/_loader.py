@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from luthien_lab.policies._loading import instantiate_policy
+from luthien_lab.policies._instantiate import instantiate_policy
 
 __all__ = ["importable", "instantiate_policy", "load_policy"]
 

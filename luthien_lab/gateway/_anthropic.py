@@ -37,7 +37,7 @@ from luthien_lab.gateway._sse import (
     write_events,
 )
 from luthien_lab.gateway._wire import bind_wire
-from luthien_lab.provider import protocol_for_model
+from luthien_lab.provider._protocol import protocol_for_model
 from luthien_lab.request import Request
 
 if TYPE_CHECKING:

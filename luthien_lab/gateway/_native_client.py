@@ -82,10 +82,10 @@ class NativeClient(LLMClient):
         """(base URL, key) for ``model``."""
         if self.api_base:
             return self.api_base, self.api_key
-        from luthien_lab.provider import target_is_local
+        from luthien_lab.provider._routing import target_is_local
 
         if target_is_local(model):
-            from luthien_lab.provider import shared_local_provider
+            from luthien_lab.provider._routing import shared_local_provider
 
             return self.local_base(shared_local_provider()), "sk-local"
         return self.remote_base, self.api_key or os.environ.get(self.key_env)

@@ -20,7 +20,7 @@ from luthien_lab.gateway._errors import GatewayError
 from luthien_lab.gateway._settings import GatewaySettings
 from luthien_lab.gateway._upstream import build_upstream
 from luthien_lab.orchestrator import PolicyOrchestrator
-from luthien_lab.provider import protocol_for_model
+from luthien_lab.provider._protocol import protocol_for_model
 from luthien_lab.request import Request
 
 if TYPE_CHECKING:

@@ -23,7 +23,7 @@ from typing import Any
 
 from luthien_lab.gateway._responses_checks import bad
 from luthien_lab.gateway._responses_request import upstream_name
-from luthien_lab.provider import protocol_for_model
+from luthien_lab.provider._protocol import protocol_for_model
 
 __all__ = ["chat_request"]
 

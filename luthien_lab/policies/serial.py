@@ -371,11 +371,11 @@ def _resolve_stages(stages: Any) -> tuple[list[Policy], list[str]]:
     policies, names = [], []
     for index, (name, stage) in enumerate(items):
         if isinstance(stage, dict):
-            from luthien_lab.policies._loading import policy_from_spec
+            from luthien_lab.policies._instantiate import policy_from_mapping
 
             name = name or str(stage.get("name") or "")
             spec = {k: v for k, v in stage.items() if k != "name"}
-            stage = policy_from_spec(spec, f"stage {index}")
+            stage = policy_from_mapping(spec, f"stage {index}")
         if not isinstance(stage, Policy):
             raise ConfigError(
                 f"stage {index} of SerialPolicy is {stage!r}, not a luthien_lab Policy instance"

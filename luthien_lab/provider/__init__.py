@@ -22,10 +22,11 @@ is decided here too: :func:`resolve_target`, :func:`shared_local_provider`.
 Importing this package does not import litellm.
 """
 
+from luthien_lab.provider._prompts import last_user_prompt
+from luthien_lab.provider._protocol import protocol_for_model
 from luthien_lab.provider._routing import (
     PROVIDER_ENV,
     key_env_for_model,
-    protocol_for_model,
     provider_mode,
     resolve_target,
     shared_local_provider,
@@ -50,7 +51,6 @@ from luthien_lab.provider._server import (
     SCRIPT_HEADER,
     LocalProvider,
     ProviderRequest,
-    last_user_prompt,
     local_provider,
 )
 

@@ -19,7 +19,8 @@ from urllib.parse import unquote
 
 from luthien_lab.provider import _anthropic, _openai, _responses
 from luthien_lab.provider._frames import Frame
-from luthien_lab.provider._routing import protocol_for_model
+from luthien_lab.provider._prompts import last_user_prompt, text_of
+from luthien_lab.provider._protocol import protocol_for_model
 from luthien_lab.provider._rules import (
     Matcher,
     Responder,
@@ -108,51 +109,13 @@ class ProviderRequest:
         return attachments(self.body)
 
 
-def _text_of(content: Any) -> str:
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        parts = [
-            p.get("text", "")
-            for p in content
-            if isinstance(p, dict) and p.get("type") in ("text", "input_text")
-        ]
-        return "\n".join(p for p in parts if p)
-    return ""
-
-
-def _is_tool_result(message: Mapping[str, Any]) -> bool:
-    if message.get("role") == "tool":
-        return True
-    content = message.get("content")
-    return (
-        message.get("role") == "user"
-        and isinstance(content, list)
-        and bool(content)
-        and all(isinstance(p, dict) and p.get("type") == "tool_result" for p in content)
-    )
-
-
-def last_user_prompt(messages: Any) -> tuple[str, bool]:
-    """``(text of the last user message, whether the conversation ends on a tool result)``."""
-    if not isinstance(messages, list):
-        return "", False
-    after_tool = bool(messages) and isinstance(messages[-1], dict) and _is_tool_result(messages[-1])
-    for message in reversed(messages):
-        if isinstance(message, dict) and message.get("role") == "user":
-            text = _text_of(message.get("content"))
-            if text:
-                return text, after_tool
-    return "", after_tool
-
-
 def _count_words(body: Mapping[str, Any]) -> int:
     words = 0
     for message in body.get("messages") or []:
         if isinstance(message, dict):
-            words += len(_text_of(message.get("content")).split())
+            words += len(text_of(message.get("content")).split())
     system = body.get("system")
-    words += len(_text_of(system).split()) if system else 0
+    words += len(text_of(system).split()) if system else 0
     return words
 
 
@@ -300,7 +263,7 @@ class LocalProvider:
 
     def load_dataset(self, dataset: Any) -> int:
         """Add every sample of a prompt-case dataset (path or ``Dataset``) as a case."""
-        from luthien_lab.datasets import Dataset
+        from luthien_lab.datasets._samples import Dataset
 
         ds = dataset if isinstance(dataset, Dataset) else Dataset.load(dataset)
         for sample in ds:
@@ -312,7 +275,7 @@ class LocalProvider:
         """Replay recordings (a path or a list of ``Recording``): each is registered as a
         script under its id and answers its prompt (a recording of the request's own
         protocol first, else any recording of that prompt)."""
-        from luthien_lab.datasets import load_recordings
+        from luthien_lab.datasets._recordings import load_recordings
 
         recs = (
             load_recordings(recordings)

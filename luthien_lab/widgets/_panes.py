@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from html import escape
 
-from luthien_lab.runs import ChunkRecord, TransactionTrace
+from luthien_lab.runs._records import ChunkRecord
+from luthien_lab.runs._trace import TransactionTrace
 
 __all__ = ["counters_text", "error_html", "pane_html", "run_html", "stream_text", "streams_html"]
 
