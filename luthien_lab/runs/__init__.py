@@ -15,7 +15,6 @@ from luthien_lab.runs._execute import (
     execute,
     resolve_policy,
 )
-from luthien_lab.runs._listener import TraceListener
 from luthien_lab.runs._loop import LoopThread, background_loop, shutdown
 from luthien_lab.runs._records import (
     CHUNK_COLUMNS,
@@ -26,7 +25,7 @@ from luthien_lab.runs._records import (
     summarize_response,
 )
 from luthien_lab.runs._result import RunResult
-from luthien_lab.runs._trace import TransactionTrace
+from luthien_lab.runs._trace import TraceListener, TransactionTrace
 
 __all__ = [
     "CHUNK_COLUMNS",

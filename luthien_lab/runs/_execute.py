@@ -12,9 +12,8 @@ from typing import Any
 
 from luthien_lab.errors import ConfigError
 from luthien_lab.policies._loading import resolve_policy
-from luthien_lab.runs._listener import TraceListener
 from luthien_lab.runs._result import RunResult
-from luthien_lab.runs._trace import TransactionTrace
+from luthien_lab.runs._trace import TraceListener, TransactionTrace
 
 __all__ = ["DEFAULT_MODEL", "RunHandle", "build_request", "execute", "resolve_policy"]
 
