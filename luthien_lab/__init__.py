@@ -1,6 +1,22 @@
 """luthien-lab: write LLM policies in a notebook, watch them on live streams, ship them.
 
-The public API. Everything else is an implementation detail.
+The public API. Everything else is an implementation detail. Where things live (one
+line per concept; the README's "Layout" says more)::
+
+    streaming/     chunks, blocks, stream state, the assembler, helpers, paced replay
+    policies/      Policy and its hooks, SimplePolicy, built-ins, a policy from a spec/YAML
+    events.py      PipelineListener: the one instrumentation path
+    orchestrator   PolicyOrchestrator: request -> client -> assembler -> hooks -> egress
+    clients/       LLMClient, LiteLLMClient (the one litellm shim), ScriptedLLMClient
+    provider/      the local provider; where a model call goes (LUTHIEN_LAB_PROVIDER)
+    datasets/      prompt cases, recorded streams, the bundled data (data/)
+    store/         DuckDB store and recorder; what a ``store=`` argument means
+    runs/          one prompt through a policy, traced (RunResult, TransactionTrace)
+    lab, widgets/  lab.run and the notebook views
+    evaluate/      evaluation, fuzzing, golden outputs, Ray
+    exporting/     notebook policy -> module, YAML, tests
+    gateway/       the gateway: settings, plumbing, one module per wire dialect
+    cli, demo      the ``luthien-lab`` command line
 """
 
 import os as _os

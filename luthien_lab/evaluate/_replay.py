@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 import uuid
 from collections.abc import Sequence
@@ -19,14 +18,13 @@ from luthien_lab.events import (
 )
 from luthien_lab.orchestrator import PolicyOrchestrator
 from luthien_lab.request import Request
+from luthien_lab.streaming._pacing import paced
 
 if TYPE_CHECKING:
     from luthien_lab.clients import LLMClient
     from luthien_lab.policies.base import Policy
 
 __all__ = ["PacedReplayClient", "RunOutcome", "raw_response", "run_case"]
-
-PACINGS = ("fast", "original")
 
 
 class PacedReplayClient(ScriptedLLMClient):
@@ -38,11 +36,7 @@ class PacedReplayClient(ScriptedLLMClient):
 
     async def stream(self, request: Request) -> Any:
         self.requests.append(request)
-        loop = asyncio.get_running_loop()
-        start = loop.time()
-        for chunk, offset in zip(self._chunks or [], self.offsets, strict=False):
-            wait = start + offset - loop.time()
-            await asyncio.sleep(max(wait, 0))
+        async for chunk in paced(self._chunks or [], self.offsets):
             yield chunk
 
 

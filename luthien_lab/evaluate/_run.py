@@ -12,9 +12,10 @@ import pandas as pd
 
 from luthien_lab._sync import run_sync
 from luthien_lab.evaluate._cases import DEFAULT_MODEL, Case, output_of, to_cases
-from luthien_lab.evaluate._replay import PACINGS, RunOutcome, raw_response, run_case
+from luthien_lab.evaluate._replay import RunOutcome, raw_response, run_case
 from luthien_lab.evaluate._report import COLUMNS, EvalResult
 from luthien_lab.policies.base import Policy
+from luthien_lab.streaming._pacing import check_pacing
 
 if TYPE_CHECKING:
     from luthien_lab.clients import LLMClient
@@ -131,7 +132,7 @@ def _register_samples(cases: list[Case], client: LLMClient | None) -> None:
     samples = [c.sample for c in cases if c.sample is not None]
     if client is not None or not samples:
         return
-    from luthien_lab.config import shared_local_provider, target_is_local
+    from luthien_lab.provider._routing import shared_local_provider, target_is_local
 
     if not any(target_is_local(c.request["model"]) for c in cases if c.sample is not None):
         return
@@ -155,8 +156,7 @@ async def evaluate_async(
     listeners: Sequence[PipelineListener] = (),
 ) -> EvalResult:
     """Run every policy over every case; see :func:`evaluate`."""
-    if pacing not in PACINGS:
-        raise ValueError(f"pacing must be 'fast' or 'original', not {pacing!r}")
+    check_pacing(pacing)
     if concurrency < 1:
         raise ValueError(f"concurrency must be at least 1, got {concurrency}")
     named = name_policies(policies)
@@ -171,9 +171,9 @@ async def evaluate_async(
     recorder = None
     extra = list(listeners)
     if store is not None:
-        from luthien_lab.store import DuckDBRecorder
+        from luthien_lab.store import recorder_for
 
-        recorder = DuckDBRecorder(store)
+        recorder = recorder_for(store)
         extra.insert(0, recorder)
     rows: dict[str, list[dict[str, Any]]] = {}
     base_rows: dict[str, dict[str, Any]] = {}

@@ -2,7 +2,7 @@
 
     SerialPolicy([ShellRulesPolicy(), PathRulesPolicy(), RewriteRulesPolicy(rules=...)])
 
-or, in a gateway config, a YAML list under ``policy:`` (see :mod:`luthien_lab.policy_config`).
+or, in a gateway config, a YAML list under ``policy:`` (see :mod:`luthien_lab.policies._loading`).
 
 - **Requests** go through every stage's ``on_request`` in order; the last one's result
   goes upstream. A stage that refuses (``RequestRefused``) ends the chain there.
@@ -357,11 +357,11 @@ def _resolve_stages(stages: Any) -> tuple[list[Policy], list[str]]:
     policies, names = [], []
     for index, (name, stage) in enumerate(items):
         if isinstance(stage, dict):
-            from luthien_lab.policy_config import policy_from_spec
+            from luthien_lab.policies._instantiate import policy_from_mapping
 
             name = name or str(stage.get("name") or "")
             spec = {k: v for k, v in stage.items() if k != "name"}
-            stage = policy_from_spec(spec, f"stage {index}")
+            stage = policy_from_mapping(spec, f"stage {index}")
         if not isinstance(stage, Policy):
             raise ConfigError(
                 f"stage {index} of SerialPolicy is {stage!r}, not a luthien_lab Policy instance"

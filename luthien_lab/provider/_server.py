@@ -19,6 +19,8 @@ from urllib.parse import unquote
 
 from luthien_lab.provider import _anthropic, _openai, _responses
 from luthien_lab.provider._frames import Frame
+from luthien_lab.provider._prompts import last_user_prompt, text_of
+from luthien_lab.provider._protocol import protocol_for_model
 from luthien_lab.provider._rules import (
     Matcher,
     Responder,
@@ -38,6 +40,7 @@ from luthien_lab.provider._script import (
     default_response,
     parse_fault,
 )
+from luthien_lab.streaming._pacing import Pacer, check_pacing
 
 __all__ = [
     "FAULT_HEADER",
@@ -106,51 +109,13 @@ class ProviderRequest:
         return attachments(self.body)
 
 
-def _text_of(content: Any) -> str:
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        parts = [
-            p.get("text", "")
-            for p in content
-            if isinstance(p, dict) and p.get("type") in ("text", "input_text")
-        ]
-        return "\n".join(p for p in parts if p)
-    return ""
-
-
-def _is_tool_result(message: Mapping[str, Any]) -> bool:
-    if message.get("role") == "tool":
-        return True
-    content = message.get("content")
-    return (
-        message.get("role") == "user"
-        and isinstance(content, list)
-        and bool(content)
-        and all(isinstance(p, dict) and p.get("type") == "tool_result" for p in content)
-    )
-
-
-def last_user_prompt(messages: Any) -> tuple[str, bool]:
-    """``(text of the last user message, whether the conversation ends on a tool result)``."""
-    if not isinstance(messages, list):
-        return "", False
-    after_tool = bool(messages) and isinstance(messages[-1], dict) and _is_tool_result(messages[-1])
-    for message in reversed(messages):
-        if isinstance(message, dict) and message.get("role") == "user":
-            text = _text_of(message.get("content"))
-            if text:
-                return text, after_tool
-    return "", after_tool
-
-
 def _count_words(body: Mapping[str, Any]) -> int:
     words = 0
     for message in body.get("messages") or []:
         if isinstance(message, dict):
-            words += len(_text_of(message.get("content")).split())
+            words += len(text_of(message.get("content")).split())
     system = body.get("system")
-    words += len(_text_of(system).split()) if system else 0
+    words += len(text_of(system).split()) if system else 0
     return words
 
 
@@ -198,8 +163,7 @@ class LocalProvider:
         default: ScriptedResponse | Mapping[str, Any] | str | None = None,
         rules: Any = None,
     ) -> None:
-        if pacing not in ("fast", "original"):
-            raise ValueError(f"pacing must be 'fast' or 'original', not {pacing!r}")
+        check_pacing(pacing)
         self.host = host
         self.pacing: Pacing = pacing
         self._requested_port = port or 0
@@ -299,7 +263,7 @@ class LocalProvider:
 
     def load_dataset(self, dataset: Any) -> int:
         """Add every sample of a prompt-case dataset (path or ``Dataset``) as a case."""
-        from luthien_lab.datasets import Dataset
+        from luthien_lab.datasets._samples import Dataset
 
         ds = dataset if isinstance(dataset, Dataset) else Dataset.load(dataset)
         for sample in ds:
@@ -311,7 +275,7 @@ class LocalProvider:
         """Replay recordings (a path or a list of ``Recording``): each is registered as a
         script under its id and answers its prompt (a recording of the request's own
         protocol first, else any recording of that prompt)."""
-        from luthien_lab.datasets import load_recordings
+        from luthien_lab.datasets._recordings import load_recordings
 
         recs = (
             load_recordings(recordings)
@@ -781,10 +745,9 @@ class LocalProvider:
                         trigger_at = i
                         break
                     seen += 1
-        offsets = script.offsets if self.pacing == "original" else None
+        pacer = Pacer(script.offsets if self.pacing == "original" else None)
         writer.write(_head(200, "text/event-stream; charset=utf-8", keep_alive, None, None))
         content_index = 0
-        previous = 0.0
         try:
             for i, frame in enumerate(frames):
                 if i == trigger_at and fault is not None:
@@ -799,10 +762,8 @@ class LocalProvider:
                     elif fault.name == "malformed":
                         writer.write(_chunk(_MALFORMED))
                 if frame.content:
-                    delay = script.delay
-                    if offsets is not None and content_index < len(offsets):
-                        delay = max(0.0, offsets[content_index] - previous)
-                        previous = offsets[content_index]
+                    covered = pacer.covers(content_index)
+                    delay = pacer.delay(content_index) if covered else script.delay
                     content_index += 1
                     if delay > 0:
                         await writer.drain()
@@ -865,14 +826,6 @@ async def _read_chunked(reader: asyncio.StreamReader) -> bytes:
             return b"".join(parts)
         parts.append(await reader.readexactly(size))
         await reader.readexactly(2)
-
-
-def protocol_for_model(model: str) -> str:
-    """``"anthropic"`` for ``anthropic/...`` and ``claude...`` models, else ``"openai"``."""
-    name = model.lower()
-    if name.startswith("anthropic/") or name.startswith("claude"):
-        return "anthropic"
-    return "openai"
 
 
 def local_provider(

@@ -21,6 +21,7 @@ import threading
 from typing import TYPE_CHECKING
 
 from luthien_lab.errors import ConfigError
+from luthien_lab.provider._protocol import protocol_for_model
 
 if TYPE_CHECKING:
     from luthien_lab.provider import LocalProvider
@@ -28,7 +29,6 @@ if TYPE_CHECKING:
 __all__ = [
     "PROVIDER_ENV",
     "key_env_for_model",
-    "protocol_for_model",
     "provider_mode",
     "resolve_target",
     "shared_local_provider",
@@ -42,12 +42,6 @@ _MODES = ("auto", "local", "remote")
 _lock = threading.Lock()
 _shared: LocalProvider | None = None
 _atexit_registered = False
-
-
-def protocol_for_model(model: str) -> str:
-    """``"anthropic"`` for ``anthropic/...`` and ``claude...`` models, else ``"openai"``."""
-    name = model.lower()
-    return "anthropic" if name.startswith(("anthropic/", "claude")) else "openai"
 
 
 def key_env_for_model(model: str) -> str:
@@ -86,12 +80,13 @@ def resolve_target(model: str) -> dict[str, str]:
 
 def shared_local_provider() -> LocalProvider:
     """The process-wide local provider, started on first use (thread-safe) and stopped
-    at interpreter exit. It answers the bundled ``datasets/prompts.jsonl`` cases."""
+    at interpreter exit.
+    It answers the bundled prompt cases (:data:`luthien_lab.datasets.DEFAULT_PROMPTS`)."""
     global _shared, _atexit_registered
     with _lock:
         if _shared is None or not _shared.running:
-            from luthien_lab.datasets import DEFAULT_PROMPTS
-            from luthien_lab.provider import LocalProvider
+            from luthien_lab.datasets._jsonl import DEFAULT_PROMPTS
+            from luthien_lab.provider._server import LocalProvider
 
             # The bundled prompt cases answer the demo's and notebooks' prompts.
             dataset = DEFAULT_PROMPTS if DEFAULT_PROMPTS.exists() else None
