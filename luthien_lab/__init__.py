@@ -8,8 +8,8 @@ The public API, by what you are doing (``__all__`` is in this order):
   chunk builders: :mod:`luthien_lab.streaming`; every policy: :mod:`luthien_lab.policies`.
 - **run it**: ``PolicyOrchestrator`` (or ``create_default_orchestrator``, which also
   records) over an ``LLMClient``. In a notebook: ``from luthien_lab import lab`` and
-  ``lab.run(prompt, policy=...)`` (a submodule: it needs the ``lab`` extra, so it is
-  not imported here).
+  ``lab.run(prompt, policy=...)`` (a submodule, imported when asked for: its views
+  need the ``lab`` extra).
 - **watch it**: ``PipelineListener`` (every hook, chunk and event of a transaction,
   as it happens), ``CallbackListener``, and ``%load_ext luthien_lab`` for ``%%policy``.
 - **record and query it**: ``DuckDBRecorder`` and ``open_store`` / ``Store``

@@ -81,6 +81,7 @@ POLICIES = [
     "ToolFilterPolicy", "ToolCallJudgePolicy", "LLMJudgePolicy", "JudgeVerdict", "SerialPolicy",
     "ShellRulesPolicy", "PathRulesPolicy", "NetworkRulesPolicy", "RewriteRulesPolicy",
     "PlainRulesPolicy",
+    "load_policy", "policy_from_spec", "resolve_policy", "resolve_policy_class",
 ]  # fmt: skip
 
 

@@ -9,8 +9,7 @@ from __future__ import annotations
 import pytest
 
 from luthien_lab import LiteLLMClient, Request
-from luthien_lab.config import shared_local_provider
-from luthien_lab.provider import ScriptedResponse, ScriptedToolCall
+from luthien_lab.provider import ScriptedResponse, ScriptedToolCall, shared_local_provider
 from tests.support import stream_summary, summary
 
 MODELS = ["openai/gpt-4o-mini", "anthropic/claude-sonnet-4"]
