@@ -145,7 +145,7 @@ def test_recordings_cover_the_tricky_shapes():
     assert recs["refusal@openai/gpt-4o-mini"].response["choices"][0]["message"]["refusal"]
 
 
-async def test_replay_pacing():
+async def test_replay_pacing(monkeypatch):
     rec = Recording(
         id="r", model="m", protocol="openai", request={"messages": []},
         chunk_data=[
@@ -158,10 +158,19 @@ async def test_replay_pacing():
     start = time.monotonic()
     got = [c.choices[0].delta.content async for c in rec.replay("original")]
     assert got == ["0", "1", "2", "3"] and time.monotonic() - start >= 0.28
-    # "fast" ignores the offsets: an hour apart, yet every chunk comes (within the test
-    # timeout).
-    rec.offsets = [0.0, 3600.0, 7200.0, 10800.0]
+    waits: list[float] = []
+    real_sleep = asyncio.sleep
+
+    async def counted_sleep(delay, *args):
+        waits.append(delay)
+        await real_sleep(0)
+
+    monkeypatch.setattr(asyncio, "sleep", counted_sleep)
     assert len([c async for c in rec.replay("fast")]) == 4
+    assert waits == []  # fast pacing never waits
+    assert len([c async for c in rec.replay("original")]) == 4
+    assert len(waits) == 3  # original pacing waits before each chunk after the first
+    monkeypatch.undo()
     with pytest.raises(ValueError, match="pacing"):
         await anext(rec.replay("slow"))
 
