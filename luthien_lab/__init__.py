@@ -20,7 +20,23 @@ The seed design's low-level names (``ObservabilityContext``, ``StreamState``,
 ``StreamingChunkAssembler``...) live in :mod:`luthien_lab.compat`, which maps the
 seed's module paths to ours; the ones this package exported before are still
 importable from here, outside ``__all__``. Everything else is an implementation
-detail.
+detail. Where things live (one line per concept; the README's "Layout" says more)::
+
+    streaming/     chunks, blocks, stream state, the assembler, helpers, paced replay
+    policies/      Policy and its hooks, SimplePolicy, built-ins, a policy from a spec/YAML
+    events.py      PipelineListener: the one instrumentation path
+    orchestrator   PolicyOrchestrator: request -> client -> assembler -> hooks -> egress
+    clients/       LLMClient, LiteLLMClient (the one litellm shim), ScriptedLLMClient
+    provider/      the local provider; where a model call goes (LUTHIEN_LAB_PROVIDER)
+    datasets/      prompt cases, recorded streams, the bundled data (data/)
+    store/         DuckDB store and recorder; what a ``store=`` argument means
+    runs/          one prompt through a policy, traced (RunResult, TransactionTrace)
+    lab, widgets/  lab.run and the notebook views
+    evaluate/      evaluation, fuzzing, golden outputs, Ray
+    exporting/     notebook policy -> module, YAML, tests
+    gateway/       the gateway: settings, plumbing, one module per wire dialect
+    cli, demo      the ``luthien-lab`` command line
+    compat         the seed design's low-level names, and its module paths mapped to ours
 """
 
 import os as _os
