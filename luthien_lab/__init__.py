@@ -11,7 +11,8 @@ The public API, by what you are doing (``__all__`` is in this order):
   ``lab.run(prompt, policy=...)`` (a submodule, imported when asked for: its views
   need the ``lab`` extra).
 - **watch it**: ``PipelineListener`` (every hook, chunk and event of a transaction,
-  as it happens), ``CallbackListener``, and ``%load_ext luthien_lab`` for ``%%policy``.
+  as it happens, each one frozen record: ``HookFired``, ``ChunkEvent``...),
+  ``CallbackListener``, and ``%load_ext luthien_lab`` for ``%%policy``.
 - **record and query it**: ``DuckDBRecorder`` and ``open_store`` / ``Store``
   (:mod:`luthien_lab.store`).
 - **errors**: everything raised is a ``LuthienLabError``.
@@ -63,7 +64,14 @@ from luthien_lab.errors import (
 )
 from luthien_lab.events import (
     CallbackListener,
+    ChunkEvent,
+    EventEmitted,
+    HookFired,
+    MetricRecorded,
     PipelineListener,
+    RequestProcessed,
+    ResponseEvent,
+    TransactionFinished,
     TransactionInfo,
     TransactionResult,
 )
@@ -134,10 +142,17 @@ __all__ = [  # noqa: RUF022
     "LLMClient",
     "LiteLLMClient",
     "ScriptedLLMClient",
-    # Watch it: listeners get every step of every transaction; the notebook magic.
+    # Watch it: a listener gets every step, one record per event; the notebook magic.
     "PipelineListener",
     "CallbackListener",
     "TransactionInfo",
+    "RequestProcessed",
+    "ChunkEvent",
+    "HookFired",
+    "ResponseEvent",
+    "EventEmitted",
+    "MetricRecorded",
+    "TransactionFinished",
     "TransactionResult",
     "load_ipython_extension",
     # Record and query it: DuckDB.

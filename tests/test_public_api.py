@@ -26,8 +26,9 @@ EXPECTED = [
     "PolicyOrchestrator", "create_default_orchestrator", "LLMClient", "LiteLLMClient",
     "ScriptedLLMClient",
     # watch it
-    "PipelineListener", "CallbackListener", "TransactionInfo", "TransactionResult",
-    "load_ipython_extension",
+    "PipelineListener", "CallbackListener", "TransactionInfo", "RequestProcessed", "ChunkEvent",
+    "HookFired", "ResponseEvent", "EventEmitted", "MetricRecorded", "TransactionFinished",
+    "TransactionResult", "load_ipython_extension",
     # record and query it
     "DuckDBRecorder", "Store", "open_store",
     # errors
