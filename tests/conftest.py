@@ -36,6 +36,16 @@ def recorded(request) -> tuple[str, list[dict]]:
     return request.param, load_recorded(request.param)
 
 
+@pytest.fixture(scope="session")
+def provider():
+    """The session's local provider (a directory's conftest may define its own).
+    Shared: select answers with a script key (``provider.script``) or a unique prompt."""
+    from luthien_lab.provider import local_provider
+
+    with local_provider() as p:
+        yield p
+
+
 @pytest.fixture
 def store():
     """An in-memory DuckDB store, closed after the test."""

@@ -32,9 +32,6 @@ KNOWN_CYCLE_EDGES: set[tuple[str, str]] = {
     ("luthien_lab.datasets", "luthien_lab.provider._server"),
     # h-layout: policy_config (one spec resolver) <- policies.serial.
     ("luthien_lab.policies.serial", "luthien_lab.policy_config"),
-    # h-api: the top-level package <- exporting._module (luthien_lab -> magics ->
-    # exporting._source -> exporting._module -> luthien_lab).
-    ("luthien_lab.exporting._module", "luthien_lab"),
     # Unassigned (policies/): lazy imports between modules that call each other.
     ("luthien_lab.policies._shell_lex", "luthien_lab.policies._shell_parse"),
     ("luthien_lab.policies.agent_traffic", "luthien_lab.policies._agent_traffic_make"),

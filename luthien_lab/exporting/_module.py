@@ -16,6 +16,7 @@ import ast
 import builtins
 import heapq
 import symtable
+import sys
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
@@ -318,9 +319,11 @@ _LITERALS = (str, int, float, bool, type(None), bytes)
 
 def _fallback(name: str, namespace: dict[str, Any] | None) -> str | None:
     """An import or constant for a name no cell defines, or None."""
-    import luthien_lab
-
-    if name in luthien_lab.__all__:
+    # The top-level package, read rather than imported: it is always initialised before
+    # one of its submodules is called, and importing it here would close the cycle
+    # luthien_lab -> magics -> exporting -> luthien_lab.
+    public = getattr(sys.modules.get("luthien_lab"), "__all__", ())
+    if name in public:
         return f"from luthien_lab import {name}"
     if namespace is None or name not in namespace:
         return None

@@ -7,7 +7,8 @@ Built-ins (each takes its config as keyword arguments or ``config=Cls.Config(...
 - :class:`StringReplacePolicy` — replaces strings while streaming (bounded hold-back);
 - :class:`RegexBlockPolicy` — blocks text or tool calls matching regexes;
 - :class:`ToolFilterPolicy` — blocks tool calls by name (allow/deny lists);
-- :class:`ToolCallJudgePolicy` — an LLM judges each tool call (fails closed);
+- :class:`ToolCallJudgePolicy` (also ``LLMJudgePolicy``) — an LLM judges each tool call
+  (fails closed);
 - :class:`SerialPolicy` — policies in a chain, each stage's output the next one's input.
 
 For coding agents (Claude Code, Codex; see :mod:`.agent_tools`):
@@ -44,23 +45,32 @@ from luthien_lab.policies.string_replace import StringReplacePolicy
 from luthien_lab.policies.tool_filter import ToolFilterPolicy
 from luthien_lab.policies.uppercase import UppercasePolicy
 
-__all__ = [
-    "JudgeVerdict",
-    "NetworkRulesPolicy",
-    "NoOpPolicy",
-    "PathRulesPolicy",
-    "PlainRulesPolicy",
+# The judge by what it is, the name issue #17 asks for; the class is ToolCallJudgePolicy.
+LLMJudgePolicy = ToolCallJudgePolicy
+
+# Grouped as the docstring lists them, not sorted (tests/test_public_api.py pins it).
+__all__ = [  # noqa: RUF022
+    # the hooks and what they receive
     "Policy",
     "PolicyContext",
-    "RegexBlockPolicy",
-    "RewriteRulesPolicy",
-    "SerialPolicy",
-    "ShellRulesPolicy",
     "SimplePolicy",
-    "StringReplacePolicy",
-    "ToolCallJudgePolicy",
-    "ToolFilterPolicy",
+    # built-ins
+    "NoOpPolicy",
     "UppercasePolicy",
+    "StringReplacePolicy",
+    "RegexBlockPolicy",
+    "ToolFilterPolicy",
+    "ToolCallJudgePolicy",
+    "LLMJudgePolicy",
+    "JudgeVerdict",
+    "SerialPolicy",
+    # for coding agents
+    "ShellRulesPolicy",
+    "PathRulesPolicy",
+    "NetworkRulesPolicy",
+    "RewriteRulesPolicy",
+    "PlainRulesPolicy",
+    # loading a policy from a spec (YAML, dict, class path)
     "load_policy",
     "policy_from_spec",
     "resolve_policy",

@@ -20,7 +20,7 @@ from luthien_lab import (
     UpstreamError,
     UpstreamTimeoutError,
 )
-from luthien_lab.provider import ScriptedResponse, ScriptedToolCall, local_provider
+from luthien_lab.provider import ScriptedResponse, ScriptedToolCall
 from tests.support import run_stream, stream_summary, summary
 
 MODELS = {"openai": "openai/gpt-4o-mini", "anthropic": "anthropic/claude-sonnet-4"}
@@ -49,12 +49,6 @@ ANSWERS = {
         chunk_size=5,
     ),
 }
-
-
-@pytest.fixture(scope="module")
-def provider():
-    with local_provider() as running:
-        yield running
 
 
 def make_request(provider, protocol: str, kind: str, stream: bool, key: str) -> Request:

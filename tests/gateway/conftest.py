@@ -1,4 +1,6 @@
-"""Run the gateway in-process: uvicorn in a background thread on a free port."""
+"""Run the gateway in-process: uvicorn in a background thread on a free port.
+
+``provider`` (the session's local provider) comes from ``tests/conftest.py``."""
 
 from __future__ import annotations
 
@@ -7,10 +9,7 @@ import socket
 import threading
 import time
 
-import pytest
 import uvicorn
-
-from luthien_lab.provider import local_provider
 
 
 @contextlib.contextmanager
@@ -35,9 +34,3 @@ def serve(app):
         server.should_exit = True
         thread.join(10)
         sock.close()
-
-
-@pytest.fixture(scope="session")
-def provider():
-    with local_provider() as p:
-        yield p

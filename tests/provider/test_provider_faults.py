@@ -100,8 +100,10 @@ async def test_stall_longer_than_timeout_times_out(provider, litellm, model):
         provider, litellm, model, "stall;after=1;seconds=10", stream=True, timeout=1
     )
     elapsed = time.monotonic() - start
+    # Only the first chunk: the client gave up inside the 10 s stall (a stall that ran
+    # out would have sent the rest), and not before its 1 s timeout.
     assert got == ["one "]
-    assert 0.9 < elapsed < 5
+    assert elapsed >= 0.9
     if model == OPENAI:
         assert isinstance(error, litellm.Timeout), repr(error)
     else:

@@ -15,7 +15,13 @@ import httpx
 import pytest
 
 from luthien_lab.datasets import Recording, load_recordings
-from luthien_lab.provider import LocalProvider, ScriptedResponse, local_provider
+from luthien_lab.provider import (
+    FAULT_HEADER,
+    SCRIPT_HEADER,
+    LocalProvider,
+    ScriptedResponse,
+    local_provider,
+)
 from tests.provider.helpers import ANTHROPIC, MODELS, OPENAI, collect, contents, kwargs
 
 pytestmark = pytest.mark.timeout(30)
@@ -79,11 +85,37 @@ async def test_fifty_concurrent_streams(provider, litellm, model):
         )  # fmt: skip
         return "".join(contents(await collect(resp)))
 
-    start = time.monotonic()
     texts = await asyncio.gather(*(one(i) for i in range(50)))
     assert texts == [f"stream {i} " * 10 for i in range(50)]
-    # 50 x ~12 chunks x 5 ms would take > 3 s if served one after another
-    assert time.monotonic() - start < 3
+
+
+@pytest.mark.timeout(60)
+async def test_fifty_streams_are_in_flight_at_once(provider, litellm):
+    """Fifty streams that each stall for a minute after their first chunk all get that
+    first chunk: the provider holds them open at once. A provider serving one stream
+    at a time would hold the second back behind the first stall, past the timeout."""
+    keys = [
+        provider.script(ScriptedResponse(text=f"held {i:02d} " * 4, chunk_size=8))
+        for i in range(50)
+    ]
+    stall = {FAULT_HEADER: "stall;after=1;seconds=60"}
+
+    async def first_text(i):
+        resp = await litellm.acompletion(
+            **kwargs(provider, OPENAI, stream=True, timeout=55,
+                     extra_headers={SCRIPT_HEADER: keys[i], **stall})
+        )  # fmt: skip
+        try:
+            async for chunk in resp:
+                if chunk.choices and chunk.choices[0].delta.content:
+                    return chunk.choices[0].delta.content
+        finally:
+            await resp.aclose()
+        return None
+
+    firsts = await asyncio.gather(*(first_text(i) for i in range(50)))
+    assert firsts == [f"held {i:02d} " for i in range(50)]
+    assert sorted(q.script_key for q in provider.requests if q.script_key in keys) == sorted(keys)
 
 
 async def test_keep_alive_reuses_the_connection():
@@ -168,11 +200,12 @@ def test_stop_interrupts_a_stall():
     t.start()
     while not p.requests:
         time.sleep(0.01)
-    start = time.monotonic()
     p.stop()
-    t.join(10)
-    assert time.monotonic() - start < 5
-    assert errors and not t.is_alive()
+    # The client's error is what proves stop() cut the 60 s stall short (a stall that
+    # ran out would end the stream cleanly); the join only keeps a hang from lasting.
+    t.join(25)
+    assert not t.is_alive()
+    assert errors and isinstance(errors[0], httpx.RemoteProtocolError), errors
 
 
 async def test_async_with(litellm):
@@ -210,18 +243,19 @@ def _recording(protocol, offsets):
 @pytest.mark.parametrize("model", MODELS)
 async def test_replay_pacing_through_the_provider(litellm, model):
     protocol = "anthropic" if model == ANTHROPIC else "openai"
-    rec = [_recording(protocol, [0.1, 0.4, 0.7])]
-    timings = {}
+    # "original" waits as recorded; "fast" ignores the offsets: minutes apart here, yet
+    # the stream arrives within the client's 5 s timeout.
+    offsets = {"original": [0.1, 0.4, 0.7], "fast": [100.0, 400.0, 700.0]}
+    waited = {}
     for pacing in ("original", "fast"):
-        with local_provider(replay=rec, pacing=pacing) as p:
+        with local_provider(replay=[_recording(protocol, offsets[pacing])], pacing=pacing) as p:
             start = time.monotonic()
             resp = await litellm.acompletion(
                 **kwargs(p, model, stream=True, messages=_msgs("paced prompt"))
             )
             assert contents(await collect(resp)) == ["a", "b", "c"]
-            timings[pacing] = time.monotonic() - start
-    assert timings["original"] >= 0.65
-    assert timings["fast"] < 0.5
+            waited[pacing] = time.monotonic() - start
+    assert waited["original"] >= 0.65
 
 
 @pytest.mark.timeout(60)

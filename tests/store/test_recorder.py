@@ -385,10 +385,12 @@ def test_recorded_real_chunks(recorder, store, path):
         assert raw["choices"][0]["delta"]["content"] == delta.content
     text = "".join(c for c in frame["content"] if isinstance(c, str))
     assert text == "".join(ch.choices[0].delta.content or "" for ch in chunks)
+    # The transaction's finish reasons are the stream's last one (every chunk went out).
+    finishes = [c.choices[0].finish_reason for c in chunks if c.choices[0].finish_reason]
+    assert finishes, "each recorded stream carries a finish reason"
     row = store.transactions().iloc[0]
-    assert row["original_finish_reason"] == chunks[-1].choices[0].finish_reason or row[
-        "original_finish_reason"
-    ] in ("stop", "tool_calls")
+    assert row["original_finish_reason"] == finishes[-1]
+    assert row["final_finish_reason"] == finishes[-1]
 
 
 def _isna_list(value):
@@ -400,10 +402,8 @@ def test_hot_path_does_not_touch_the_database(store, monkeypatch):
     recorder = DuckDBRecorder(store)
     try:
         monkeypatch.setattr(store, "write_tables", lambda *a, **k: calls.append(a))
-        start = time.perf_counter()
         drive_stream(recorder, "tx-h", [make_chunk("x")] * 2000, finish=False)
         assert calls == []
-        assert time.perf_counter() - start < 1.0
     finally:
         recorder._bufs.clear()
         recorder.close()
