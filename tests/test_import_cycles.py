@@ -36,7 +36,6 @@ KNOWN_CYCLE_EDGES: set[tuple[str, str]] = {
     # exporting._source -> exporting._module -> luthien_lab).
     ("luthien_lab.exporting._module", "luthien_lab"),
     # Unassigned (policies/): lazy imports between modules that call each other.
-    ("luthien_lab.policies._shell_lex", "luthien_lab.policies._shell_parse"),
     ("luthien_lab.policies.agent_traffic", "luthien_lab.policies._agent_traffic_make"),
 }
 
