@@ -39,8 +39,8 @@ from __future__ import annotations
 
 import datetime as _dt
 from collections.abc import Callable
-from dataclasses import dataclass, field, fields
-from typing import TYPE_CHECKING, Any
+from dataclasses import MISSING, dataclass, field, fields
+from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
     from litellm.types.utils import ModelResponse, ModelResponseStream
@@ -166,6 +166,28 @@ def block_kind(block: StreamBlock | None) -> str | None:
     return None if block is None else block.kind
 
 
+_Record = TypeVar("_Record", bound=type)
+
+
+def _fast_init(cls: _Record) -> _Record:
+    """Give a frozen slots dataclass an ``__init__`` that fills each slot through its
+    descriptor. The generated one goes through ``object.__setattr__`` per field, which
+    made building ``HookFired`` cost ~0.9 us against ~0.5 us this way; three records
+    are built per chunk when listeners listen. Frozen it stays: ``__setattr__`` still
+    raises ``FrozenInstanceError``."""
+    if any(f.default is not MISSING or f.default_factory is not MISSING for f in fields(cls)):
+        raise TypeError(f"{cls.__name__}: an event record's fields have no defaults")
+    names = [f.name for f in fields(cls)]
+    scope = {f"_set_{name}": getattr(cls, name).__set__ for name in names}
+    body = "".join(f"\n    _set_{name}(self, {name})" for name in names)
+    exec(f"def __init__(self, {', '.join(names)}):{body}", scope)
+    init = scope["__init__"]
+    init.__qualname__ = f"{cls.__qualname__}.__init__"
+    setattr(cls, "__init__", init)  # noqa: B010 (mypy refuses cls.__init__ = ...)
+    return cls
+
+
+@_fast_init
 @dataclass(frozen=True, slots=True)
 class RequestProcessed:
     """``on_request`` returned ``final`` for the client's ``original`` request."""
@@ -175,6 +197,7 @@ class RequestProcessed:
     final: Request
 
 
+@_fast_init
 @dataclass(frozen=True, slots=True)
 class ChunkEvent:
     """Chunk number ``index`` of one direction (``chunk_received``: from the provider;
@@ -186,6 +209,7 @@ class ChunkEvent:
     t_ns: int
 
 
+@_fast_init
 @dataclass(frozen=True, slots=True)
 class HookFired:
     """A policy hook ran for ingress chunk ``chunk_index`` (-1: not tied to a chunk) on
@@ -202,6 +226,7 @@ class HookFired:
     egress_end: int
 
 
+@_fast_init
 @dataclass(frozen=True, slots=True)
 class ResponseEvent:
     """Non-streaming: the provider's full response (``response_received``) or the
@@ -212,6 +237,7 @@ class ResponseEvent:
     t_ns: int
 
 
+@_fast_init
 @dataclass(frozen=True, slots=True)
 class EventEmitted:
     """A policy called ``ctx.observability.emit_event`` (or the orchestrator reported
@@ -223,6 +249,7 @@ class EventEmitted:
     t_ns: int
 
 
+@_fast_init
 @dataclass(frozen=True, slots=True)
 class MetricRecorded:
     """A policy called ``ctx.observability.record_metric``."""
@@ -234,6 +261,7 @@ class MetricRecorded:
     t_ns: int
 
 
+@_fast_init
 @dataclass(frozen=True, slots=True)
 class TransactionFinished:
     """The transaction ended, however: ``result`` says how."""

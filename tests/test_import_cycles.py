@@ -33,7 +33,6 @@ KNOWN_CYCLE_EDGES: set[tuple[str, str]] = {
     # h-layout: policy_config (one spec resolver) <- policies.serial.
     ("luthien_lab.policies.serial", "luthien_lab.policy_config"),
     # Unassigned (policies/): lazy imports between modules that call each other.
-    ("luthien_lab.policies._shell_lex", "luthien_lab.policies._shell_parse"),
     ("luthien_lab.policies.agent_traffic", "luthien_lab.policies._agent_traffic_make"),
 }
 

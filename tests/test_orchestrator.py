@@ -470,3 +470,25 @@ async def test_both_listener_styles_see_the_same_events_as_frozen_records():
     assert ("hook_fired", hook_fields | {"egress_start", "egress_end"}) in payloads
     assert ("chunk_received", {"index", "chunk", "t_ns"}) in payloads
     assert payloads[-1] == ("transaction_finished", {"result"})
+
+
+async def test_a_positional_listener_is_adapted_once_when_added_not_per_event(monkeypatch):
+    from luthien_lab import _listeners
+
+    inspected = []
+    positional = _listeners._positional
+
+    def counting(method):
+        inspected.append(method.__name__)
+        return positional(method)
+
+    monkeypatch.setattr(_listeners, "_positional", counting)
+    old = PositionalRecorder()
+    orchestrator = PolicyOrchestrator(EveryHook(), ScriptedLLMClient(text_stream(*"abcdefgh")))
+    orchestrator.add_listener(old)
+    adapted = len(inspected)
+    assert adapted == 5  # its overridden methods but transaction_started, one look each
+    for _ in range(3):
+        await run_stream(orchestrator)
+    assert len(inspected) == adapted
+    assert len([e for e in old.events if e[0] == "in"]) == 3 * 10

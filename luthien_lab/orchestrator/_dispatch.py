@@ -15,29 +15,20 @@ from luthien_lab.errors import HookTimeoutError, LuthienLabError, PolicyError
 from luthien_lab.events import ChunkEvent
 from luthien_lab.orchestrator._timing import NO_LIMIT, UNSET, drive, not_a_coroutine
 from luthien_lab.orchestrator._watchdog import HOOK, Watchdog
-from luthien_lab.streaming.assembler import COMPLETE, DELTA, StreamingChunkAssembler
-from luthien_lab.streaming.blocks import (
-    ContentStreamBlock,
-    ThinkingStreamBlock,
-    ToolCallStreamBlock,
+from luthien_lab.streaming.assembler import (
+    COMPLETE,
+    COMPLETE_HOOKS,
+    DELTA,
+    DELTA_HOOKS,
+    StreamingChunkAssembler,
 )
 
 if TYPE_CHECKING:
     from luthien_lab.orchestrator._transaction import Transaction
     from luthien_lab.streaming.context import EgressQueue, StreamingResponseContext
 
-__all__ = ["COMPLETE_HOOKS", "DELTA_HOOKS", "Dispatch", "HookSettings"]
+__all__ = ["Dispatch", "HookSettings"]
 
-DELTA_HOOKS = {
-    ContentStreamBlock: "on_content_delta",
-    ToolCallStreamBlock: "on_tool_call_delta",
-    ThinkingStreamBlock: "on_thinking_delta",
-}
-COMPLETE_HOOKS = {
-    ContentStreamBlock: "on_content_complete",
-    ToolCallStreamBlock: "on_tool_call_complete",
-    ThinkingStreamBlock: "on_thinking_complete",
-}
 _perf_ns = time.perf_counter_ns
 
 

@@ -110,11 +110,15 @@ class Script:
 # lexing
 # ------------------------------------------------------------------------------------
 class Lexer:
-    def __init__(self, src: str, depth: int) -> None:
+    """``parse``: how a command substitution's text is parsed (the parser's own entry,
+    handed in: the parser builds lexers, so the lexer does not import it back)."""
+
+    def __init__(self, src: str, depth: int, parse: Callable[[str, int, int], Script]) -> None:
         if depth > MAX_DEPTH:
             raise ShellParseError(f"shell nesting deeper than {MAX_DEPTH} levels")
         self.src = src
         self.depth = depth
+        self.parse = parse
         self.i = 0
         self.tokens: list[Word | tuple[str, int]] = []
         self.pending: list[tuple[str, Word]] = []  # here-documents waiting for their body
@@ -289,7 +293,7 @@ class Lexer:
         elif src.startswith("$(", i) or (src[i] in "<>" and src.startswith("(", i + 1)):
             end = _balanced(src, i + 1, "(", ")")
             inner = src[i + 2 : end - 1]
-            word.subs.append(parse(inner, self.depth + 1, offset=i + 2))
+            word.subs.append(self.parse(inner, self.depth + 1, i + 2))
             kind = "sub" if src[i] == "$" else "raw"
             word.parts.append((kind, src[i:end], str(len(word.subs) - 1)))
             self.i = end
@@ -306,7 +310,7 @@ class Lexer:
                 else:
                     buf.append(src[j])
                     j += 1
-            word.subs.append(parse("".join(buf), self.depth + 1, offset=-1))
+            word.subs.append(self.parse("".join(buf), self.depth + 1, -1))
             word.parts.append(("sub", src[i : j + 1], str(len(word.subs) - 1)))
             self.i = j + 1
         elif src.startswith("${", i):
@@ -335,13 +339,6 @@ class Lexer:
             else:
                 word.parts.append(("var", src[i + 1 : j], None, src[i:j]))
             self.i = j
-
-
-def parse(src: str, depth: int = 0, offset: int = 0) -> Script:
-    """Parse ``src`` (see :func:`luthien_lab.policies._shell_parse.parse`)."""
-    from luthien_lab.policies._shell_parse import parse as parse_script
-
-    return parse_script(src, depth, offset)
 
 
 def _balanced(src: str, i: int, open_: str, close: str) -> int:

@@ -133,7 +133,7 @@ class _Parser:
 
 
 def _parse(src: str, depth: int, offset: int = 0) -> Script:
-    lexer = Lexer(src, depth)
+    lexer = Lexer(src, depth, _parse)
     tokens = lexer.run()
     parser = _Parser(tokens)
     return Script(src, parser.items(), offset)

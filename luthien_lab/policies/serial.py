@@ -47,11 +47,12 @@ from luthien_lab.policies.base import (
     policy_name,
 )
 from luthien_lab.request import Request
-from luthien_lab.streaming.assembler import COMPLETE, DELTA, StreamingChunkAssembler
-from luthien_lab.streaming.blocks import (
-    ContentStreamBlock,
-    ThinkingStreamBlock,
-    ToolCallStreamBlock,
+from luthien_lab.streaming.assembler import (
+    COMPLETE,
+    COMPLETE_HOOKS,
+    DELTA,
+    DELTA_HOOKS,
+    StreamingChunkAssembler,
 )
 from luthien_lab.streaming.context import EgressQueue, StreamingResponseContext
 
@@ -68,10 +69,6 @@ __all__ = [
 
 STAGE_EGRESS_EVENT = "stage_egress"
 _KEY = "luthien_lab.serial"
-_DELTA = {ContentStreamBlock: "on_content_delta", ToolCallStreamBlock: "on_tool_call_delta",
-          ThinkingStreamBlock: "on_thinking_delta"}  # fmt: skip
-_COMPLETE = {ContentStreamBlock: "on_content_complete", ToolCallStreamBlock: "on_tool_call_complete",
-             ThinkingStreamBlock: "on_thinking_complete"}  # fmt: skip
 
 
 @dataclass
@@ -252,9 +249,9 @@ class SerialPolicy(Policy):
             for kind, block in events:
                 assembler.point_to(kind, block)
                 if kind == DELTA:
-                    name = _DELTA[type(block)]
+                    name = DELTA_HOOKS[type(block)]
                 elif kind == COMPLETE:
-                    name = _COMPLETE[type(block)]
+                    name = COMPLETE_HOOKS[type(block)]
                 else:
                     name = "on_finish_reason"
                 if name in hooks:
@@ -285,7 +282,7 @@ class SerialPolicy(Policy):
             assert assembler is not None
             for kind, block in assembler.finish():
                 assembler.point_to(kind, block)
-                name = _COMPLETE[type(block)]
+                name = COMPLETE_HOOKS[type(block)]
                 if name in stage.hooks:
                     await self._fire(run, i, name, block)
             if "on_stream_complete" in stage.hooks:

@@ -35,12 +35,33 @@ from luthien_lab.streaming.state import StreamState
 if TYPE_CHECKING:
     from litellm.types.utils import ModelResponseStream
 
-__all__ = ["COMPLETE", "DELTA", "FINISH", "BlockEvent", "StreamingChunkAssembler", "field_of"]
+__all__ = [
+    "COMPLETE",
+    "COMPLETE_HOOKS",
+    "DELTA",
+    "DELTA_HOOKS",
+    "FINISH",
+    "BlockEvent",
+    "StreamingChunkAssembler",
+    "field_of",
+]
 
 DELTA = 0
 COMPLETE = 1
 FINISH = 2
 BlockEvent = tuple[int, StreamBlock]
+
+# The policy hook each block event fires (FINISH fires on_finish_reason).
+DELTA_HOOKS = {
+    ContentStreamBlock: "on_content_delta",
+    ToolCallStreamBlock: "on_tool_call_delta",
+    ThinkingStreamBlock: "on_thinking_delta",
+}
+COMPLETE_HOOKS = {
+    ContentStreamBlock: "on_content_complete",
+    ToolCallStreamBlock: "on_tool_call_complete",
+    ThinkingStreamBlock: "on_thinking_complete",
+}
 
 
 class StreamingChunkAssembler:

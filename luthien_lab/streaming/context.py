@@ -6,7 +6,7 @@ import asyncio
 import sys
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -173,22 +173,25 @@ class EgressQueue:
         self._buffer.clear()
         return items
 
-    def __aiter__(self) -> EgressQueue:
-        return self
+    def __aiter__(self) -> AsyncGenerator[Any, None]:
+        """Every chunk put, in order, each as soon as it is put; ends once the queue
+        is closed and every chunk put before has been taken. An async generator, not
+        an ``__anext__`` coroutine: that would cost a coroutine per chunk."""
+        return self._chunks()
 
-    async def __anext__(self) -> Any:
-        """The next chunk put, waiting for it; ends once the queue is closed and
-        every chunk put before has been taken."""
+    async def _chunks(self) -> AsyncGenerator[Any, None]:
         buffer = self._buffer
-        while not buffer:
+        loop = asyncio.get_running_loop()
+        while True:
+            while buffer:
+                yield buffer.popleft()
             if self._closed:
-                raise StopAsyncIteration
-            waiter = self._waiter = asyncio.get_running_loop().create_future()
+                return
+            waiter = self._waiter = loop.create_future()
             try:
                 await waiter
             finally:
                 self._waiter = None
-        return buffer.popleft()
 
 
 @dataclass(eq=False)
