@@ -18,12 +18,11 @@ plain-English judge's answers for these cases, so evaluations need no model; and
 ``luthien_lab/datasets/data/agent_traffic_golden.jsonl`` holds the golden outputs of
 :func:`reference_policies`.
 
-Regenerate (deterministic) with ``python -m luthien_lab.policies.agent_traffic``.
+Regenerate (deterministic) with ``python -m luthien_lab.policies.agent_traffic_make``.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,7 +39,6 @@ __all__ = [
     "PLAIN_INSTRUCTIONS",
     "AgentCase",
     "load_agent_traffic",
-    "make_agent_traffic",
     "reference_policies",
 ]
 
@@ -221,15 +219,3 @@ def load_agent_traffic(path: str | Path = AGENT_TRAFFIC) -> list[Any]:
     from luthien_lab.datasets import load_recordings
 
     return load_recordings(path)
-
-
-async def make_agent_traffic(out: str | Path | None = None) -> list[Any]:
-    """Regenerate the dataset, the judge cache and the golden file (see the module doc)."""
-    from luthien_lab.policies._agent_traffic_make import make_agent_traffic as make
-
-    return await make(Path(out) if out is not None else None)
-
-
-if __name__ == "__main__":  # pragma: no cover - the generator
-    recordings = asyncio.run(make_agent_traffic())
-    print(f"wrote {len(recordings)} recordings to {AGENT_TRAFFIC}")

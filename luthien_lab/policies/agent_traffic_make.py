@@ -3,7 +3,7 @@
 Deterministic: ids, ``created`` and offsets are normalised as in
 ``luthien_lab.datasets.record``, and the judge's answers come from local-provider rules.
 Reads the CLI recordings under ``tests/fixtures`` and the gateway's request views, so
-it runs from a development checkout.
+it runs from a development checkout: ``python -m luthien_lab.policies.agent_traffic_make``.
 """
 
 from __future__ import annotations
@@ -162,8 +162,9 @@ async def _judge_cache(recordings: list[Any], path: Path) -> None:
         await evaluate_async(chosen, recordings, progress=False, baseline=None, concurrency=1)
 
 
-async def make_agent_traffic(out: Path | None = None) -> list[Any]:
-    """Record every case (see the module doc); returns the recordings."""
+async def make_agent_traffic(out: str | Path | None = None) -> list[Any]:
+    """Regenerate the dataset, the judge cache and the golden file (see the module
+    doc); returns the recordings."""
     from luthien_lab.datasets import dump_recordings
     from luthien_lab.evaluate import evaluate_async, save_golden
     from luthien_lab.provider import LocalProvider
@@ -176,10 +177,17 @@ async def make_agent_traffic(out: Path | None = None) -> list[Any]:
             recordings.append(
                 await _record(provider, case, _with_prompt(bases[case.agent], case.prompt))
             )
-    dump_recordings(recordings, out or at.AGENT_TRAFFIC)
+    dump_recordings(recordings, Path(out) if out is not None else at.AGENT_TRAFFIC)
     await _judge_cache(recordings, at.AGENT_JUDGE_CACHE)
     result = await evaluate_async(
         at.reference_policies(), recordings, progress=False, baseline=None
     )
     save_golden(result, at.AGENT_GOLDEN)
     return recordings
+
+
+if __name__ == "__main__":  # pragma: no cover - the generator
+    import asyncio
+
+    made = asyncio.run(make_agent_traffic())
+    print(f"wrote {len(made)} recordings to {at.AGENT_TRAFFIC}")
