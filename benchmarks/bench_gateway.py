@@ -12,7 +12,8 @@ worker and no recording:
   (``make bench-peers``), else the row says ``skipped``.
 
 Each is driven at 1 and at 50 clients (each client its own keep-alive connection,
-warmed up first), streaming and not, the rows run one after another per setting.
+warmed up first), streaming and not; per setting the rows take turns (``--rounds``),
+so that a busy phase of a shared machine slows them alike.
 Per row: the latency added to the direct call's median (to the end of the response;
 streaming also to the first chunk), requests/s, and the server process's CPU per
 request (its user+system time over the run, from ``/proc``). Ratios to the floor:
@@ -218,7 +219,9 @@ async def one(session: Any, url: str, i: int, stream: bool) -> tuple[float, floa
     return (time.perf_counter() - start_time) * 1000, first
 
 
-async def run(url: str, clients: int, total: int, stream: bool) -> dict:
+async def run(
+    url: str, clients: int, total: int, stream: bool, warmup: int = WARMUP_PER_CLIENT
+) -> dict:
     """``clients`` independent clients, each with its own connection."""
     import aiohttp
 
@@ -230,7 +233,7 @@ async def run(url: str, clients: int, total: int, stream: bool) -> dict:
     async def worker() -> None:
         connector = aiohttp.TCPConnector(limit=1)
         async with aiohttp.ClientSession(connector=connector) as session:
-            for i in range(WARMUP_PER_CLIENT):  # connection up, caches and imports warm
+            for i in range(warmup):  # connection up, caches and imports warm
                 await one(session, url, i, stream)
             await ready.wait()
             while queue:
@@ -243,7 +246,7 @@ async def run(url: str, clients: int, total: int, stream: bool) -> dict:
     await ready.wait()
     t0 = time.perf_counter()
     await asyncio.gather(*tasks)
-    return {"end": ends, "first": firsts, "rps": total / (time.perf_counter() - t0)}
+    return {"end": ends, "first": firsts, "seconds": time.perf_counter() - t0, "total": total}
 
 
 def med(values: list[float]) -> float:
@@ -254,16 +257,33 @@ def med(values: list[float]) -> float:
 
 
 def measure(targets: dict[str, tuple[str, int | None]], args: argparse.Namespace) -> list:
-    """One result per (clients, stream, row): a dict with end/first/rps/cpu."""
+    """One result per (clients, stream, row): a dict with end/first/rps/cpu. The rows
+    take turns, ``--rounds`` times per setting, so that a busy phase of a shared
+    machine hits them alike."""
     results = []
     for clients in (1, 50):
         total = args.requests if clients == 1 else args.requests * 5
+        share = max(clients, total // args.rounds)
         for stream in (False, True):
-            for name, (url, pid) in targets.items():
-                cpu0 = cpu_seconds(pid) if pid else 0.0
-                result = asyncio.run(run(f"{url}/v1/chat/completions", clients, total, stream))
-                result["cpu"] = (cpu_seconds(pid) - cpu0) * 1000 / total if pid else None
-                results.append((clients, stream, name, result))
+            merged = {name: {"end": [], "first": [], "seconds": 0.0, "total": 0, "cpu": 0.0}
+                      for name in targets}  # fmt: skip
+            for turn in range(args.rounds):
+                for name, (url, pid) in targets.items():
+                    cpu0 = cpu_seconds(pid) if pid else 0.0
+                    warmup = WARMUP_PER_CLIENT if turn == 0 else 0
+                    url_ = f"{url}/v1/chat/completions"
+                    part = asyncio.run(run(url_, clients, share, stream, warmup))
+                    into = merged[name]
+                    into["cpu"] += cpu_seconds(pid) - cpu0 if pid else 0.0
+                    for key in ("end", "first"):
+                        into[key] += part[key]
+                    into["seconds"] += part["seconds"]
+                    into["total"] += part["total"]
+            for name, (_url, pid) in targets.items():
+                r = merged[name]
+                r["rps"] = r["total"] / r["seconds"]
+                r["cpu"] = r["cpu"] * 1000 / r["total"] if pid else None
+                results.append((clients, stream, name, r))
     return results
 
 
@@ -321,6 +341,7 @@ def main() -> int:
     parser.add_argument(
         "--requests", type=int, default=300, help="requests per 1-client run (5x at 50)"
     )
+    parser.add_argument("--rounds", type=int, default=5, help="turns the rows take per setting")
     parser.add_argument("--only", nargs="*", choices=ROWS, default=list(ROWS))
     parser.add_argument("--upstream-client", choices=["auto", "litellm", "http"], default="auto")
     parser.add_argument("--record", action="store_true", help="record to DuckDB (temp file)")

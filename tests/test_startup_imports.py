@@ -352,13 +352,7 @@ def test_lite_objects_behave_like_litellms():
 # Modules outside this change that still import litellm directly (their owners route
 # them through luthien_lab.clients._litellm). A new direct import anywhere else fails.
 _NOT_YET_ROUTED = {
-    "gateway/_native_client.py",
-    "gateway/_responses_chat.py",
-    "gateway/_responses_object.py",
-    "gateway/_upstream.py",
     "orchestrator.py",
-    "policies/_agent_rules.py",
-    "store/_responses.py",
 }
 
 
