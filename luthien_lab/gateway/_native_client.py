@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from luthien_lab.clients import LLMClient
+from luthien_lab.clients._litellm import import_litellm
 from luthien_lab.errors import UpstreamError
 from luthien_lab.gateway._native_http import SessionPool, fail, forward, sse_frames
 from luthien_lab.gateway._wire import WireContext, wire_of
@@ -72,6 +73,7 @@ class NativeClient(LLMClient):
         # cost more than the rest of the gateway's work on a passed-through chunk).
         self._chunk = Chunk
         self._response = Response
+        import_litellm()  # now (seconds), not on the first request
 
     def local_base(self, provider: LocalProvider) -> str:
         """The local provider's base URL for this API."""

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from luthien_lab.clients import LLMClient
 from luthien_lab.clients._base import set_stream_mode
+from luthien_lab.clients._litellm import import_litellm
 from luthien_lab.errors import ConfigError, UpstreamError
 from luthien_lab.gateway._native_http import fail, sse_frames
 from luthien_lab.gateway._wire import WireContext, wire_of
@@ -61,6 +62,10 @@ class OpenAIHTTPClient(LLMClient):
         self._max_connections = max_connections
         self._session: aiohttp.ClientSession | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        # litellm is imported now, not on the first request (seconds, during which a
+        # serving event loop would answer nothing); the gateway uses it for other
+        # upstreams and its Responses translation.
+        import_litellm()
 
     def _client(self) -> aiohttp.ClientSession:
         loop = asyncio.get_running_loop()
