@@ -349,6 +349,7 @@ def test_lite_objects_behave_like_litellms():
 
 # ----- the one door to litellm -----
 
+
 def _runtime_litellm_imports(path: Path) -> list[int]:
     """Lines importing litellm outside ``if TYPE_CHECKING:`` blocks."""
     tree = ast.parse(path.read_text(), str(path))
