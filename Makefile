@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 export LITELLM_LOCAL_MODEL_COST_MAP := True
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install demo lab test lint typecheck unit notebooks browser bench lock clean agents
+.PHONY: install demo lab test lint typecheck unit notebooks browser bench bench-peers lock clean agents
 
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -44,6 +44,13 @@ browser:
 
 bench: install
 	$(BIN)/python benchmarks/bench_pipeline.py
+
+## Optional: LiteLLM's proxy extras (pinned to the locked litellm), for bench_gateway.py's
+## peer row. Not part of install: they pull in dozens of packages (and pin websockets<16).
+LITELLM_VERSION = $(shell sed -n 's/^litellm==//p' requirements.lock)
+bench-peers: install
+	$(BIN)/python -m pip install -q "litellm[proxy]==$(LITELLM_VERSION)"
+	$(BIN)/python benchmarks/bench_gateway.py
 
 ## Coding-agent CLIs (tools/agents: exact pins + lock) into the ignored .cache/agents;
 ## reinstalls only when the pins or the lock change. Binary: .cache/agents/node_modules/.bin/claude

@@ -1,29 +1,38 @@
-"""Latency the gateway adds, and its throughput, against the local provider.
+"""The gateway against the floor: a minimal proxy that forwards bytes unchanged.
 
-Starts the local provider (``luthien-lab provider``) and the gateway
-(``luthien-lab serve``, one worker, no recording unless --record) as subprocesses,
-then drives both, direct to the provider and through the gateway, at 1 and 50
-clients. Reports medians/p95 and requests/second beside the targets.
+Starts the local provider (``luthien-lab provider``) and, in front of it, each one
+worker and no recording:
 
-Load: httpx from this process, one client (own connection) per simulated client,
-each warmed up before timing starts; the non-streaming 50-client runs use ``wrk``
-when it is installed (``apt-get install wrk``; ``--no-wrk`` to use httpx), because on
-a 2-core machine an httpx load generator needs about as much CPU as the gateway and
-would measure itself. The provider answers ~15k req/s to wrk: it is never the limit.
+- ``floor``: a ~50-line aiohttp proxy (``--floor-proxy``, below) that forwards the
+  request's and the response's bytes unchanged. Nothing can do the job for less, so
+  it is the yardstick: every row is shown as a ratio to it, measured in the same run;
+- ``passthrough``: ``luthien-lab serve`` with ``NoOpPolicy``;
+- ``string replacement``: ``luthien-lab serve`` with ``StringReplacePolicy``;
+- ``litellm``: LiteLLM's proxy (the peer), when its proxy extras are installed
+  (``make bench-peers``), else the row says ``skipped``.
 
-    .venv/bin/python benchmarks/bench_gateway.py [--requests 300] [--policy noop] [--record]
-        [--upstream-client auto|litellm|http] [--seconds 5] [--no-wrk]
+Each is driven at 1 and at 50 clients (each client its own keep-alive connection,
+warmed up first), streaming and not; per setting the rows take turns (``--rounds``),
+so that a busy phase of a shared machine slows them alike.
+Per row: the latency added to the direct call's median (to the end of the response;
+streaming also to the first chunk), requests/s, and the server process's CPU per
+request (its user+system time over the run, from ``/proc``). Ratios to the floor:
+added latency, CPU per request, and the floor's req/s over the row's (all "x times
+the floor's cost"; the target is at most 1.5).
 
-Targets (LiteLLM proxy, same kind of setup): it adds 13-15 ms median per
-non-streaming request and ~19 ms to the end of a stream; ~90 req/s non-streaming
-and 40-45 req/s streaming at 50 clients. Ours: at most half the added latency,
-at least twice the throughput.
+Load comes from aiohttp in this process (cheaper per request than httpx: on 2 cores
+the load generator shares the CPU with the provider and the proxy under test, so at
+50 clients compare CPU per request, which does not depend on it).
+
+    .venv/bin/python benchmarks/bench_gateway.py [--requests 300] [--only floor passthrough]
+        [--record] [--upstream-client auto|litellm|http]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.metadata
 import os
 import re
 import shutil
@@ -34,18 +43,21 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
 CLI = [sys.executable, "-m", "luthien_lab.cli"]
 POLICIES = {
-    "noop": "luthien_lab.policies:NoOpPolicy",
-    "uppercase": "luthien_lab.policies:UppercasePolicy",
+    "passthrough": 'policy:\n  class: "luthien_lab.policies:NoOpPolicy"\n',
+    "string replacement": (
+        'policy:\n  class: "luthien_lab.policies.string_replace:StringReplacePolicy"\n'
+        '  config:\n    replacements: {"Hello": "Howdy", "secret": "[redacted]"}\n'
+    ),
 }
-# Half LiteLLM proxy's added latency, twice its throughput (the issue's targets).
-TARGET_ADDED_MS = {"non-stream": 7.0, "stream": 9.5}
-TARGET_RPS_50 = {"non-stream": 180.0, "stream": 80.0}
+ROWS = ("floor", *POLICIES, "litellm")
+MODEL = "gpt-4o-mini"
 WARMUP_PER_CLIENT = 3
 
 
@@ -55,12 +67,22 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start(args: list[str], ready: str, env: dict[str, str]) -> tuple[subprocess.Popen, str]:
+def start(
+    args: list[str], ready: str, env: dict[str, str], command: list[str] | None = None
+) -> tuple[subprocess.Popen, str]:
+    """Start ``command + args`` (default: the luthien-lab CLI) and wait for a line
+    matching ``ready``; returns the process and the match's first group."""
     proc = subprocess.Popen(
-        CLI + args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=ROOT
+        (command or CLI) + args,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+        cwd=ROOT,
     )
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 120
     assert proc.stdout is not None
+    line = ""
     while time.monotonic() < deadline:
         line = proc.stdout.readline()
         if not line:
@@ -72,11 +94,11 @@ def start(args: list[str], ready: str, env: dict[str, str]) -> tuple[subprocess.
     raise SystemExit(f"{args[0]} did not start: {line!r}")
 
 
-async def wait_healthy(url: str) -> None:
+async def wait_healthy(url: str, path: str = "/health") -> None:
     async with httpx.AsyncClient() as client:
-        for _ in range(300):
+        for _ in range(1200):
             try:
-                if (await client.get(f"{url}/health")).status_code == 200:
+                if (await client.get(f"{url}{path}")).status_code == 200:
                     return
             except httpx.HTTPError:
                 pass
@@ -84,46 +106,138 @@ async def wait_healthy(url: str) -> None:
     raise SystemExit(f"{url} never became healthy")
 
 
-def body(i: int, stream: bool, model: str) -> dict:
+def cpu_seconds(pid: int) -> float:
+    """User+system CPU time of process ``pid`` so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+# --- the floor: forwards bytes, nothing else -------------------------------------------
+
+
+def floor_proxy(upstream: str, port: int) -> None:
+    """Forward every request's method, path, headers and body to ``upstream`` and its
+    response's status, headers and body back, streamed as the bytes arrive."""
+    import aiohttp
+    from aiohttp import web
+
+    skip = {"host", "content-length", "transfer-encoding", "connection"}
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        session: aiohttp.ClientSession = request.app["session"]
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in skip}
+        data = await request.read()
+        url = upstream + request.path_qs
+        async with session.request(request.method, url, data=data, headers=headers) as up:
+            out = web.StreamResponse(status=up.status)
+            for key, value in up.headers.items():
+                if key.lower() not in skip and key.lower() != "content-encoding":
+                    out.headers[key] = value
+            await out.prepare(request)
+            async for part in up.content.iter_any():
+                await out.write(part)
+            await out.write_eof()
+            return out
+
+    async def session_ctx(app: web.Application):  # type: ignore[no-untyped-def]
+        connector = aiohttp.TCPConnector(limit=256)
+        app["session"] = aiohttp.ClientSession(
+            connector=connector, auto_decompress=False, timeout=aiohttp.ClientTimeout(None)
+        )
+        yield
+        await app["session"].close()
+
+    app = web.Application()
+    app.cleanup_ctx.append(session_ctx)
+    app.router.add_route("*", "/{tail:.*}", handle)
+    print(f"floor proxy on http://127.0.0.1:{port}", flush=True)
+    web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None)
+
+
+# --- LiteLLM's proxy, the peer ------------------------------------------------------------
+
+
+def litellm_proxy_missing() -> list[str]:
+    """The distributions of ``litellm[proxy]`` that are not installed."""
+    from packaging.requirements import Requirement
+
+    missing = []
+    for spec in importlib.metadata.requires("litellm") or []:
+        req = Requirement(spec)
+        if req.marker is None or not req.marker.evaluate({"extra": "proxy"}):
+            continue
+        try:
+            importlib.metadata.version(req.name)
+        except importlib.metadata.PackageNotFoundError:
+            missing.append(req.name)
+    return missing
+
+
+def start_litellm(provider_url: str, tmp: Path, env: dict[str, str]) -> tuple[Any, str]:
+    config = tmp / "litellm.yaml"
+    config.write_text(
+        "model_list:\n"
+        f"  - model_name: {MODEL}\n"
+        "    litellm_params:\n"
+        f"      model: openai/{MODEL}\n"
+        f"      api_base: {provider_url}/v1\n"
+        "      api_key: sk-local\n"
+        "litellm_settings:\n  drop_params: true\n"
+    )
+    port = free_port()
+    litellm_bin = [str(Path(sys.executable).parent / "litellm")]
+    args = ["--config", str(config), "--port", str(port), "--num_workers", "1"]
+    proc, _ = start(args, r"(Uvicorn running|Application startup complete)", env, litellm_bin)
+    url = f"http://127.0.0.1:{port}"
+    asyncio.run(wait_healthy(url, "/health/liveliness"))
+    return proc, url
+
+
+# --- load ----------------------------------------------------------------------------------
+
+
+def body(i: int, stream: bool) -> dict:
     prompt = f"benchmark prompt {i}: tell me something short"
-    return {"model": model, "messages": [{"role": "user", "content": prompt}], "stream": stream}
+    return {"model": MODEL, "messages": [{"role": "user", "content": prompt}], "stream": stream}
 
 
-async def one(client: httpx.AsyncClient, url: str, i: int, stream: bool, model: str):
-    start = time.perf_counter()
+async def one(session: Any, url: str, i: int, stream: bool) -> tuple[float, float | None]:
+    """(ms to the response's last byte, ms to the first SSE data or None)."""
+    start_time = time.perf_counter()
     first = None
-    if not stream:
-        response = await client.post(url, json=body(i, False, model))
-        response.raise_for_status()
-        return (time.perf_counter() - start) * 1000, None
-    async with client.stream("POST", url, json=body(i, True, model)) as response:
-        response.raise_for_status()
-        async for part in response.aiter_raw():
-            if first is None and b"data:" in part:
-                first = (time.perf_counter() - start) * 1000
-        if not part.rstrip().endswith(b"[DONE]"):
-            raise RuntimeError("stream did not end with [DONE]")
-    return (time.perf_counter() - start) * 1000, first
+    headers = {"authorization": "Bearer sk-local"}
+    async with session.post(url, json=body(i, stream), headers=headers) as response:
+        if response.status != 200:
+            raise RuntimeError(f"{url} answered {response.status}: {await response.text()}")
+        last = b""
+        async for part in response.content.iter_any():
+            if first is None and stream and b"data:" in part:
+                first = (time.perf_counter() - start_time) * 1000
+            last = part
+    if stream and not last.rstrip().endswith(b"[DONE]"):
+        raise RuntimeError(f"the stream from {url} did not end with [DONE]")
+    return (time.perf_counter() - start_time) * 1000, first
 
 
-async def run(url: str, clients: int, total: int, stream: bool, model: str) -> dict:
-    """``clients`` independent clients, each with its own connection (one httpx client
-    each: a single shared httpx pool of 50 connections costs the load generator more
-    CPU than the gateway, and its queueing made the old p95 look like ~1 s)."""
+async def run(
+    url: str, clients: int, total: int, stream: bool, warmup: int = WARMUP_PER_CLIENT
+) -> dict:
+    """``clients`` independent clients, each with its own connection."""
+    import aiohttp
+
     queue = list(range(total))
     ends: list[float] = []
     firsts: list[float] = []
     ready = asyncio.Barrier(clients + 1)
 
     async def worker() -> None:
-        limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
-        async with httpx.AsyncClient(limits=limits, timeout=60) as client:
-            for i in range(WARMUP_PER_CLIENT):  # connection up, caches and imports warm
-                await one(client, url, i, stream, model)
+        connector = aiohttp.TCPConnector(limit=1)
+        async with aiohttp.ClientSession(connector=connector) as session:
+            for i in range(warmup):  # connection up, caches and imports warm
+                await one(session, url, i, stream)
             await ready.wait()
             while queue:
-                i = queue.pop()
-                end, first = await one(client, url, i, stream, model)
+                end, first = await one(session, url, queue.pop(), stream)
                 ends.append(end)
                 if first is not None:
                     firsts.append(first)
@@ -132,170 +246,161 @@ async def run(url: str, clients: int, total: int, stream: bool, model: str) -> d
     await ready.wait()
     t0 = time.perf_counter()
     await asyncio.gather(*tasks)
-    elapsed = time.perf_counter() - t0
-    return {"end": ends, "first": firsts, "rps": total / elapsed}
-
-
-WRK_SCRIPT = """
-wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/json"
-local n = 0
-request = function()
-  n = n + 1
-  local body = '{"model": "MODEL", "stream": false, "messages": [{"role": "user", ' ..
-    '"content": "benchmark prompt ' .. n .. ': tell me something short"}]}'
-  return wrk.format(nil, nil, nil, body)
-end
-done = function(summary, latency, requests)
-  local errors = summary.errors.connect + summary.errors.read + summary.errors.write +
-    summary.errors.status + summary.errors.timeout
-  io.write(string.format("WRK %d %d %d %.3f %.3f\\n", summary.requests, summary.duration,
-    errors, latency:percentile(50) / 1000, latency:percentile(95) / 1000))
-end
-"""
-
-
-def run_wrk(url: str, clients: int, seconds: float, model: str, script: Path) -> dict:
-    """Non-streaming load from wrk (C, one thread): it needs a fraction of the CPU
-    httpx does, so on 2 cores the gateway, not the load generator, is what is measured.
-    wrk reports percentiles, not samples: ``end`` holds [p50, p95]."""
-    script.write_text(WRK_SCRIPT.replace("MODEL", model))
-    subprocess.run(  # warm-up: connections, caches, lazy imports
-        ["wrk", "-t1", f"-c{clients}", "-d1s", "-s", str(script), url],
-        check=True,
-        capture_output=True,
-    )
-    out = subprocess.run(
-        ["wrk", "-t1", f"-c{clients}", f"-d{seconds:g}s", "-s", str(script), url],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-    match = re.search(r"WRK (\d+) (\d+) (\d+) (\S+) (\S+)", out)
-    if match is None:
-        raise SystemExit(f"wrk printed no summary:\n{out}")
-    count, micros, errors, p50, p95 = match.groups()
-    if int(errors):
-        raise SystemExit(f"wrk saw {errors} errors against {url}:\n{out}")
-    return {"end": None, "pct": (float(p50), float(p95)), "rps": int(count) / (int(micros) / 1e6)}
+    return {"end": ends, "first": firsts, "seconds": time.perf_counter() - t0, "total": total}
 
 
 def med(values: list[float]) -> float:
     return statistics.median(values) if values else float("nan")
 
 
-def p95(values: list[float]) -> float:
-    return statistics.quantiles(values, n=20)[-1] if len(values) >= 20 else float("nan")
+# --- the table -----------------------------------------------------------------------------
 
 
-def pcts(result: dict, point: str) -> tuple[float, float]:
-    if result.get("pct") is not None:
-        return result["pct"]
-    values = result[point]
-    return med(values), p95(values)
-
-
-def verdict(ok: bool) -> str:
-    return "ok  " if ok else "MISS"
-
-
-async def bench(direct: str, gateway: str, args: argparse.Namespace, tmp: Path) -> None:
-    rows = []
-    model = "gpt-4o-mini"
-    use_wrk = shutil.which("wrk") is not None and not args.no_wrk
+def measure(targets: dict[str, tuple[str, int | None]], args: argparse.Namespace) -> list:
+    """One result per (clients, stream, row): a dict with end/first/rps/cpu. The rows
+    take turns, ``--rounds`` times per setting, so that a busy phase of a shared
+    machine hits them alike."""
+    results = []
     for clients in (1, 50):
-        total = args.requests if clients == 1 else args.requests * 10
+        total = args.requests if clients == 1 else args.requests * 5
+        share = max(clients, total // args.rounds)
         for stream in (False, True):
-            urls = (f"{direct}/v1/chat/completions", f"{gateway}/v1/chat/completions")
-            if clients > 1 and not stream and use_wrk:
-                d, g = (run_wrk(u, clients, args.seconds, model, tmp / "wrk.lua") for u in urls)
-                gen = "wrk"
-            else:
-                d = await run(urls[0], clients, total, stream, model)
-                g = await run(urls[1], clients, total, stream, model)
-                gen = "httpx"
-            kind = "stream" if stream else "non-stream"
-            rows.append((clients, kind, "end", gen, d, g))
-            if stream:
-                rows.append((clients, kind, "first", gen, d, g))
+            merged = {name: {"end": [], "first": [], "seconds": 0.0, "total": 0, "cpu": 0.0}
+                      for name in targets}  # fmt: skip
+            for turn in range(args.rounds):
+                for name, (url, pid) in targets.items():
+                    cpu0 = cpu_seconds(pid) if pid else 0.0
+                    warmup = WARMUP_PER_CLIENT if turn == 0 else 0
+                    url_ = f"{url}/v1/chat/completions"
+                    part = asyncio.run(run(url_, clients, share, stream, warmup))
+                    into = merged[name]
+                    into["cpu"] += cpu_seconds(pid) - cpu0 if pid else 0.0
+                    for key in ("end", "first"):
+                        into[key] += part[key]
+                    into["seconds"] += part["seconds"]
+                    into["total"] += part["total"]
+            for name, (_url, pid) in targets.items():
+                r = merged[name]
+                r["rps"] = r["total"] / r["seconds"]
+                r["cpu"] = r["cpu"] * 1000 / r["total"] if pid else None
+                results.append((clients, stream, name, r))
+    return results
+
+
+def ratio(value: float, floor: float) -> str:
+    if floor <= 0 or value != value:
+        return "   -"
+    return f"{value / floor:4.2f}x"
+
+
+def report(results: list, skipped: dict[str, str]) -> None:
     print()
     header = (
-        f"{'clients':>7} {'mode':<10} {'to':<5} {'load':<5} {'direct p50':>10} "
-        f"{'gateway p50':>11} {'added p50':>9} {'added p95':>9} {'gw req/s':>9} "
-        f"{'direct req/s':>12}  target"
+        f"{'clients':>7} {'mode':<10} {'row':<19} {'added p50':>9} {'1st added':>9} "
+        f"{'req/s':>8} {'CPU ms/req':>10} | {'added':>6} {'1st':>6} {'req/s':>6} {'CPU':>6}"
     )
-    print(header)
-    print("-" * (len(header) + 40))
-    for clients, kind, point, gen, d, g in rows:
-        d50, d95 = pcts(d, point)
-        g50, g95 = pcts(g, point)
-        added = g50 - d50
-        target = ""
-        if point == "end":
-            limit = TARGET_ADDED_MS[kind]
-            if clients == 1:
-                target = f"{verdict(added <= limit)} added p50 <= {limit} ms"
-            else:
-                want = TARGET_RPS_50[kind]
-                target = f"{verdict(g['rps'] >= want)} >= {want:g} req/s"
-        rps = f"{g['rps']:9.1f} {d['rps']:12.1f}" if point == "end" else f"{'':9} {'':12}"
-        print(
-            f"{clients:>7} {kind:<10} {point:<5} {gen:<5} {d50:10.2f} {g50:11.2f} "
-            f"{added:9.2f} {g95 - d95:9.2f} {rps}  {target}"
-        )
+    print(header + "   (ratios: x the floor's cost)")
+    print("-" * len(header))
+    settings = sorted({(c, s) for c, s, _n, _r in results})
+    for clients, stream in settings:
+        rows = {n: r for c, s, n, r in results if (c, s) == (clients, stream)}
+        direct = rows.pop("direct")
+        d_end, d_first = med(direct["end"]), med(direct["first"])
+        floor = rows.get("floor")
+        mode = "stream" if stream else "non-stream"
+        print(f"{clients:>7} {mode:<10} {'direct':<19} {d_end:9.2f}ms total {'':>8}")
+        for name, r in rows.items():
+            added = med(r["end"]) - d_end
+            first = med(r["first"]) - d_first if stream else float("nan")
+            cpu = r["cpu"] if r["cpu"] is not None else float("nan")
+            cells = ["", "", "", ""]
+            if floor is not None and name != "floor":
+                f_added = med(floor["end"]) - d_end
+                f_first = med(floor["first"]) - d_first if stream else float("nan")
+                cells = [
+                    ratio(added, f_added),
+                    ratio(first, f_first),
+                    ratio(floor["rps"], r["rps"]),
+                    ratio(cpu, floor["cpu"] or 0.0),
+                ]
+            first_cell = f"{first:9.2f}" if stream else f"{'':>9}"
+            print(
+                f"{'':>7} {'':<10} {name:<19} {added:9.2f} {first_cell} {r['rps']:8.1f} "
+                f"{cpu:10.2f} | {cells[0]:>6} {cells[1]:>6} {cells[2]:>6} {cells[3]:>6}"
+            )
+        for name, why in skipped.items():
+            print(f"{'':>7} {'':<10} {name:<19} {why}")
     print(
-        "\nLiteLLM proxy reference: +13-15 ms median non-streaming, ~+19 ms to stream end; "
-        "~90 req/s non-streaming, 40-45 req/s streaming at 50 clients."
-    )
-    print(
-        "At 50 clients 'added' includes queueing (the gateway shares 2 cores with the "
-        "provider and the load generator): compare req/s there."
+        "\nAt 50 clients the load generator, the provider and the row share 2 cores: "
+        "'added' there is mostly queueing; CPU per request does not depend on it."
     )
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
-        "--requests",
-        type=int,
-        default=300,
-        help="requests per 1-client run (10x that at 50 clients)",
+        "--requests", type=int, default=300, help="requests per 1-client run (5x at 50)"
     )
-    parser.add_argument("--policy", choices=sorted(POLICIES), default="noop")
+    parser.add_argument("--rounds", type=int, default=5, help="turns the rows take per setting")
+    parser.add_argument("--only", nargs="*", choices=ROWS, default=list(ROWS))
     parser.add_argument("--upstream-client", choices=["auto", "litellm", "http"], default="auto")
     parser.add_argument("--record", action="store_true", help="record to DuckDB (temp file)")
-    parser.add_argument(
-        "--seconds", type=float, default=5, help="length of each wrk run (non-streaming, 50)"
-    )
-    parser.add_argument(
-        "--no-wrk", action="store_true", help="drive the non-streaming 50-client runs with httpx"
-    )
+    parser.add_argument("--floor-proxy", nargs=2, metavar=("UPSTREAM", "PORT"), help="internal")
     args = parser.parse_args()
+    if args.floor_proxy:
+        floor_proxy(args.floor_proxy[0], int(args.floor_proxy[1]))
+        return 0
     env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True", "LUTHIEN_LAB_PROVIDER": "local"}
-    procs = []
-    with tempfile.TemporaryDirectory() as tmp:
+    procs: list[subprocess.Popen] = []
+    targets: dict[str, tuple[str, int | None]] = {}
+    skipped: dict[str, str] = {}
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
         try:
             provider, provider_url = start(
                 ["provider", "--port", str(free_port())], r"listening on (\S+)", env
             )
             procs.append(provider)
-            config = Path(tmp) / "policy.yaml"
-            config.write_text(f'policy:\n  class: "{POLICIES[args.policy]}"\n')
-            port = free_port()
-            serve = ["serve", "--config", str(config), "--port", str(port)]
-            serve += ["--upstream", f"{provider_url}/v1", "--upstream-client", args.upstream_client]
-            serve += (
-                ["--store", str(Path(tmp) / "bench.duckdb")] if args.record else ["--no-record"]
-            )
-            gateway, _ = start(serve, r"(gateway)", env)
-            procs.append(gateway)
-            gateway_url = f"http://127.0.0.1:{port}"
-            asyncio.run(wait_healthy(gateway_url))
+            targets["direct"] = (provider_url, None)
+            if "floor" in args.only:
+                port = free_port()
+                me = [sys.executable, __file__, "--floor-proxy", provider_url, str(port)]
+                proc, url = start([], r"floor proxy on (\S+)", env, me)
+                procs.append(proc)
+                targets["floor"] = (url, proc.pid)
+            for name, policy in POLICIES.items():
+                if name not in args.only:
+                    continue
+                config = tmp / f"policy-{len(procs)}.yaml"
+                config.write_text(policy)
+                port = free_port()
+                serve = ["serve", "--config", str(config), "--port", str(port)]
+                serve += ["--upstream", f"{provider_url}/v1"]
+                serve += ["--upstream-client", args.upstream_client]
+                store = ["--store", str(tmp / f"bench-{port}.duckdb")]
+                serve += store if args.record else ["--no-record"]
+                proc, _ = start(serve, r"(gateway)", env)
+                procs.append(proc)
+                url = f"http://127.0.0.1:{port}"
+                asyncio.run(wait_healthy(url))
+                targets[name] = (url, proc.pid)
+            if "litellm" in args.only:
+                missing = litellm_proxy_missing()
+                if (
+                    missing
+                    or shutil.which("litellm", path=str(Path(sys.executable).parent)) is None
+                ):
+                    skipped["litellm"] = "skipped: install litellm[proxy] (make bench-peers)"
+                else:
+                    proc, url = start_litellm(provider_url, tmp, env)
+                    procs.append(proc)
+                    targets["litellm"] = (url, proc.pid)
             print(
-                f"provider {provider_url}, gateway {gateway_url} ({args.policy}, upstream client {args.upstream_client}, "
-                f"recording {'on' if args.record else 'off'}), {args.requests} requests/run"
+                f"provider {provider_url}; rows: {', '.join(targets)}; upstream client "
+                f"{args.upstream_client}; recording {'on' if args.record else 'off'}; "
+                f"{args.requests} requests per 1-client run"
             )
-            asyncio.run(bench(provider_url, gateway_url, args, Path(tmp)))
+            report(measure(targets, args), skipped)
         finally:
             for proc in procs:
                 proc.terminate()

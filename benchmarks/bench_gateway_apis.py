@@ -35,7 +35,7 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_gateway import free_port, start, wait_healthy
+from bench_gateway import cpu_seconds, free_port, start, wait_healthy
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "tests" / "fixtures"
@@ -65,11 +65,6 @@ POLICIES = {
         '  config:\n    replacements: {"Hello": "Howdy", "secret": "[redacted]"}\n'
     ),
 }
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def one(client: httpx.Client, url: str, body: bytes, headers: dict[str, str], end: bytes) -> float:

@@ -348,17 +348,6 @@ def test_lite_objects_behave_like_litellms():
 
 # ----- the one door to litellm -----
 
-# Modules outside this change that still import litellm directly (their owners route
-# them through luthien_lab.clients._litellm). A new direct import anywhere else fails.
-_NOT_YET_ROUTED = {
-    "gateway/_native_client.py",
-    "gateway/_responses_chat.py",
-    "gateway/_responses_object.py",
-    "gateway/_upstream.py",
-    "policies/_agent_rules.py",
-    "store/_responses.py",
-}
-
 
 def _runtime_litellm_imports(path: Path) -> list[int]:
     """Lines importing litellm outside ``if TYPE_CHECKING:`` blocks."""
@@ -389,7 +378,7 @@ def test_every_litellm_import_goes_through_the_one_door():
             continue
         lines = _runtime_litellm_imports(path)
         relative = path.relative_to(PACKAGE).as_posix()
-        if lines and relative not in _NOT_YET_ROUTED:
+        if lines:
             found[relative] = lines
     assert found == {}, "import litellm through luthien_lab.clients._litellm.import_litellm"
 

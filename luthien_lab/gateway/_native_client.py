@@ -1,7 +1,7 @@
 """``NativeClient``: what the native upstream clients share (one per wire API: Messages,
 Responses). Each sends the body its dialect's ``native_body`` builds (the client's own
 bytes when the policy changed nothing), turns every SSE event into one normalized
-chunk registered with the transaction's :class:`WireContext`, and keeps the
+chunk (a lightweight one, :mod:`luthien_lab.streaming.lite`) registered with the transaction's :class:`WireContext`, and keeps the
 upstream's own non-streaming answer beside the normalized one.
 """
 
@@ -14,9 +14,11 @@ from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from luthien_lab.clients import LLMClient
+from luthien_lab.clients._litellm import import_litellm
 from luthien_lab.errors import UpstreamError
 from luthien_lab.gateway._native_http import SessionPool, fail, forward, sse_frames
 from luthien_lab.gateway._wire import WireContext, wire_of
+from luthien_lab.streaming.lite import Chunk, Response
 
 if TYPE_CHECKING:
     from luthien_lab.provider import LocalProvider
@@ -67,12 +69,11 @@ class NativeClient(LLMClient):
         self.api_base = api_base.rstrip("/") if api_base else None
         self.api_key = api_key
         self._pool = SessionPool()
-        # Imported now (seconds), not on the first request.
-        os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-        from litellm.types.utils import ModelResponse, ModelResponseStream
-
-        self._chunk = ModelResponseStream
-        self._response = ModelResponse
+        # Lightweight objects (litellm's shape without its per-field validation, which
+        # cost more than the rest of the gateway's work on a passed-through chunk).
+        self._chunk = Chunk
+        self._response = Response
+        import_litellm()  # now (seconds), not on the first request
 
     def local_base(self, provider: LocalProvider) -> str:
         """The local provider's base URL for this API."""

@@ -87,19 +87,23 @@ async def sse_frames(
     """
     pending = b""
     async for part in response.content.iter_any():
-        if b"\r" in part:
-            part = part.replace(b"\r\n", b"\n")
-        pending += part
+        # One read often holds several events: walk it by position, keep only the tail.
+        buffer = pending + part if pending else part
+        if b"\r" in buffer:  # on the joined bytes: a CRLF may straddle two reads
+            buffer = buffer.replace(b"\r\n", b"\n")
+        start = 0
         while True:
-            end = pending.find(b"\n\n")
+            end = buffer.find(b"\n\n", start)
             if end < 0:
                 break
-            frame, pending = pending[: end + 2], pending[end + 2 :]
+            frame = buffer[start : end + 2]
+            start = end + 2
             event = _parse(frame, provider)
             if event is _DONE:
                 return
             if event is not None:
                 yield event, frame
+        pending = buffer[start:]
     if pending.strip():
         event = _parse(pending + b"\n\n", provider)
         if event is not None and event is not _DONE:
@@ -110,11 +114,14 @@ _DONE: Any = object()
 
 
 def _parse(frame: bytes, provider: str) -> Any:
-    data = None
-    for line in frame.split(b"\n"):
-        if line.startswith(b"data:"):
-            piece = line[5:].lstrip(b" ")
-            data = piece if data is None else data + b"\n" + piece
+    if frame.startswith(b"data:") and frame.find(b"\n") == len(frame) - 2:
+        data: bytes | None = frame[5:-2].lstrip(b" ")  # the usual frame: one data line
+    else:
+        data = None
+        for line in frame.split(b"\n"):
+            if line.startswith(b"data:"):
+                piece = line[5:].lstrip(b" ")
+                data = piece if data is None else data + b"\n" + piece
     if data is None:
         return None
     if data == b"[DONE]":

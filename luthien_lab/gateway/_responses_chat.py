@@ -22,6 +22,7 @@ import json
 from typing import Any
 
 from luthien_lab.gateway._responses_checks import bad
+from luthien_lab.gateway._responses_object import litellm_transformation
 from luthien_lab.gateway._responses_request import upstream_name
 from luthien_lab.provider._protocol import protocol_for_model
 
@@ -94,14 +95,12 @@ def chat_request(body: dict[str, Any], model: str, prefix: str | None) -> dict[s
             unknown[0],
             "unknown_parameter",
         )
-    from litellm.responses.litellm_completion_transformation.transformation import (
-        LiteLLMCompletionResponsesConfig,
-    )
+    config = litellm_transformation("transformation").LiteLLMCompletionResponsesConfig
 
     openai = protocol_for_model(model) == "openai"
     params = {k: v for k, v in body.items() if k not in ("model", "input", "stream")}
     try:
-        out = LiteLLMCompletionResponsesConfig.transform_responses_api_request_to_chat_completion_request(
+        out = config.transform_responses_api_request_to_chat_completion_request(
             model=upstream_name(model, prefix) if openai else model,
             input=body.get("input") or [],
             responses_api_request=params,  # type: ignore[arg-type]

@@ -12,8 +12,11 @@ the chat answer, as the stream writer builds it from chunks.
 
 from __future__ import annotations
 
+import importlib
 import time
 from typing import TYPE_CHECKING, Any
+
+from luthien_lab.clients._litellm import import_litellm
 
 if TYPE_CHECKING:
     from luthien_lab.gateway._wire import WireContext
@@ -25,6 +28,7 @@ __all__ = [
     "chat_usage",
     "custom_tool_names",
     "finish_for",
+    "litellm_transformation",
     "message_item",
     "reasoning_item",
     "responses_usage",
@@ -109,11 +113,7 @@ def custom_tool_names(body: dict[str, Any]) -> set[str]:
 
 def unwrap_custom(arguments: str) -> str:
     """The freeform input of a custom tool a chat upstream called as a function."""
-    from litellm.responses.litellm_completion_transformation.custom_tools import (
-        unwrap_custom_tool_arguments,
-    )
-
-    return unwrap_custom_tool_arguments(arguments)
+    return litellm_transformation("custom_tools").unwrap_custom_tool_arguments(arguments)
 
 
 def base_response(body: dict[str, Any], response_id: str, created_at: int) -> dict[str, Any]:
@@ -196,11 +196,7 @@ def encrypted_reasoning(message: Any, body: dict[str, Any]) -> str | None:
     blocks = [
         b if isinstance(b, dict) else b.model_dump() for b in _get(message, "thinking_blocks") or []
     ]
-    from litellm.responses.litellm_completion_transformation.reasoning_items import (
-        encode_thinking_blocks,
-    )
-
-    return encode_thinking_blocks(blocks)
+    return litellm_transformation("reasoning_items").encode_thinking_blocks(blocks)
 
 
 # ----- the whole response, non-streaming -----
@@ -314,3 +310,11 @@ def _first_text(item: dict[str, Any]) -> dict[str, Any]:
         if part.get("type") == "output_text":
             return dict(part)
     return text_part("")
+
+
+def litellm_transformation(name: str) -> Any:
+    """litellm's Responses <-> chat module ``name``
+    (``litellm.responses.litellm_completion_transformation.<name>``), through the one
+    door to litellm (:func:`luthien_lab.clients._litellm.import_litellm`)."""
+    import_litellm()
+    return importlib.import_module(f"litellm.responses.litellm_completion_transformation.{name}")

@@ -11,7 +11,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator
+import types
+from collections.abc import AsyncIterator, Generator
 from typing import Any
 
 from starlette.responses import Response
@@ -125,9 +126,36 @@ class SSEResponse(Response):
                     await close()
 
     async def _stream(self, send: Any) -> None:
+        """Events that are ready together go out in one write: the body iterator's next
+        step is run synchronously, and only when it would wait (for the upstream) is
+        what was gathered sent. A burst of upstream events (one TCP read holds several)
+        then costs one ASGI send, not one each; nothing waits that was ready."""
         await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
-        async for event in self.stream:
-            await send({"type": "http.response.body", "body": event, "more_body": True})
+        ready: list[bytes] = []
+        iterator: Any = self.stream.__aiter__()
+        while True:
+            step = iterator.__anext__()
+            try:
+                waiting = step.send(None)
+            except StopIteration as stop:
+                ready.append(stop.value)
+                continue
+            except StopAsyncIteration:
+                break
+            if ready:
+                # The step is suspended, not lost: it is resumed below, after the write.
+                try:
+                    await send(_body(ready))
+                except BaseException:
+                    await _unwind(step)
+                    raise
+            try:
+                event = await _rest(step, waiting)
+            except StopAsyncIteration:
+                break
+            ready.append(event)
+        if ready:
+            await send(_body(ready))
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
     @staticmethod
@@ -136,6 +164,46 @@ class SSEResponse(Response):
             message = await receive()
             if message["type"] == "http.disconnect":
                 return
+
+
+def _body(ready: list[bytes]) -> dict[str, Any]:
+    data = ready[0] if len(ready) == 1 else b"".join(ready)
+    ready.clear()
+    return {"type": "http.response.body", "body": data, "more_body": True}
+
+
+@types.coroutine
+def _rest(step: Any, waiting: Any) -> Generator[Any, Any, Any]:
+    """Await the rest of ``step``, an awaitable already run up to its first wait
+    (``waiting``): what it waits on goes up to the task, what the task sends or throws
+    (cancellation) goes down to it."""
+    while True:
+        try:
+            sent = yield waiting
+        except GeneratorExit:
+            step.close()
+            raise
+        except BaseException as thrown:
+            try:
+                waiting = step.throw(thrown)
+            except StopIteration as stop:
+                return stop.value
+        else:
+            try:
+                waiting = step.send(sent)
+            except StopIteration as stop:
+                return stop.value
+
+
+async def _unwind(step: Any) -> None:
+    """Cancel a suspended step where it waits and let it clean up (the body iterator's
+    ``finally`` blocks: the transaction is then recorded as cancelled, not left open)."""
+    try:
+        waiting = step.throw(asyncio.CancelledError())
+    except BaseException:
+        return
+    with contextlib.suppress(BaseException):
+        await _rest(step, waiting)
 
 
 async def write_events(

@@ -3,8 +3,9 @@
 ``LiteLLMClient`` supports every provider but costs several milliseconds of CPU per
 request (routing, logging, response re-wrapping). When the upstream already speaks
 the OpenAI protocol (``gateway.upstream.client: http``), this client posts the
-request as is over one shared connection pool and parses each SSE event into a
-litellm chunk, which is all the orchestrator needs.
+request as is over one shared connection pool and turns each SSE event into a
+lightweight chunk (:mod:`luthien_lab.streaming.lite`, litellm's shape without its
+per-field validation), which is all the orchestrator needs.
 
 It uses aiohttp (installed with litellm), not httpx: httpx's pool checks every idle
 connection with syscalls (``getpeername`` + ``poll``) each time a request takes or
@@ -18,15 +19,16 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 from luthien_lab.clients import LLMClient
 from luthien_lab.clients._base import set_stream_mode
+from luthien_lab.clients._litellm import import_litellm
 from luthien_lab.errors import ConfigError, UpstreamError
 from luthien_lab.gateway._native_http import fail, sse_frames
 from luthien_lab.gateway._wire import WireContext, wire_of
+from luthien_lab.streaming.lite import Chunk, Response
 
 if TYPE_CHECKING:
     import aiohttp
@@ -60,13 +62,10 @@ class OpenAIHTTPClient(LLMClient):
         self._max_connections = max_connections
         self._session: aiohttp.ClientSession | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        # Imported now, not on the first request: importing litellm takes ~2.5 s,
-        # during which a serving event loop would answer nothing.
-        os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-        from litellm.types.utils import ModelResponse, ModelResponseStream
-
-        self._response = ModelResponse
-        self._chunk = ModelResponseStream
+        # litellm is imported now, not on the first request (seconds, during which a
+        # serving event loop would answer nothing); the gateway uses it for other
+        # upstreams and its Responses translation.
+        import_litellm()
 
     def _client(self) -> aiohttp.ClientSession:
         loop = asyncio.get_running_loop()
@@ -102,7 +101,10 @@ class OpenAIHTTPClient(LLMClient):
         return await fail(response, _PROVIDER)
 
     async def stream(self, request: Request) -> AsyncIterator[Any]:
-        chunk = self._chunk
+        # Lightweight chunks (``streaming.lite``), made from the event's dict as it is:
+        # a litellm ``ModelResponseStream`` cost more CPU than the rest of the gateway's
+        # work on a chunk the policy passes through (validation of every field).
+        chunk = Chunk.from_dict
         session = self._client()
         wire = wire_of(request, "chat")
         data, headers = self._body(request, True)
@@ -118,7 +120,7 @@ class OpenAIHTTPClient(LLMClient):
                         f"the provider sent an error mid-stream: {event['error']}",
                         provider=_PROVIDER,
                     )
-                item = chunk(**event)
+                item = chunk(event)
                 if wire is not None:
                     wire.register(item, event, raw)
                 yield item
@@ -131,11 +133,14 @@ class OpenAIHTTPClient(LLMClient):
                 raise await self._fail(response)
             raw = await response.read()
         try:
-            result = self._response(**json.loads(raw))
+            obj = json.loads(raw)
         except ValueError as error:
             raise UpstreamError(
                 f"malformed JSON from the provider: {error}", provider=_PROVIDER
             ) from error
+        if not isinstance(obj, dict):
+            raise UpstreamError("the provider's answer is not a JSON object", provider=_PROVIDER)
+        result = Response.from_dict(obj)
         wire = wire_of(request, "chat")
         if wire is not None:
             wire.response = (result, raw)

@@ -42,6 +42,42 @@ def payload_of(chunk: Any) -> tuple[Any, ...]:
     return (finish, reasoning, content, _calls_key(tool_calls))
 
 
+_LITE = ("lite",)
+
+
+def _snapshot(chunk: Any) -> tuple[Any, ...]:
+    """What tells later whether a policy changed ``chunk`` in place. A lightweight
+    chunk without tool calls (nearly every event): its choice and delta objects and
+    copies of their fields, compared by identity and value at the egress, which is
+    cheaper than reading the payload twice; any change to them counts (a change
+    :func:`payload_of` would not see only makes the chunk rebuilt, never lost). Anything
+    else: :func:`payload_of`."""
+    try:
+        if chunk.__pydantic_extra__ is None:  # a lightweight chunk
+            choices = chunk.__dict__["choices"]
+            choice = choices[0]
+            delta = choice.__dict__["delta"]
+            fields = delta.__dict__
+            if not fields.get("tool_calls"):
+                return (_LITE, choices, choice, dict(choice.__dict__), delta, dict(fields))
+    except (AttributeError, KeyError, IndexError, TypeError):
+        pass
+    return payload_of(chunk)
+
+
+def _unchanged(chunk: Any, snapshot: tuple[Any, ...]) -> bool:
+    if snapshot[0] is not _LITE:
+        return payload_of(chunk) == snapshot
+    _, choices, choice, choice_fields, delta, delta_fields = snapshot
+    fields = chunk.__dict__
+    return (
+        fields.get("choices") is choices
+        and choices[0] is choice
+        and choice.__dict__ == choice_fields
+        and delta.__dict__ == delta_fields
+    )
+
+
 def _calls_key(tool_calls: Any) -> Any:
     if not tool_calls:
         return None
@@ -57,7 +93,8 @@ def _calls_key(tool_calls: Any) -> Any:
 
 @dataclass(slots=True)
 class NativeEvent:
-    """The native event (parsed, and its raw SSE bytes) a normalized chunk came from."""
+    """The native event (parsed, and its raw SSE bytes) a normalized chunk came from;
+    ``payload``: what tells whether the chunk was changed since (see ``_snapshot``)."""
 
     chunk: Any
     payload: tuple[Any, ...]
@@ -90,7 +127,7 @@ class WireContext:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def register(self, chunk: Any, event: dict[str, Any], raw: bytes) -> None:
-        self.natives[id(chunk)] = NativeEvent(chunk, payload_of(chunk), event, raw)
+        self.natives[id(chunk)] = NativeEvent(chunk, _snapshot(chunk), event, raw)
 
     def native_for(self, chunk: Any) -> NativeEvent | None:
         """The native event of ``chunk`` if it is an ingress chunk the policy passed
@@ -98,7 +135,7 @@ class WireContext:
         native = self.natives.get(id(chunk))
         if native is None or native.chunk is not chunk:
             return None
-        if payload_of(chunk) != native.payload:
+        if not _unchanged(chunk, native.payload):
             return None
         return native
 

@@ -23,8 +23,11 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from luthien_lab.clients._litellm import litellm_types
 from luthien_lab.policies._gate import GatePolicy, current_context
 from luthien_lab.policies.agent_tools import DEFAULT_TOOLS, ToolSpec, request_working_dir
+from luthien_lab.streaming import lite
+from luthien_lab.streaming.lite import use_litellm
 
 if TYPE_CHECKING:
     from luthien_lab.request import Request
@@ -157,10 +160,17 @@ class AgentRulePolicy(GatePolicy):
         if verdict.decision == "block":
             self.note_block(verdict.reason, name=name)
             return None
-        from litellm.types.utils import ChatCompletionMessageToolCall, Function
+        return _tool_call(tool_call, name, verdict.arguments or "")
 
-        return ChatCompletionMessageToolCall(
-            id=tool_call.id,
-            type="function",
-            function=Function(name=name, arguments=verdict.arguments or ""),
+
+def _tool_call(template: Any, name: str, arguments: str) -> Any:
+    """A tool call with ``template``'s id, in ``template``'s family (litellm's, or the
+    lightweight one: a replayed stream never needs litellm)."""
+    if use_litellm(template):
+        types = litellm_types()
+        function = types.Function(name=name, arguments=arguments)
+        return types.ChatCompletionMessageToolCall(
+            id=template.id, type="function", function=function
         )
+    function = lite.Function(arguments=arguments, name=name)
+    return lite.ToolCall(function=function, id=template.id, type="function")

@@ -9,8 +9,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from luthien_lab.clients._litellm import litellm_types
 from luthien_lab.store._redact import to_plain
 from luthien_lab.streaming.fields import NO_CHOICES, field_of, read_chunk
+from luthien_lab.streaming.lite import is_lite
 
 __all__ = ["last_finish_reason", "response_from_columns"]
 
@@ -36,11 +38,13 @@ def last_finish_reason(columns: list[list[Any]], positions: Sequence[int] | None
 
 def _usage_json(usage: Any) -> Any:
     """``usage`` serialised as a response's usage field (the chunk's own object dumps
-    a few more null keys), so both ways of building a response give the same JSON."""
-    from litellm.types.utils import ModelResponse
-
-    holder = ModelResponse()
-    holder.usage = usage  # type: ignore[attr-defined]
+    a few more null keys), so both ways of building a response give the same JSON.
+    Only a litellm object needs litellm's holder (and then litellm is imported already:
+    the object exists); a lightweight one or a dict dumps as a response would."""
+    if getattr(usage, "__pydantic_extra__", False) is False or is_lite(usage):
+        return to_plain(usage)
+    holder = litellm_types().ModelResponse()
+    holder.usage = usage
     return to_plain(holder).get("usage")
 
 

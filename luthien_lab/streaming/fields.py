@@ -49,16 +49,20 @@ _EMPTY: dict[str, Any] = {}
 def read_chunk(chunk: Any) -> tuple[Any, Any, Any]:
     """(usage, delta, finish_reason) of a chunk; delta is ``NO_CHOICES`` when the
     chunk has no choices. Same dict-reading shortcut as :func:`field_of`, inlined
-    because this runs for every chunk."""
+    because this runs for every chunk; an object without pydantic extras (a
+    lightweight chunk, or a litellm one with none) is read from ``__dict__`` alone."""
     try:
-        extra = chunk.__pydantic_extra__ or _EMPTY
-        usage = extra.get("usage") or chunk.__dict__.get("usage")
-        choices = chunk.__dict__["choices"]
+        fields = chunk.__dict__
+        extra = chunk.__pydantic_extra__
+        usage = (extra.get("usage") or fields.get("usage")) if extra else fields.get("usage")
+        choices = fields["choices"]
         if not choices:
             return usage, NO_CHOICES, None
         choice = choices[0]
         fields = choice.__dict__
-        extra = choice.__pydantic_extra__ or _EMPTY
+        extra = choice.__pydantic_extra__
+        if not extra:
+            return usage, fields.get("delta"), fields.get("finish_reason")
         return (
             usage,
             fields.get("delta") or extra.get("delta"),
@@ -79,7 +83,10 @@ def read_delta(delta: Any) -> tuple[Any, Any, Any]:
     """(reasoning_content, content, tool_calls) of a delta."""
     try:
         fields = delta.__dict__
-        extra = delta.__pydantic_extra__ or _EMPTY
+        extra = delta.__pydantic_extra__
+        if not extra:
+            get = fields.get
+            return get("reasoning_content"), get("content"), get("tool_calls")
         content = fields.get("content")
         if content is None:
             content = extra.get("content")

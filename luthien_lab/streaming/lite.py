@@ -115,12 +115,11 @@ class LiteObject:
         """An object holding exactly ``data``'s fields (nested dicts converted)."""
         obj = cls.__new__(cls)
         values = obj.__dict__
-        nested = cls._nested
-        for name, value in data.items():
-            kind = nested.get(name)
-            if kind is not None and value is not None:
-                value = kind._convert(value)
-            values[name] = value
+        values.update(data)  # in C, then only the (one or two) nested fields in Python
+        for name, kind in cls._nested.items():
+            value = values.get(name)
+            if value is not None:
+                values[name] = kind._convert(value)
         return obj
 
     def __getattr__(self, name: str) -> Any:

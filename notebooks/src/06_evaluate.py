@@ -14,7 +14,9 @@ from luthien_lab.datasets import load_recordings
 from luthien_lab.evaluate import check_chunk_invariance, evaluate
 from luthien_lab.policies import StringReplacePolicy
 from luthien_lab.streaming import helpers
+from luthien_lab.streaming.lite import prefer_lite
 
+prefer_lite()  # recordings only, no provider call: chunks without litellm (seconds to import)
 recordings = load_recordings()  # the bundled recordings
 len(recordings)
 

@@ -100,6 +100,8 @@ base = f"http://127.0.0.1:{port}"
 # %%
 run = subprocess.run(
     [sys.executable, "-m", "pytest", "-q", "--color=no", "-p", "no:cacheprovider", str(exported.test)],
+    # The replays need no pytest plugin and no litellm: not loading them saves seconds.
+    env={**os.environ, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1", "LUTHIEN_LAB_LITE_CHUNKS": "1"},
     capture_output=True,
     text=True,
     cwd=out,

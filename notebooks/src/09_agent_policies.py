@@ -22,6 +22,9 @@
 import collections
 
 from luthien_lab.policies.agent_traffic import CASES, load_agent_traffic
+from luthien_lab.streaming.lite import prefer_lite
+
+prefer_lite()  # recordings only, no provider call: chunks without litellm (seconds to import)
 
 recordings = load_agent_traffic()
 cases = {case.id: case for case in CASES}
@@ -177,6 +180,7 @@ diff
 # cases given (here, a few recordings) against the exported module.
 
 # %%
+import os
 import subprocess
 import sys
 import tempfile
@@ -192,6 +196,8 @@ exported = export_policy(
 print(exported.case_count, "cases,", exported.class_path)
 run = subprocess.run(
     [sys.executable, "-m", "pytest", "-q", "--color=no", "-p", "no:cacheprovider", str(exported.test)],
+    # The replays need no pytest plugin and no litellm: not loading them saves seconds.
+    env={**os.environ, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1", "LUTHIEN_LAB_LITE_CHUNKS": "1"},
     capture_output=True,
     text=True,
     cwd=out,

@@ -1,0 +1,103 @@
+"""SSE framing of upstream streams (``_native_http.sse_frames``) and the batched SSE
+writer (``_sse.SSEResponse``)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from luthien_lab.errors import UpstreamError
+from luthien_lab.gateway._native_http import sse_frames
+from luthien_lab.gateway._sse import SSEResponse
+
+STREAM = (
+    b'data: {"a":1}\n\n: keep-alive\n\nevent: x\ndata: {"b":\ndata: 2}\n\n'
+    b'data:  {"c":3}\r\n\r\ndata: [DONE]\n\ndata: {"after":"done"}\n\n'
+)
+EXPECTED = [
+    ({"a": 1}, b'data: {"a":1}\n\n'),
+    ({"b": 2}, b'event: x\ndata: {"b":\ndata: 2}\n\n'),
+    ({"c": 3}, b'data:  {"c":3}\n\n'),
+]
+
+
+class _Response:
+    def __init__(self, parts: list[bytes]) -> None:
+        self.content = self
+        self._parts = parts
+
+    async def iter_any(self):
+        for part in self._parts:
+            yield part
+
+
+def _frames(parts: list[bytes]) -> list:
+    async def collect() -> list:
+        return [item async for item in sse_frames(_Response(parts), "test")]
+
+    return asyncio.run(collect())
+
+
+def test_frames_are_the_same_wherever_the_reads_split_the_bytes():
+    assert _frames([STREAM]) == EXPECTED
+    for cut in range(1, len(STREAM)):  # a CRLF split between two reads included
+        assert _frames([STREAM[:cut], STREAM[cut:]]) == EXPECTED, cut
+    assert _frames([bytes([byte]) for byte in STREAM]) == EXPECTED
+
+
+def test_a_malformed_event_is_an_upstream_error_naming_it():
+    with pytest.raises(UpstreamError, match="not json"):
+        _frames([b"data: not json\n\n"])
+
+
+def test_ready_events_go_out_in_one_write_and_waiting_ones_after():
+    async def body():
+        yield b"1"
+        yield b"2"
+        await asyncio.sleep(0.01)  # the upstream is silent: what is ready goes out now
+        yield b"3"
+
+    async def run() -> list:
+        sent: list = []
+
+        async def send(message: dict) -> None:
+            sent.append(message)
+
+        async def receive() -> dict:
+            await asyncio.sleep(10)
+            return {"type": "http.disconnect"}
+
+        await SSEResponse(body())({}, receive, send)
+        return sent
+
+    sent = asyncio.run(run())
+    assert sent[0]["type"] == "http.response.start"
+    assert [m["body"] for m in sent[1:]] == [b"12", b"3", b""]
+    assert sent[-1]["more_body"] is False
+
+
+def test_a_failed_write_unwinds_the_waiting_body():
+    closed: list[str] = []
+
+    async def body():
+        try:
+            yield b"1"
+            await asyncio.sleep(10)
+            yield b"never"
+        finally:
+            closed.append("body")
+
+    async def run() -> None:
+        async def send(message: dict) -> None:
+            if message.get("body"):
+                raise OSError("client gone")
+
+        async def receive() -> dict:
+            await asyncio.sleep(10)
+            return {"type": "http.disconnect"}
+
+        await SSEResponse(body())({}, receive, send)
+
+    asyncio.run(asyncio.wait_for(run(), 5))
+    assert closed == ["body"]
