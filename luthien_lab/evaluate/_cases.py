@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Mapping
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -107,9 +106,7 @@ class Case:
 
     @property
     def recorded(self) -> bool:
-        return (
-            self.chunks is not None or self.response is not None or self.production is not None
-        )
+        return self.chunks is not None or self.response is not None or self.production is not None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly form (used to ship cases to Ray workers and to Parquet)."""

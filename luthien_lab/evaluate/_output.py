@@ -23,6 +23,7 @@ __all__ = [
     "summarize_chunk_dicts",
     "summarize_chunks",
     "summarize_response_dict",
+    "summary_of_response",
     "tool_calls_json",
 ]
 
@@ -93,7 +94,9 @@ def summarize_chunks(chunks: Iterable[Any]) -> Summary:
                 texts.append(text)
             for call in calls or ():
                 index = field_of(call, "index")
-                slot = tools.setdefault(index if index is not None else len(tools), [None, None, []])
+                slot = tools.setdefault(
+                    index if index is not None else len(tools), [None, None, []]
+                )
                 call_id = field_of(call, "id")
                 if call_id:
                     slot[0] = call_id
@@ -158,7 +161,7 @@ def summarize_response_dict(response: Mapping[str, Any] | None) -> Summary:
     return Summary(message.get("content") or "", calls, choice.get("finish_reason"))
 
 
-def _summary_of_response(response: Any) -> Summary:
+def summary_of_response(response: Any) -> Summary:
     if response is None or not getattr(response, "choices", None):
         return EMPTY
     choice = response.choices[0]
@@ -172,7 +175,7 @@ def _summary_of_response(response: Any) -> Summary:
 
 def output_of(response: Any, error: BaseException | None = None) -> Output:
     """The :class:`Output` of a ``ModelResponse`` (litellm or lite; None: empty)."""
-    return _summary_of_response(response).output(error)
+    return summary_of_response(response).output(error)
 
 
 def calls_json(calls: Calls) -> str:
@@ -184,4 +187,4 @@ def calls_json(calls: Calls) -> str:
 
 def tool_calls_json(response: Any) -> str:
     """Tool calls of a response as JSON: ``[{"id", "name", "arguments"}]``."""
-    return calls_json(_summary_of_response(response).calls)
+    return calls_json(summary_of_response(response).calls)
