@@ -194,12 +194,12 @@ def _from_item(item: Any, index: int, model: str) -> Case:
     )
 
 
-def _load_path(path: Path) -> list[Any]:
+def _load_path(path: Path) -> Iterable[Any]:
     """A JSONL file of recordings or of prompt cases (told apart by their keys)."""
     from luthien_lab.datasets import Dataset, load_recordings
 
     if path.suffix == ".parquet":
-        return load_parquet_cases(path)
+        return iter_parquet_cases(path)
     probe = path
     if path.is_dir():
         files = sorted(path.glob("*.jsonl"))
@@ -308,17 +308,36 @@ def case_from_row(row: Mapping[str, Any]) -> Case:
     )
 
 
-def load_parquet_cases(path: str | os.PathLike[str]) -> list[Case]:
+def iter_parquet_cases(
+    path: str | os.PathLike[str], start: int = 0, stop: int | None = None
+) -> Iterator[Case]:
+    """The cases of rows ``start:stop`` of a Parquet export, read one row group at a
+    time (row groups outside the range are skipped unread)."""
     import pyarrow.parquet as pq
 
     try:
-        table = pq.read_table(path)
+        file = pq.ParquetFile(path)
     except FileNotFoundError:
         raise DatasetError(f"{path}: no such Parquet file") from None
-    missing = {"id", "request", "chunks"} - set(table.column_names)
+    missing = {"id", "request", "chunks"} - set(file.schema_arrow.names)
     if missing:
         raise DatasetError(
             f"{path}: Parquet dataset lacks column(s) {sorted(missing)}; "
             "write it with luthien_lab.evaluate.export_parquet"
         )
-    return [case_from_row(row) for row in table.to_pylist()]
+    stop = file.metadata.num_rows if stop is None else stop
+    first = 0
+    for group in range(file.num_row_groups):
+        size = file.metadata.row_group(group).num_rows
+        lo, hi = max(start, first), min(stop, first + size)
+        if lo < hi:
+            table = file.read_row_group(group).slice(lo - first, hi - lo)
+            for row in table.to_pylist():
+                yield case_from_row(row)
+        first += size
+        if first >= stop:
+            return
+
+
+def load_parquet_cases(path: str | os.PathLike[str]) -> list[Case]:
+    return list(iter_parquet_cases(path))

@@ -156,3 +156,27 @@ def test_shadow_transactions_are_left_out_unless_asked(tmp_path):
     store = Store(path, read_only=True)
     assert ids(store.cases()) == ["live-1"]
     assert sorted(ids(store.cases(shadows=True))) == ["live-1", "shadow-1"]
+
+
+def test_exported_cases_evaluate_like_the_store(recorded, tmp_path):
+    from luthien_lab.evaluate import export_parquet
+    from luthien_lab.evaluate._cases import cases_to_parquet, iter_parquet_cases
+
+    store = Store(recorded, read_only=True)
+    path = store.export_cases(tmp_path / "cases.parquet", tag="policy=upper")
+    assert ids(iter_parquet_cases(path)) == ids(store.cases(tag="policy=upper"))
+    candidates = {"noop": NoOpPolicy(), "upper": UppercasePolicy()}
+    from_store = evaluate(candidates, store.cases(tag="policy=upper"), progress=False)
+    from_file = evaluate(candidates, str(path), progress=False)
+    columns = ["case", "policy", "changed", "text", "tool_calls", "diff", "reference", "model"]
+    assert from_file.df[columns].equals(from_store.df[columns])
+    assert from_store.df["changed"].sum() == 4
+    # Small batches: one row group each; a range reads only what it covers.
+    small = cases_to_parquet(store.cases(), tmp_path / "small.parquet", batch=2)
+    import pyarrow.parquet as pq
+
+    assert pq.ParquetFile(small).num_row_groups == 8
+    every = ids(store.cases())
+    assert ids(iter_parquet_cases(small, 3, 10)) == every[3:10]
+    three = export_parquet(store.cases(limit=3), tmp_path / "x.parquet")
+    assert ids(iter_parquet_cases(three)) == every[:3]
