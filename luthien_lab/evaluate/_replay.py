@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import operator
 import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from luthien_lab.clients import ScriptedLLMClient
+from luthien_lab.clients import LLMClient, ScriptedLLMClient
 from luthien_lab.evaluate._cases import Case
 from luthien_lab.evaluate._output import (
     Output,
@@ -27,7 +28,6 @@ from luthien_lab.request import Request
 from luthien_lab.streaming import lite
 
 if TYPE_CHECKING:
-    from luthien_lab.clients import LLMClient
     from luthien_lab.policies.base import Policy
 
 __all__ = [
@@ -127,13 +127,34 @@ def _copy_chunk(chunk: Any) -> Any:
     return new
 
 
+class ReplayClient(LLMClient):
+    """Plays chunk objects back to back, with no pause between them (``pacing="fast"``):
+    a run then goes through the loop in a few steps, not one per chunk. A policy's
+    own awaits still let other runs proceed."""
+
+    def __init__(self, chunks: list[Any]) -> None:
+        self.chunks = chunks
+
+    async def stream(self, request: Request) -> Any:
+        for chunk in self.chunks:
+            yield chunk
+
+    async def complete(self, request: Request) -> Any:
+        from luthien_lab.streaming.reconstruct import reconstruct_full_response
+
+        return reconstruct_full_response(self.chunks)
+
+    def provider_for(self, request: Request) -> str:
+        return "replay"
+
+
 def replay_client(case: Case, pacing: str, chunks: list[Any] | None = None) -> LLMClient:
     if chunks is None and case.chunks is None and case.response is not None:
         return ScriptedLLMClient(response=lite.Response.from_dict(copy.deepcopy(case.response)))
     play = chunks if chunks is not None else [lite.Chunk.from_dict(c) for c in case.chunks or ()]
     if pacing == "original" and case.offsets:
         return PacedReplayClient(play, case.offsets)
-    return ScriptedLLMClient(play, provider="replay")
+    return ReplayClient(play)
 
 
 def raw_summary(case: Case) -> Summary | None:
@@ -224,6 +245,10 @@ class RunOutcome:
         return f"{type(self.error).__name__}: {self.error}"
 
 
+def _same_objects(sent: list[Any], chunks: list[Any]) -> bool:
+    return len(sent) == len(chunks) and all(map(operator.is_, sent, chunks))
+
+
 async def run_case(
     policy: Policy,
     case: Case,
@@ -234,11 +259,13 @@ async def run_case(
     tags: dict[str, Any] | None = None,
     chunk_timeout: float | None = 60.0,
     chunks: list[Any] | None = None,
+    raw: Summary | None = None,
 ) -> RunOutcome:
     """Run ``case`` through ``policy`` (streamed, or through the full-response path for
     a recorded non-streaming response); never raises for a policy or provider error
     (it is reported in the outcome). ``chunks``: this run's chunk objects
-    (:class:`SharedChunks`), else built from the case."""
+    (:class:`SharedChunks`), else built from the case; ``raw``: the summary of those
+    chunks, when known (a run that sends exactly them needs no reading of its own)."""
     if case.recorded:
         client = replay_client(case, pacing, chunks)
     elif client is None:
@@ -278,7 +305,12 @@ async def run_case(
         and result.error is not None
         and result.error_type is None
     )
-    summary = summarize_chunks(sent) if streamed else _summary_of(sent[0] if sent else None)
+    if not streamed:
+        summary = _summary_of(sent[0] if sent else None)
+    elif raw is not None and chunks is not None and _same_objects(sent, chunks):
+        summary = raw
+    else:
+        summary = summarize_chunks(sent)
     return RunOutcome(
         transaction_id=tid,
         status=status,

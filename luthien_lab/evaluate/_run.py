@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from luthien_lab._sync import run_sync
 from luthien_lab.evaluate._cases import DEFAULT_MODEL, Case, iter_cases
-from luthien_lab.evaluate._output import summary_of_response
+from luthien_lab.evaluate._output import Summary, summary_of_response
 from luthien_lab.evaluate._replay import PACINGS, SharedChunks, raw_summary, run_case
 from luthien_lab.evaluate._report import EvalResult
 from luthien_lab.evaluate._rows import Reference, Rows, outcome_row
@@ -152,6 +152,7 @@ class _Runner:
         shared: SharedChunks | None,
         tags: dict[str, Any],
         listeners: list[PipelineListener] | None = None,
+        raw: Summary | None = None,
     ) -> Any:
         if not case.recorded and self.client is None:
             from luthien_lab.clients import LiteLLMClient
@@ -168,6 +169,7 @@ class _Runner:
             tags={"eval_run": self.run_id, "case": case.id, **tags},
             chunk_timeout=self.options["chunk_timeout"],
             chunks=shared.for_run(policy) if shared is not None else None,
+            raw=raw,
         )
 
     async def one(self, position: int, case: Case) -> None:
@@ -177,7 +179,11 @@ class _Runner:
         base_run = None
         if base_policy is not None:
             base_run = await self.run(
-                base_policy, case, shared, {"policy": self.base_name, "baseline": True}
+                base_policy,
+                case,
+                shared,
+                {"policy": self.base_name, "baseline": True},
+                raw=reference.raw,
             )
             if reference.raw is None:
                 reference.raw = summary_of_response(base_run.original)
@@ -185,7 +191,7 @@ class _Runner:
                 position, 0, outcome_row(case, str(self.base_name), base_run, reference)
             )
         for rank, (name, policy) in enumerate(self.named.items()):
-            run = await self.run(policy, case, shared, {"policy": name})
+            run = await self.run(policy, case, shared, {"policy": name}, raw=reference.raw)
             self.rows.add(position, rank, outcome_row(case, name, run, reference, base_run))
 
 

@@ -23,7 +23,6 @@ import re
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from luthien_lab.store._schema import RAW_CHUNK_SQL
 
 if TYPE_CHECKING:
     from luthien_lab.evaluate import Case
@@ -198,7 +197,7 @@ class StoreCases:
             ids = [row[0] for row in rows]
             chunk_rows = con.execute(
                 "SELECT transaction_id, direction, chunk_index, offset_ns, egress_index, "
-                f"CAST({RAW_CHUNK_SQL} AS VARCHAR) FROM chunk_rows "
+                f"{_CHUNK_FIELDS}, CAST(raw_json AS VARCHAR) FROM chunk_rows "
                 "WHERE transaction_id IN (SELECT unnest(?::VARCHAR[])) "
                 "ORDER BY transaction_id, direction, chunk_index",
                 [ids],
@@ -207,6 +206,54 @@ class StoreCases:
         for row in chunk_rows:
             by_tx.setdefault(row[0], []).append(row)
         return [_case(row, by_tx.get(row[0], ())) for row in rows]
+
+
+# The chunk columns, read as Python values and made into the dict ``RAW_CHUNK_SQL``
+# makes (see ``_schema``): cheaper than serialising in SQL and parsing again.
+_CHUNK_FIELDS = (
+    "response_id, created, model, system_fingerprint, finish_reason, role, content, "
+    "reasoning, tool_calls, prompt_tokens, completion_tokens, total_tokens"
+)
+
+
+def _chunk_dict(row: tuple[Any, ...]) -> dict[str, Any]:
+    """A chunk as JSON: its stored original (``raw_json``) or rebuilt from columns."""
+    if row[-1] is not None:
+        return json.loads(row[-1])
+    rid, created, model, fingerprint, finish, role, content, reasoning, calls = row[5:14]
+    prompt, completion, total = row[14:17]
+    return {
+        "id": rid,
+        "created": created,
+        "model": model,
+        "object": "chat.completion.chunk",
+        "system_fingerprint": fingerprint,
+        "choices": [
+            {
+                "index": 0,
+                "finish_reason": finish,
+                "delta": {
+                    "role": role,
+                    "content": content,
+                    "reasoning_content": reasoning,
+                    "tool_calls": None
+                    if calls is None
+                    else [
+                        {
+                            "index": call["index"],
+                            "id": call["id"],
+                            "type": "function",
+                            "function": {"name": call["name"], "arguments": call["arguments"]},
+                        }
+                        for call in calls
+                    ],
+                },
+            }
+        ],
+        "usage": None
+        if total is None and prompt is None
+        else {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": total},
+    }
 
 
 def _case(row: tuple[Any, ...], chunk_rows: Sequence[tuple[Any, ...]]) -> Case:
@@ -222,8 +269,9 @@ def _case(row: tuple[Any, ...], chunk_rows: Sequence[tuple[Any, ...]]) -> Case:
     chunks: list[dict[str, Any]] = []
     offsets: list[float] = []
     egress: list[tuple[int, dict[str, Any]]] = []
-    for _tid, direction, index, offset_ns, egress_index, raw in chunk_rows:
-        chunk = json.loads(raw)
+    for row in chunk_rows:
+        direction, index, offset_ns, egress_index = row[1:5]
+        chunk = _chunk_dict(row)
         if direction == "ingress":
             chunks.append(chunk)
             offsets.append((offset_ns or 0) / 1e9)
