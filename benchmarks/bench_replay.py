@@ -24,8 +24,8 @@ machine is shared, absolute numbers are noisy; each figure is the best of
 from __future__ import annotations
 
 import argparse
-import cProfile
 import contextlib
+import cProfile
 import io
 import json
 import os
@@ -39,11 +39,11 @@ from typing import Any
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from luthien_lab import NoOpPolicy  # noqa: E402
-from luthien_lab.datasets import load_recordings  # noqa: E402
-from luthien_lab.evaluate import evaluate  # noqa: E402
-from luthien_lab.evaluate._cases import Case, to_cases  # noqa: E402
-from luthien_lab.policies import StringReplacePolicy  # noqa: E402
+from luthien_lab import NoOpPolicy
+from luthien_lab.datasets import load_recordings
+from luthien_lab.evaluate import evaluate
+from luthien_lab.evaluate._cases import Case, to_cases
+from luthien_lab.policies import StringReplacePolicy
 
 
 def dataset(n: int, k: int) -> list[Case]:

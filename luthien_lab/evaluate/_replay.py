@@ -68,8 +68,10 @@ class SharedChunks:
     chunk it is given, so a run gets the shared objects only when its policy is known
     to leave them alone (:func:`read_only`); every other run gets a structural copy
     (chunk, choices, delta, tool calls, usage: what a policy can reach), a few times
-    cheaper than building again. The production reference is read from the case's
-    JSON dicts, never from these objects.
+    cheaper than building again), except the case's last run when no listener keeps
+    the chunks (it takes the originals: no run comes after it). The production and
+    provider references are read from the case's JSON dicts, never from these
+    objects.
     """
 
     __slots__ = ("objects",)
@@ -79,10 +81,13 @@ class SharedChunks:
             [lite.Chunk.from_dict(c) for c in case.chunks] if case.chunks is not None else None
         )
 
-    def for_run(self, policy: Policy) -> list[Any] | None:
+    def for_run(self, policy: Policy, last: bool = False) -> list[Any] | None:
+        """The objects for one run of ``policy``. ``last``: no other run of this case
+        comes after it and nothing else holds its chunks (no listener): it may have
+        the originals, whatever it does to them."""
         if self.objects is None:
             return None
-        if read_only(policy):
+        if read_only(policy) or last:
             return self.objects
         return [_copy_chunk(c) for c in self.objects]
 
@@ -264,8 +269,9 @@ async def run_case(
     """Run ``case`` through ``policy`` (streamed, or through the full-response path for
     a recorded non-streaming response); never raises for a policy or provider error
     (it is reported in the outcome). ``chunks``: this run's chunk objects
-    (:class:`SharedChunks`), else built from the case; ``raw``: the summary of those
-    chunks, when known (a run that sends exactly them needs no reading of its own)."""
+    (:class:`SharedChunks`), else built from the case; ``raw``: the summary of the
+    recorded chunks, when known (a read-only policy that sends exactly them needs no
+    reading of its own)."""
     if case.recorded:
         client = replay_client(case, pacing, chunks)
     elif client is None:
@@ -307,7 +313,9 @@ async def run_case(
     )
     if not streamed:
         summary = _summary_of(sent[0] if sent else None)
-    elif raw is not None and chunks is not None and _same_objects(sent, chunks):
+    elif (
+        raw is not None and chunks is not None and read_only(policy) and _same_objects(sent, chunks)
+    ):
         summary = raw
     else:
         summary = summarize_chunks(sent)

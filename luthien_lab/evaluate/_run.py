@@ -153,6 +153,7 @@ class _Runner:
         tags: dict[str, Any],
         listeners: list[PipelineListener] | None = None,
         raw: Summary | None = None,
+        last: bool = False,
     ) -> Any:
         if not case.recorded and self.client is None:
             from luthien_lab.clients import LiteLLMClient
@@ -168,7 +169,9 @@ class _Runner:
             listeners=self.listeners if listeners is None else listeners,
             tags={"eval_run": self.run_id, "case": case.id, **tags},
             chunk_timeout=self.options["chunk_timeout"],
-            chunks=shared.for_run(policy) if shared is not None else None,
+            chunks=shared.for_run(policy, last and not self.listeners)
+            if shared is not None
+            else None,
             raw=raw,
         )
 
@@ -190,8 +193,11 @@ class _Runner:
             self.base_rows.add(
                 position, 0, outcome_row(case, str(self.base_name), base_run, reference)
             )
+        final = len(self.named) - 1
         for rank, (name, policy) in enumerate(self.named.items()):
-            run = await self.run(policy, case, shared, {"policy": name}, raw=reference.raw)
+            run = await self.run(
+                policy, case, shared, {"policy": name}, raw=reference.raw, last=rank == final
+            )
             self.rows.add(position, rank, outcome_row(case, name, run, reference, base_run))
 
 

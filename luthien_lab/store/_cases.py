@@ -23,7 +23,6 @@ import re
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-
 if TYPE_CHECKING:
     from luthien_lab.evaluate import Case
     from luthien_lab.store._store import Store

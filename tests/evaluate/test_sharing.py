@@ -70,3 +70,24 @@ def test_production_reference_is_untouched_by_a_mutating_candidate():
     assert result.for_policy("mutate")["changed"].tolist() == [True]
     assert case.production.text == "Hello world"
     assert case.chunks == data["chunks"]
+
+
+def test_a_lone_mutating_policy_owns_the_chunks_but_not_the_references(tmp_path):
+    """The last run of a case takes the original objects; its changes are its own
+    output, never the baseline's, the case's or what a recorder stored."""
+    cases = [Case(id=d["id"], request=d["request"], chunks=d["chunks"]) for d in DATASET]
+    pristine = copy.deepcopy([c.chunks for c in cases])
+    result = evaluate({"mutate": MutateInPlace()}, cases, progress=False)
+    assert list(result.df["text"]) == ["MUTATEDMUTATED", ""]
+    assert result.df["changed"].all()
+    assert list(result.baseline_df["text"]) == ["Hello world", ""]
+    assert [c.chunks for c in cases] == pristine
+    from luthien_lab.store import Store
+
+    path = tmp_path / "runs.duckdb"
+    evaluate({"mutate": MutateInPlace()}, cases, progress=False, store=path)
+    store = Store(path, read_only=True)
+    base = store.transactions().query("tags.str.contains('baseline')")
+    for tid in base["transaction_id"]:
+        texts = "".join(store.chunks(tid, "ingress")["content"].dropna())
+        assert "MUTATED" not in texts
