@@ -17,7 +17,9 @@ recording between batches.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
+import gc
 import json
 import re
 from collections.abc import Iterator, Sequence
@@ -37,6 +39,7 @@ API_SQL = (
     "WHEN 'openai-responses' THEN 'responses' ELSE 'chat' END)"
 )
 _APIS = ("chat", "messages", "responses")
+_EPOCH = _dt.datetime(1970, 1, 1, tzinfo=_dt.UTC)
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
@@ -170,19 +173,23 @@ class StoreCases:
             yield from batch
             if len(batch) < size:
                 return
-            last = batch[-1].production
-            assert last is not None
-            after = (last.started_at, last.transaction_id)
+            last = batch[-1]
+            after = (last.metadata["started_us"], last.id)
             if left is not None:
                 left -= len(batch)
 
     def _batch(self, after: tuple[Any, str] | None, size: int) -> list[Case]:
         where, params = self._where, list(self._params)
         if after is not None:
-            where += " AND (t.started_at > ? OR (t.started_at = ? AND t.transaction_id > ?))"
+            where += (
+                " AND (epoch_us(t.started_at) > ? OR "
+                "(epoch_us(t.started_at) = ? AND t.transaction_id > ?))"
+            )
             params.extend([after[0], after[0], after[1]])
         query = (
-            "SELECT t.transaction_id, t.started_at, t.model, t.policy_class, t.streaming, "
+            # Microseconds, not TIMESTAMPTZ: DuckDB converts those to Python through
+            # the local time zone at milliseconds per value.
+            "SELECT t.transaction_id, epoch_us(t.started_at), t.model, t.policy_class, t.streaming, "
             f"t.status, t.error, {API_SQL} AS api, "
             "CAST(COALESCE(p.final_request, p.original_request) AS VARCHAR), "
             "CAST(p.original_response AS VARCHAR), CAST(p.final_response AS VARCHAR) "
@@ -201,10 +208,25 @@ class StoreCases:
                 "ORDER BY transaction_id, direction, chunk_index",
                 [ids],
             ).fetchall()
-        by_tx: dict[str, list[tuple[Any, ...]]] = {}
-        for row in chunk_rows:
-            by_tx.setdefault(row[0], []).append(row)
-        return [_case(row, by_tx.get(row[0], ())) for row in rows]
+        with _no_gc():
+            by_tx: dict[str, list[tuple[Any, ...]]] = {}
+            for row in chunk_rows:
+                by_tx.setdefault(row[0], []).append(row)
+            return [_case(row, by_tx.get(row[0], ())) for row in rows]
+
+
+@contextlib.contextmanager
+def _no_gc() -> Iterator[None]:
+    """Without the cycle collector: a batch allocates many small containers (no
+    cycles among them), each allocation burst otherwise triggering a collection
+    that walks every object alive (several times the cost of the building)."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
 
 
 # The chunk columns, read as Python values and made into the dict ``RAW_CHUNK_SQL``
@@ -261,7 +283,8 @@ def _case(row: tuple[Any, ...], chunk_rows: Sequence[tuple[Any, ...]]) -> Case:
     from luthien_lab.evaluate._cases import Case, Production
     from luthien_lab.evaluate._output import summarize_chunk_dicts, summarize_response_dict
 
-    tid, started, model, policy, streaming, status, error, api = row[:8]
+    tid, started_us, model, policy, streaming, status, error, api = row[:8]
+    started = None if started_us is None else _EPOCH + _dt.timedelta(microseconds=started_us)
     request_json, original_json, final_json = row[8:]
     request = json.loads(request_json) if request_json else {"model": model, "messages": []}
     request.pop("stream", None)
@@ -307,5 +330,5 @@ def _case(row: tuple[Any, ...], chunk_rows: Sequence[tuple[Any, ...]]) -> Case:
         offsets=offsets if streaming else None,
         response=upstream,
         production=production,
-        metadata={"model": model, "api": api, "started_at": started},
+        metadata={"model": model, "api": api, "started_at": started, "started_us": started_us},
     )
