@@ -16,7 +16,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from luthien_lab.datasets import _read_jsonl
+from luthien_lab.datasets._jsonl import read_jsonl as _read_jsonl
 from luthien_lab.errors import DatasetError
 from luthien_lab.evaluate._output import Output, output_of, tool_calls_json
 

@@ -99,7 +99,7 @@ class _Progress:
 
 def _register_sample(case: Case) -> None:
     """Teach the local provider a prompt case's scripted answer (default client only)."""
-    from luthien_lab.config import shared_local_provider, target_is_local
+    from luthien_lab.provider import shared_local_provider, target_is_local
 
     if target_is_local(case.request["model"]):
         shared_local_provider().add_case(case.sample.prompt, case.sample.response)
@@ -228,9 +228,9 @@ async def evaluate_async(
     recorder = None
     extra = list(listeners)
     if store is not None:
-        from luthien_lab.store import DuckDBRecorder
+        from luthien_lab.store import recorder_for
 
-        recorder = DuckDBRecorder(store)
+        recorder = recorder_for(store)
         extra.insert(0, recorder)
     options = {"pacing": pacing, "chunk_timeout": chunk_timeout}
     runner = _Runner(named, baseline, client, options, extra, run_id)
