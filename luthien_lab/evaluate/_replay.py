@@ -22,7 +22,12 @@ from luthien_lab.evaluate._output import (
     summarize_response_dict,
 )
 from luthien_lab.evaluate._output import summary_of_response as _summary_of
-from luthien_lab.events import PipelineListener, TransactionInfo, TransactionResult
+from luthien_lab.events import (
+    PipelineListener,
+    TransactionFinished,
+    TransactionInfo,
+    TransactionResult,
+)
 from luthien_lab.orchestrator import PolicyOrchestrator
 from luthien_lab.request import Request
 from luthien_lab.streaming import lite
@@ -194,8 +199,8 @@ class _Collector(PipelineListener):
         if tags:
             info.tags.update(tags)
 
-    def transaction_finished(self, transaction_id: str, result: TransactionResult) -> None:
-        self.results[transaction_id] = result
+    def transaction_finished(self, event: TransactionFinished) -> None:
+        self.results[event.transaction_id] = event.result
 
 
 @dataclass
