@@ -135,7 +135,7 @@ def test_uppercase_production_against_candidates(recorded):
 
 def _record_shadow_pair(store_path, live_id: str, shadow_id: str, dropped: int) -> None:
     """A live transaction and a shadow one linked by tags, through the recorder."""
-    from luthien_lab.events import TransactionInfo, TransactionResult
+    from luthien_lab.events import TransactionFinished, TransactionInfo, TransactionResult
     from luthien_lab.store import DuckDBRecorder
 
     with Store(store_path) as store:
@@ -146,7 +146,7 @@ def _record_shadow_pair(store_path, live_id: str, shadow_id: str, dropped: int) 
         ):
             info = TransactionInfo(tid, "m", "p", "P", {}, False, 0, tags=tags)
             recorder.transaction_started(info)
-            recorder.transaction_finished(tid, TransactionResult("ok", 10))
+            recorder.transaction_finished(TransactionFinished(tid, TransactionResult("ok", 10)))
         recorder.close()
 
 
