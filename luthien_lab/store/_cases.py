@@ -9,8 +9,8 @@ Messages, OpenAI Responses) in one chat-completion shape, so every transaction r
 the same way.
 
 Cases are read in batches of ``batch_size`` transactions (keyset paging on
-``started_at, transaction_id``; two bulk queries per batch: transactions with their
-payloads, then the chunks of the whole batch), each batch under its own short hold of
+``started_at, transaction_id``; three bulk queries per batch: the page of
+transactions, then the payloads and the chunks of the whole page), each batch under its own short hold of
 the file: a store of any size streams in bounded memory, and the gateway can keep
 recording between batches.
 """
@@ -189,18 +189,28 @@ class StoreCases:
         query = (
             # Microseconds, not TIMESTAMPTZ: DuckDB converts those to Python through
             # the local time zone at milliseconds per value.
-            "SELECT t.transaction_id, epoch_us(t.started_at), t.model, t.policy_class, t.streaming, "
-            f"t.status, t.error, {API_SQL} AS api, "
-            "CAST(COALESCE(p.final_request, p.original_request) AS VARCHAR), "
-            "CAST(p.original_response AS VARCHAR), CAST(p.final_response AS VARCHAR) "
-            "FROM transactions t LEFT JOIN payloads p USING (transaction_id) "
+            "SELECT t.transaction_id, epoch_us(t.started_at), t.model, t.policy_class, "
+            f"t.streaming, t.status, t.error, {API_SQL} AS api FROM transactions t "
             f"WHERE {where} ORDER BY t.started_at, t.transaction_id LIMIT {int(size)}"
         )
+        # Three bulk queries: the page of transactions first, then only its payloads
+        # and chunks (joining payloads in the first query would read every payload
+        # of the store for each page).
         with self.store._connection() as con:
             rows = con.execute(query, params).fetchall()
             if not rows:
                 return []
             ids = [row[0] for row in rows]
+            payloads = {
+                row[0]: row[1:]
+                for row in con.execute(
+                    "SELECT transaction_id, "
+                    "CAST(COALESCE(final_request, original_request) AS VARCHAR), "
+                    "CAST(original_response AS VARCHAR), CAST(final_response AS VARCHAR) "
+                    "FROM payloads WHERE transaction_id IN (SELECT unnest(?::VARCHAR[]))",
+                    [ids],
+                ).fetchall()
+            }
             chunk_rows = con.execute(
                 "SELECT transaction_id, direction, chunk_index, offset_ns, egress_index, "
                 f"{_CHUNK_FIELDS}, CAST(raw_json AS VARCHAR) FROM chunk_rows "
@@ -212,7 +222,8 @@ class StoreCases:
             by_tx: dict[str, list[tuple[Any, ...]]] = {}
             for row in chunk_rows:
                 by_tx.setdefault(row[0], []).append(row)
-            return [_case(row, by_tx.get(row[0], ())) for row in rows]
+            none = (None, None, None)
+            return [_case(row + payloads.get(row[0], none), by_tx.get(row[0], ())) for row in rows]
 
 
 @contextlib.contextmanager
