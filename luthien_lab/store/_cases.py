@@ -78,9 +78,17 @@ def _as_list(value: str | Sequence[str]) -> list[str]:
 class StoreCases:
     """The recorded transactions matching some filters, as evaluation cases.
 
-    Iterating reads the store in batches (re-iterable: each pass reads again);
-    ``len()`` is one COUNT query. Shadow transactions (``shadow_of`` set) are left
-    out unless ``shadows=True``. See :meth:`Store.cases` for the filters.
+    Iterating reads the store in batches of ``batch_size`` (re-iterable: each pass
+    reads again); ``len()`` is one COUNT query. Filters:
+
+    - ``since``/``until``: a datetime, a timedelta or ``"7d"``/``"12h"``/``"30m"``
+      (that long ago), or ISO text; a bad value raises ValueError naming it;
+    - ``status``, ``model``, ``api`` (``chat``, ``messages``, ``responses``): one
+      value or several; ``policy``: the policy class, qualified or not;
+    - ``tag``: a key of the ``tags`` JSON, or ``"key=value"``;
+    - ``where``: a SQL condition on ``transactions`` (alias ``t``); ``limit``;
+    - ``shadows``: include shadow policies' transactions (``shadow_of`` set), left
+      out by default.
     """
 
     def __init__(
