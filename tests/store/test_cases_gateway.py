@@ -10,9 +10,8 @@ import pytest
 
 from luthien_lab import NoOpPolicy
 from luthien_lab.evaluate import evaluate
-from luthien_lab.gateway import create_app
+from luthien_lab.gateway import GatewaySettings, UpstreamSettings, create_app
 from luthien_lab.policies import StringReplacePolicy, ToolFilterPolicy
-from luthien_lab.policy_config import GatewaySettings, UpstreamSettings
 from luthien_lab.provider import ScriptedResponse, ScriptedToolCall, local_provider
 from luthien_lab.store import Store
 from tests.gateway.conftest import serve
