@@ -37,6 +37,8 @@ if TYPE_CHECKING:
     import pandas as pd
     import pyarrow as pa
 
+    from luthien_lab.store._cases import StoreCases
+
 __all__ = ["DEFAULT_FILENAME", "ENV_VAR", "Store", "default_store_path", "open_store"]
 
 log = logging.getLogger("luthien_lab.store")
@@ -357,6 +359,25 @@ class Store:
             },
             index=pd.Index(["original", "final"], name="side"),
         )
+
+    # -- cases -------------------------------------------------------------------
+
+    def cases(self, **filters: Any) -> StoreCases:
+        """Recorded transactions as evaluation cases, oldest first, read lazily in
+        batches; ``len()`` counts them. Filters (``since="7d"``, ``status``, ``model``,
+        ``policy``, ``tag``, ``api``, ``where``, ``limit``, ``shadows``...): see
+        :class:`~luthien_lab.store._cases.StoreCases`. ``evaluate({"candidate": p},
+        store.cases(since="7d"))`` compares each candidate with what production sent."""
+        from luthien_lab.store._cases import StoreCases
+
+        return StoreCases(self, **filters)
+
+    def export_cases(self, path: str | os.PathLike[str], **filters: Any) -> Path:
+        """:meth:`cases` (same filters) as Parquet, a batch at a time, for
+        ``luthien_lab.evaluate.evaluate_on_ray``; returns the path."""
+        from luthien_lab.evaluate._cases import cases_to_parquet
+
+        return cases_to_parquet(self.cases(**filters), path)
 
     # -- export ------------------------------------------------------------------
 
