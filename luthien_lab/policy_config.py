@@ -30,6 +30,17 @@ a chain, each stage's output the next one's input (``SerialPolicy``)::
          config: {rules: [{name: uv, command: pip, prefix: [install],
                            replace_with: [uv, pip, install]}]}}
 
+``shadow:`` (optional) takes policies in the same format, run beside the live one on
+every request's upstream answer (no second upstream call), recorded, never sent: a
+list (each item may have a ``name:``; unnamed ones are called after their class) or
+a mapping ``name -> spec``::
+
+    shadow:
+      candidate: {class: "luthien_lab.policies.string_replace:StringReplacePolicy",
+                  config: {replacements: {"foo": "bar"}}}
+      blocker: {class: "luthien_lab.policies.regex_block:RegexBlockPolicy",
+                config: {patterns: ["rm -rf"]}}
+
 A built-in declares its config as a pydantic ``Config`` (unknown keys are errors);
 any other ``Policy`` subclass is called as ``Cls(**config)``. Every mistake raises
 :class:`~luthien_lab.errors.ConfigError` naming the bad class path, module, class,
@@ -58,6 +69,7 @@ __all__ = [
     "load_policy",
     "policy_from_spec",
     "resolve_policy_class",
+    "shadows_from_spec",
 ]
 
 
@@ -103,6 +115,9 @@ class GatewaySettings(BaseModel):
     """Seconds a policy hook may run before its transaction fails with a
     ``HookTimeoutError`` (the client gets a policy error); null: no limit. A policy
     that declares its own ``hook_timeout`` keeps it."""
+    shadow_buffer: int = Field(default=4096, ge=1)
+    """Upstream chunks a shadow policy may fall behind on one request; past it chunks
+    are dropped (counted in ``shadow_dropped``) and its run is recorded ``incomplete``."""
     hook_block_warning: float | None = Field(default=0.1, gt=0)
     """A hook that holds the event loop longer than this in one go (seconds; every
     other request waits meanwhile) is logged and recorded as the event
@@ -117,6 +132,8 @@ class LoadedConfig(BaseModel):
 
     policy: Any
     gateway: GatewaySettings
+    shadows: dict[str, Any] = Field(default_factory=dict)
+    """The ``shadow:`` policies by name (empty: none)."""
 
 
 def _read(source: str | os.PathLike[str] | dict[str, Any]) -> tuple[dict[str, Any], str]:
@@ -252,17 +269,70 @@ def load_policy(source: str | os.PathLike[str] | dict[str, Any]) -> Policy:
     return _policy_from(data, where)
 
 
+def _shadow_spec(item: Any, label: str, where: str) -> tuple[str | None, Policy]:
+    """(name given or None, policy) of one ``shadow:`` entry."""
+    if isinstance(item, list):
+        return None, policy_from_spec(item, f"{label} of {where}")
+    if not isinstance(item, dict):
+        raise ConfigError(
+            f"{label} of 'shadow:' in {where} must be a mapping with 'class:' (or a list: "
+            f"a chain), got {item!r}"
+        )
+    name = item.get("name")
+    if name is not None and (not isinstance(name, str) or not name):
+        raise ConfigError(
+            f"{label} of 'shadow:' in {where}: name must be a non-empty string, got {name!r}"
+        )
+    spec = {key: value for key, value in item.items() if key != "name"}
+    return name, policy_from_spec(spec, f"{label} of {where}")
+
+
+def shadows_from_spec(section: Any, where: str) -> dict[str, Policy]:
+    """The ``shadow:`` policies by name: ``section`` is None, one policy spec, a list
+    of specs (each may have a ``name:``) or a mapping ``name -> spec``. Unnamed
+    shadows are called after their class, made unique (``StringReplacePolicy-2``)."""
+    from luthien_lab.shadows import name_shadows
+
+    if section is None:
+        return {}
+    if isinstance(section, dict) and isinstance(section.get("class"), str):
+        section = [section]  # one shadow
+    if isinstance(section, dict):
+        named: dict[str, Policy] = {}
+        for name, item in section.items():
+            if not isinstance(name, str) or not name:
+                raise ConfigError(
+                    f"shadow names in {where} must be non-empty strings, got {name!r}"
+                )
+            given, policy = _shadow_spec(item, f"shadow {name!r}", where)
+            if given is not None and given != name:
+                raise ConfigError(
+                    f"shadow {name!r} in {where} also says name: {given!r}; give one name"
+                )
+            named[name] = policy
+        return named
+    if not isinstance(section, list):
+        raise ConfigError(
+            f"'shadow:' in {where} must be a list of policy specs or a mapping "
+            f"name -> spec, got {section!r}"
+        )
+    pairs = [_shadow_spec(item, f"shadow {index}", where) for index, item in enumerate(section)]
+    return name_shadows([policy if name is None else (name, policy) for name, policy in pairs])
+
+
 def load_config(source: str | os.PathLike[str] | dict[str, Any]) -> LoadedConfig:
-    """The policy and the ``gateway:`` settings (defaults when absent)."""
+    """The policy, the ``shadow:`` policies and the ``gateway:`` settings (defaults
+    when absent)."""
     data, where = _read(source)
-    unknown = set(data) - {"policy", "gateway"}
+    unknown = set(data) - {"policy", "shadow", "gateway"}
     if unknown:
         raise ConfigError(
-            f"unknown top-level key(s) {sorted(unknown)} in {where}; valid: policy, gateway"
+            f"unknown top-level key(s) {sorted(unknown)} in {where}; valid: policy, shadow, gateway"
         )
     policy = _policy_from(data, where)
+    shadows = shadows_from_spec(data.get("shadow"), where)
     try:
         gateway = GatewaySettings.model_validate(data.get("gateway") or {})
     except ValidationError as error:
         raise ConfigError(describe_validation_error("gateway", GatewaySettings, error)) from None
-    return LoadedConfig(policy=policy, gateway=gateway)
+    return LoadedConfig(policy=policy, gateway=gateway, shadows=shadows)
