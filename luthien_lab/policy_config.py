@@ -118,6 +118,9 @@ class GatewaySettings(BaseModel):
     shadow_buffer: int = Field(default=4096, ge=1)
     """Upstream chunks a shadow policy may fall behind on one request; past it chunks
     are dropped (counted in ``shadow_dropped``) and its run is recorded ``incomplete``."""
+    shadow_grace: float = Field(default=5.0, ge=0)
+    """Seconds the gateway's shutdown lets shadow runs finish; the rest are recorded
+    ``cancelled``."""
     hook_block_warning: float | None = Field(default=0.1, gt=0)
     """A hook that holds the event loop longer than this in one go (seconds; every
     other request waits meanwhile) is logged and recorded as the event

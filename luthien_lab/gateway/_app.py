@@ -139,7 +139,7 @@ def create_app(
         yield
         if shadow_set is not None:
             # Before the recorder closes: the shadows' last transactions go to it.
-            await asyncio.to_thread(shadow_set.close)
+            await asyncio.to_thread(shadow_set.close, settings.shadow_grace)
         if recorder is not None:
             recorder.close()
         close = getattr(gateway.orchestrator.llm_client, "aclose", None)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from luthien_lab.events import PipelineListener, TransactionInfo, TransactionResult
@@ -39,6 +39,8 @@ class Shadows(PipelineListener):
     ``shadow`` (the name) and ``shadow_dropped``; nothing of theirs is sent anywhere.
 
     - ``shadows``: ``{name: policy}`` or a list of policies (named after their class);
+    - ``listeners``: where every shadow transaction is reported; ``shadow_listeners``:
+      more listeners for the shadow of each name;
     - ``buffer``: upstream chunks each shadow may fall behind per live transaction;
       past it chunks are dropped, counted, and the shadow's run is ``incomplete``;
     - ``hook_timeout`` / ``hook_block_warning``: the shadows' hook limits.
@@ -51,16 +53,18 @@ class Shadows(PipelineListener):
         shadows: Any,
         *,
         listeners: Iterable[PipelineListener] = (),
+        shadow_listeners: Mapping[str, Iterable[PipelineListener]] | None = None,
         buffer: int = DEFAULT_SHADOW_BUFFER,
         hook_timeout: float | None = DEFAULT_HOOK_TIMEOUT,
         hook_block_warning: float | None = DEFAULT_HOOK_BLOCK_WARNING,
     ) -> None:
         listeners = tuple(listeners)
+        more = shadow_listeners or {}
         self.runners = tuple(
             ShadowRunner(
                 name,
                 policy,
-                listeners=listeners,
+                listeners=(*listeners, *more.get(name, ())),
                 capacity=buffer,
                 hook_timeout=hook_timeout,
                 hook_block_warning=hook_block_warning,
