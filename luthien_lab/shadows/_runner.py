@@ -218,7 +218,7 @@ class ShadowRunner:
         self, live_id: str, request: Request, *, streaming: bool, api: str | None, provider: str
     ) -> ShadowRun | None:
         """A run for live transaction ``live_id`` (None once closed); the caller feeds
-        it. Called on the live thread: cheap, never blocks."""
+        it, and kicks it to start. Called on the live thread: cheap, never blocks."""
         if self.closed:
             return None
         if len(self.runs) >= MAX_PENDING_RUNS:
@@ -242,9 +242,9 @@ class ShadowRunner:
             provider=provider,
             capacity=self.capacity,
             loop=loop,
+            on_begin=self._begin,
         )
         self.runs[run.transaction_id] = run
-        loop.call_soon_threadsafe(self._begin, run)
         return run
 
     # ----- the shadow's thread -----
@@ -310,7 +310,7 @@ class ShadowRunner:
         return asyncio.run_coroutine_threadsafe(self._finish_all(grace), self.loop)
 
     async def _finish_all(self, grace: float) -> None:
-        await asyncio.sleep(0)  # runs opened just before: their tasks start now
+        await asyncio.sleep(0)  # runs kicked just before: their tasks start now
         tasks = [run.task for run in list(self.runs.values()) if run.task is not None]
         if tasks:
             _done, pending = await asyncio.wait(tasks, timeout=grace)

@@ -8,6 +8,7 @@ and a shadow's failure never reaches it.
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections.abc import Iterable, Mapping
@@ -20,7 +21,7 @@ from luthien_lab.shadows._runner import ShadowRunner
 
 if TYPE_CHECKING:
     from luthien_lab.request import Request
-    from luthien_lab.shadows._feed import ShadowRun
+from luthien_lab.shadows._feed import ShadowRun
 
 __all__ = ["DEFAULT_SHADOW_BUFFER", "DEFAULT_SHADOW_GRACE", "Shadows"]
 
@@ -28,6 +29,11 @@ DEFAULT_SHADOW_BUFFER = 4096
 """Upstream chunks a shadow may hold unread, per live transaction, before dropping."""
 DEFAULT_SHADOW_GRACE = 5.0
 """Seconds :meth:`Shadows.close` lets unfinished shadow runs finish before cancelling."""
+
+
+def _kick(runs: tuple[ShadowRun, ...]) -> None:
+    for run in runs:
+        run.kick()
 
 
 class Shadows(PipelineListener):
@@ -43,7 +49,11 @@ class Shadows(PipelineListener):
       more listeners for the shadow of each name;
     - ``buffer``: upstream chunks each shadow may fall behind per live transaction;
       past it chunks are dropped, counted, and the shadow's run is ``incomplete``;
-    - ``hook_timeout`` / ``hook_block_warning``: the shadows' hook limits.
+    - ``hook_timeout`` / ``hook_block_warning``: the shadows' hook limits;
+    - ``hold``: start the shadows on a finished live transaction only at
+      :meth:`release` (the gateway calls it once the HTTP response is sent), not as
+      soon as the live loop is free: so they never compete with the live thread for
+      the interpreter while it still writes the response.
 
     Call :meth:`close` when done (the gateway does at shutdown).
     """
@@ -57,6 +67,7 @@ class Shadows(PipelineListener):
         buffer: int = DEFAULT_SHADOW_BUFFER,
         hook_timeout: float | None = DEFAULT_HOOK_TIMEOUT,
         hook_block_warning: float | None = DEFAULT_HOOK_BLOCK_WARNING,
+        hold: bool = False,
     ) -> None:
         listeners = tuple(listeners)
         more = shadow_listeners or {}
@@ -72,6 +83,8 @@ class Shadows(PipelineListener):
             for name, policy in name_shadows(shadows).items()
         )
         self.closed = False
+        self.hold = hold
+        self._held: list[tuple[ShadowRun, ...]] = []
         self._live: dict[str, TransactionInfo] = {}
         self._runs: dict[str, tuple[ShadowRun, ...]] = {}
         self._lock = threading.Lock()
@@ -133,6 +146,25 @@ class Shadows(PipelineListener):
         if runs is not None:
             for run in runs:
                 run.end(result.status, result.error)
+            if self.hold:
+                self._held.append(runs)  # until release(): the response is sent
+                return
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                _kick(runs)
+            else:
+                # Once the live loop is done with this step: the shadows compute while
+                # the live path has nothing left to do for this transaction.
+                loop.call_soon(_kick, runs)
+
+    def release(self) -> None:
+        """Start the shadows on every live transaction ended so far (with ``hold``:
+        the gateway calls it once each HTTP response is sent)."""
+        if self._held:
+            held, self._held = self._held, []
+            for runs in held:
+                _kick(runs)
 
     # ----- shutdown -----
 
@@ -145,11 +177,14 @@ class Shadows(PipelineListener):
             if self.closed:
                 return
             self.closed = True
+        self.release()
         # Live transactions still open (a shutdown that did not wait for them): their
         # shadows will never see the rest of the answer.
         for live_id in list(self._runs):
-            for run in self._runs.pop(live_id, ()):
+            runs = self._runs.pop(live_id, ())
+            for run in runs:
                 run.end("cancelled", "the shadows were closed before the live transaction ended")
+            _kick(runs)
         pending = [(runner, runner.begin_close(grace)) for runner in self.runners]
         deadline = time.monotonic() + grace + 2.0
         for runner, future in pending:
