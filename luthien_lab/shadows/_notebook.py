@@ -5,10 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from luthien_lab.runs import RunResult, TraceListener
 from luthien_lab.shadows._names import name_shadows
 from luthien_lab.shadows._tap import Shadows
-from luthien_lab.widgets._result import RunResult
-from luthien_lab.widgets._trace import TraceListener
 
 __all__ = ["SHADOW_WAIT", "TracedShadows"]
 

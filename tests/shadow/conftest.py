@@ -12,8 +12,7 @@ from typing import Any
 import httpx
 
 from luthien_lab import NoOpPolicy
-from luthien_lab.gateway import create_app
-from luthien_lab.policy_config import GatewaySettings, UpstreamSettings
+from luthien_lab.gateway import GatewaySettings, UpstreamSettings, create_app
 from luthien_lab.provider import ScriptedResponse, ScriptedToolCall
 from luthien_lab.store import Store
 from tests.gateway import conftest as gateway_tests

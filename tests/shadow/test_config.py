@@ -9,10 +9,10 @@ import uvicorn
 
 from luthien_lab import ConfigError, NoOpPolicy
 from luthien_lab.cli import main
+from luthien_lab.gateway import load_config
 from luthien_lab.policies import RegexBlockPolicy, StringReplacePolicy
 from luthien_lab.policies.serial import SerialPolicy
-from luthien_lab.policy_config import load_config, shadows_from_spec
-from luthien_lab.shadows import name_shadows
+from luthien_lab.shadows import name_shadows, shadows_from_spec
 from tests.gateway.conftest import serve
 from tests.shadow.conftest import SCRIPT, text_of, transactions
 
