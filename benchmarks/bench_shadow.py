@@ -97,17 +97,20 @@ def measure(api: str, provider_url: str, gateways: dict, rounds: int, gap: float
             cpu1 = {name: cpu_seconds(pid) for name, (_, pid) in gateways.items()}
         direct, plain, shadowed = times["direct"], times["gateway"], times["gateway + 2 shadows"]
         own = statistics.median(g - d for g, d in zip(plain, direct, strict=True))
-        shadows = statistics.median(s - g for s, g in zip(shadowed, plain, strict=True))
+        paired = statistics.median(s - g for s, g in zip(shadowed, plain, strict=True))
+        apart = statistics.median(shadowed) - statistics.median(plain)
         cpu = {name: (cpu1[name] - cpu0[name]) * 1000 / rounds for name in gateways}
         print(f"\n{api} ({route}), {label}: {len(body) / 1024:.0f} KB request, {rounds} rounds")
-        print(f"{'row':<22} {'median ms':>10} {'CPU ms/req':>11}")
-        print(f"{'direct':<22} {statistics.median(direct):>10.2f} {'':>11}")
-        for name in gateways:
-            print(f"{name:<22} {statistics.median(times[name]):>10.2f} {cpu[name]:>11.2f}")
-        print(f"gateway's own added latency (yardstick): {own:.2f} ms")
+        print(f"{'row':<22} {'p25 ms':>8} {'median':>8} {'p75':>8} {'CPU ms/req':>11}")
+        for name, values in times.items():
+            q1, q2, q3 = statistics.quantiles(values, n=4)
+            used = f"{cpu[name]:>11.2f}" if name in cpu else ""
+            print(f"{name:<22} {q1:>8.2f} {q2:>8.2f} {q3:>8.2f} {used}")
+        print(f"gateway's own added latency (yardstick, median per round): {own:.2f} ms")
         print(
-            f"added by the 2 shadows: {shadows:+.2f} ms = {shadows / own:+.1%} of the "
-            f"gateway's own (target <= 10%)"
+            f"added by the 2 shadows: {paired:+.2f} ms per round (median) = {paired / own:+.1%} "
+            f"of the gateway's own; medians apart: {apart:+.2f} ms = {apart / own:+.1%} "
+            "(target <= 10%)"
         )
         extra = cpu["gateway + 2 shadows"] - cpu["gateway"]
         print(

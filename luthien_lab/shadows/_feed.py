@@ -104,6 +104,7 @@ class ShadowRun:
         "transaction_id",
         "waiting",
         "wake_at",
+        "whole",
     )
 
     def __init__(
@@ -138,6 +139,7 @@ class ShadowRun:
         self.taken = 0
         self.dropped = 0
         self.received = False  # the live transaction got anything from upstream
+        self.whole = False  # ... a whole response (not streamed)
         self.waiting = False
         self.future: asyncio.Future[None] | None = None
         self.task: asyncio.Task[None] | None = None
@@ -158,6 +160,7 @@ class ShadowRun:
             self.kick()
 
     def push_response(self, response: Any) -> None:
+        self.whole = True
         self.push(_Response(response))
 
     def end(self, status: str, error: str | None) -> None:
@@ -216,7 +219,7 @@ class ShadowRun:
                 f"{self.dropped} of {self.pushed + self.dropped} upstream items were dropped: "
                 f"the shadow fell {self.capacity} behind (gateway.shadow_buffer)"
             )
-        if end.status not in ("ok", "blocked"):
+        if end.status not in ("ok", "blocked") and not self.whole:
             return ShadowIncompleteError(
                 f"the live transaction ended {end.status} ({end.error}) before its upstream "
                 "answer was complete"
