@@ -125,3 +125,11 @@ def test_serve_runs_the_shadows_of_its_config(provider, tmp_path, monkeypatch, c
     assert rows["candidate"]["shadow_of"] == response.headers["x-luthien-transaction-id"]
     assert "hidden" in text_of(rows["candidate"]["final"])
     assert rows[None]["api"] == "chat"
+
+
+def test_the_example_config_declares_two_shadows():
+    from pathlib import Path
+
+    loaded = load_config(Path(__file__).parents[2] / "examples" / "shadow.yaml")
+    assert list(loaded.shadows) == ["redact", "no-destructive"]
+    assert isinstance(loaded.shadows["no-destructive"], RegexBlockPolicy)
