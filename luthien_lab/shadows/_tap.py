@@ -85,6 +85,7 @@ class Shadows(PipelineListener):
         self.closed = False
         self.hold = hold
         self._held: list[tuple[ShadowRun, ...]] = []
+        self._timer: asyncio.TimerHandle | None = None
         self._live: dict[str, TransactionInfo] = {}
         self._runs: dict[str, tuple[ShadowRun, ...]] = {}
         self._lock = threading.Lock()
@@ -148,6 +149,7 @@ class Shadows(PipelineListener):
                 run.end(result.status, result.error)
             if self.hold:
                 self._held.append(runs)  # until release(): the response is sent
+                self._release_later()
                 return
             try:
                 loop = asyncio.get_running_loop()
@@ -157,6 +159,20 @@ class Shadows(PipelineListener):
                 # Once the live loop is done with this step: the shadows compute while
                 # the live path has nothing left to do for this transaction.
                 loop.call_soon(_kick, runs)
+
+    def _release_later(self) -> None:
+        """A safety net for a transaction that ends outside any request (a stream
+        finalized late): what is held is released within a second anyway."""
+        if self._timer is None:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                return
+            self._timer = loop.call_later(1.0, self._released_late)
+
+    def _released_late(self) -> None:
+        self._timer = None
+        self.release()
 
     def release(self) -> None:
         """Start the shadows on every live transaction ended so far (with ``hold``:
