@@ -56,6 +56,22 @@ def _error_response(http: HTTPRequest, error: GatewayError) -> Response:
     return openai_error_response(error)
 
 
+class _ReleaseShadows:
+    """Starts the shadow policies on the live transactions a request ended once its
+    response is sent (ASGI middleware): they then compute while the live path is
+    free, not while it writes the response."""
+
+    def __init__(self, app: Any, shadows: Any) -> None:
+        self.app = app
+        self.shadows = shadows
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.shadows.release()
+
+
 def _warm_up() -> None:
     """What would otherwise make the first request wait seconds: importing litellm
     (and its per-call cost bookkeeping, off)."""
@@ -72,6 +88,7 @@ def create_app(
     store: Any = None,
     listeners: list[PipelineListener] | None = None,
     api_key: str | None = None,
+    shadows: Any = None,
 ) -> FastAPI:
     """The gateway app for ``policy``.
 
@@ -82,12 +99,21 @@ def create_app(
       recording); a store that cannot be opened raises :class:`StoreError` (the
       gateway never serves unrecorded traffic it was asked to record);
     - ``api_key``: required on every request when set (default: the value of the
-      env var ``settings.api_key_env``, if any).
+      env var ``settings.api_key_env``, if any);
+    - ``shadows``: shadow policies (``{name: policy}`` or a list; the config's
+      ``shadow:``): each request's upstream answer also runs through each of them on
+      its own thread, recorded to ``store`` linked to the live transaction, never sent
+      (:class:`~luthien_lab.shadows.Shadows`).
 
     The app is ready (``/health`` answers) only once everything slow to import has
     been imported.
     """
     settings = settings or GatewaySettings()
+    named_shadows: dict[str, Any] = {}
+    if shadows:  # checked before anything is opened
+        from luthien_lab.shadows import name_shadows
+
+        named_shadows = dict(name_shadows(shadows))
     if api_key is None and settings.api_key_env:
         api_key = os.environ.get(settings.api_key_env) or None
     all_listeners = list(listeners or [])
@@ -108,6 +134,19 @@ def create_app(
                 "gateway.store: null in the config, or create_app(..., store=None)"
             ) from error
         all_listeners.insert(0, recorder)
+    shadow_set = None
+    if named_shadows:
+        from luthien_lab.shadows import Shadows
+
+        shadow_set = Shadows(
+            named_shadows,
+            listeners=[recorder] if recorder is not None else [],
+            buffer=settings.shadow_buffer,
+            hook_timeout=settings.hook_timeout,
+            hook_block_warning=settings.hook_block_warning,
+            hold=True,
+        )
+        all_listeners.append(shadow_set)
     gateway = Gateway(
         policy, settings=settings, llm_client=llm_client, listeners=all_listeners, api_key=api_key
     )
@@ -120,6 +159,9 @@ def create_app(
         await asyncio.to_thread(_warm_up)
         ready.set()
         yield
+        if shadow_set is not None:
+            # Before the recorder closes: the shadows' last transactions go to it.
+            await asyncio.to_thread(shadow_set.close, settings.shadow_grace)
         if recorder is not None:
             recorder.close()
         close = getattr(gateway.orchestrator.llm_client, "aclose", None)
@@ -134,7 +176,10 @@ def create_app(
         openapi_url=None,
     )
     app.state.gateway = gateway
+    if shadow_set is not None:
+        app.add_middleware(_ReleaseShadows, shadows=shadow_set)
     app.state.recorder = recorder
+    app.state.shadows = shadow_set
     name = policy_name(policy)
 
     @app.exception_handler(HTTPException)

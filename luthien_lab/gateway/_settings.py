@@ -1,6 +1,7 @@
 """The gateway's settings: the optional ``gateway:`` section of a policy config file.
 
 policy: {...}           # see luthien_lab.policies._loading
+shadow: {...}           # optional: shadow policies (luthien_lab.shadows._spec)
 gateway:                # optional, read by ``luthien-lab serve``
   host: 127.0.0.1
   port: 8000
@@ -9,6 +10,8 @@ gateway:                # optional, read by ``luthien-lab serve``
   max_request_bytes: 4194304
   hook_timeout: 60              # seconds a policy hook may run; null: no limit
   hook_block_warning: 0.1       # warn when a hook holds the event loop this long
+  shadow_buffer: 4096           # upstream chunks a shadow may fall behind on one request
+  shadow_grace: 5               # seconds shutdown lets shadow runs finish
   upstream:
     api_base: http://127.0.0.1:9000/v1
     api_key_env: UPSTREAM_KEY
@@ -72,6 +75,12 @@ class GatewaySettings(BaseModel):
     """Seconds a policy hook may run before its transaction fails with a
     ``HookTimeoutError`` (the client gets a policy error); null: no limit. A policy
     that declares its own ``hook_timeout`` keeps it."""
+    shadow_buffer: int = Field(default=4096, ge=1)
+    """Upstream chunks a shadow policy may fall behind on one request; past it chunks
+    are dropped (counted in ``shadow_dropped``) and its run is recorded ``incomplete``."""
+    shadow_grace: float = Field(default=5.0, ge=0)
+    """Seconds the gateway's shutdown lets shadow runs finish; the rest are recorded
+    ``cancelled``."""
     hook_block_warning: float | None = Field(default=0.1, gt=0)
     """A hook that holds the event loop longer than this in one go (seconds; every
     other request waits meanwhile) is logged and recorded as the event
@@ -86,19 +95,25 @@ class LoadedConfig(BaseModel):
 
     policy: Any
     gateway: GatewaySettings
+    shadows: dict[str, Any] = Field(default_factory=dict)
+    """The ``shadow:`` policies by name (empty: none)."""
 
 
 def load_config(source: str | os.PathLike[str] | dict[str, Any]) -> LoadedConfig:
-    """The policy and the ``gateway:`` settings (defaults when absent)."""
+    """The policy, the ``shadow:`` policies and the ``gateway:`` settings (defaults
+    when absent)."""
+    from luthien_lab.shadows import shadows_from_spec
+
     data, where = read_config(source)
-    unknown = set(data) - {"policy", "gateway"}
+    unknown = set(data) - {"policy", "shadow", "gateway"}
     if unknown:
         raise ConfigError(
-            f"unknown top-level key(s) {sorted(unknown)} in {where}; valid: policy, gateway"
+            f"unknown top-level key(s) {sorted(unknown)} in {where}; valid: policy, shadow, gateway"
         )
     policy = policy_from_config(data, where)
+    shadows = shadows_from_spec(data.get("shadow"), where)
     try:
         gateway = GatewaySettings.model_validate(data.get("gateway") or {})
     except ValidationError as error:
         raise ConfigError(describe_validation_error("gateway", GatewaySettings, error)) from None
-    return LoadedConfig(policy=policy, gateway=gateway)
+    return LoadedConfig(policy=policy, gateway=gateway, shadows=shadows)

@@ -63,16 +63,21 @@ def run(args: argparse.Namespace) -> int:
         return 2
     store = None if args.no_record else (args.store or settings.store)
     try:
-        app = create_app(loaded.policy, settings=settings, store=store)
+        app = create_app(loaded.policy, settings=settings, store=store, shadows=loaded.shadows)
     except StoreError as error:
         # Never serve unrecorded traffic that was meant to be recorded.
         print(f"luthien-lab serve: refusing to start: {error}", file=sys.stderr)
         return 2
     host = args.host or settings.host
     port = args.port if args.port is not None else settings.port
+    shadows = ""
+    if loaded.shadows:
+        shadows = f", shadows: {', '.join(loaded.shadows)}"
+        if not store:
+            shadows += " (run, but not recorded: recording is off)"
     print(
         f"luthien-lab gateway: {type(loaded.policy).__name__} on http://{host}:{port}/v1 "
-        f"(recording: {store or 'off'})",
+        f"(recording: {store or 'off'}){shadows}",
         flush=True,
     )
     uvicorn.run(app, host=host, port=port, log_level=args.log_level, access_log=False)

@@ -18,6 +18,9 @@ from luthien_lab.runs._trace import TraceListener, TransactionTrace
 __all__ = ["DEFAULT_MODEL", "RunHandle", "build_request", "execute", "resolve_policy"]
 
 DEFAULT_MODEL = "gpt-4o-mini"
+SHADOW_WAIT = 60.0
+"""Seconds a run waits for its shadows after the live answer (then what is unfinished
+is recorded ``cancelled``): the default hook timeout."""
 
 
 class RunHandle:
@@ -85,12 +88,15 @@ async def execute(
     on_update: Callable[[TransactionTrace], None] | None = None,
     handle: RunHandle | None = None,
     chunk_timeout: float | None = 60.0,
+    shadow: Any = None,
 ) -> RunResult:
     """Run ``prompt`` through ``policy`` and return the traced :class:`RunResult`.
 
     Provider and policy errors do not raise: the result carries them (``status``,
     ``error``, ``exception``). A stop through ``handle`` ends with status
-    ``cancelled``; any other cancellation propagates.
+    ``cancelled``; any other cancellation propagates. ``shadow``: shadow policies
+    run on the same provider answer (``result.shadows[name]``; see
+    :mod:`luthien_lab.shadows`).
     """
     from luthien_lab.orchestrator import PolicyOrchestrator
 
@@ -109,6 +115,19 @@ async def execute(
     # The result keeps reading the store (its views), so the recorder leaves it open.
     recorder = recorder_for(store, keep_open=True)
     listeners = [recorder, listener] if recorder is not None else [listener]
+    shadows = None
+    tracers: dict[str, TraceListener] = {}
+    if shadow is not None:
+        from luthien_lab.shadows import Shadows, name_shadows
+
+        named = name_shadows(shadow)
+        tracers = {name: TraceListener() for name in named}
+        shadows = Shadows(
+            named,
+            listeners=[recorder] if recorder is not None else [],
+            shadow_listeners={name: [tracer] for name, tracer in tracers.items()},
+        )
+        listeners.append(shadows)
     orchestrator = PolicyOrchestrator(
         policy, client, listeners=listeners, chunk_timeout=chunk_timeout
     )
@@ -133,6 +152,8 @@ async def execute(
     except Exception as error:
         exception = error
     finally:
+        if shadows is not None:  # before the recorder closes: they record to it
+            await asyncio.shield(asyncio.to_thread(shadows.close, SHADOW_WAIT))
         if recorder is not None:
             # Written by the recorder's thread; wait so that the store has the run.
             await asyncio.shield(asyncio.to_thread(recorder.close))
@@ -141,4 +162,11 @@ async def execute(
         trace.status = "cancelled" if isinstance(exception, asyncio.CancelledError) else "error"
         trace.error = str(exception) if exception else None
     result_store = recorder.store if recorder is not None else None
-    return RunResult(trace, exception=exception, store=result_store)
+    result = RunResult(trace, exception=exception, store=result_store)
+    # The shadows that ran (a live run that never reached the provider gave them none).
+    result.shadows = {
+        name: RunResult(tracer.trace, store=result_store)
+        for name, tracer in tracers.items()
+        if tracer.traces
+    }
+    return result
