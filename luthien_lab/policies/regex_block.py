@@ -16,11 +16,24 @@ if TYPE_CHECKING:
 __all__ = ["RegexBlockPolicy"]
 
 
+_GLOBAL_FLAGS = re.compile(r"\(\?([aiLmsux]+)\)")
+
+
+def _scoped(pattern: str) -> str:
+    """``pattern`` as one alternative of the combined expression: leading global flags
+    (``(?i)drop table``, valid alone) become scoped ones (``(?i:drop table)``), since
+    global flags are only allowed at the very start of the whole expression."""
+    flags = _GLOBAL_FLAGS.match(pattern)
+    if flags is None:
+        return f"(?:{pattern})"
+    return f"(?{flags.group(1)}:{pattern[flags.end() :]})"
+
+
 def _compile(patterns: list[str], case_sensitive: bool) -> re.Pattern[str] | None:
     if not patterns:
         return None
     flags = 0 if case_sensitive else re.IGNORECASE
-    return re.compile("|".join(f"(?:{p})" for p in patterns), flags)
+    return re.compile("|".join(_scoped(p) for p in patterns), flags)
 
 
 class RegexBlockPolicy(GatePolicy):

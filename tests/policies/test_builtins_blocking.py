@@ -45,6 +45,18 @@ async def test_regex_blocks_text_split_across_chunks():
     assert statuses == ["blocked", "blocked"]
 
 
+async def test_regex_inline_flags_apply_to_their_own_pattern_only():
+    """``(?i)`` is valid at the start of one pattern; it must not make the others
+    case-insensitive (nor fail because the patterns are combined)."""
+    policy = RegexBlockPolicy(
+        patterns=[r"(?i)drop table", r"rm -rf"], case_sensitive=True, message="[blocked]"
+    )
+    loud, _, loud_statuses = await both_ways(policy, text_stream("DROP ", "TABLE users"))
+    assert loud["text"] == "[blocked]" and loud_statuses == ["blocked", "blocked"]
+    shout, _, shout_statuses = await both_ways(policy, text_stream("RM -RF /"))
+    assert shout["text"] == "RM -RF /" and shout_statuses == ["ok", "ok"]
+
+
 async def test_regex_leaves_clean_text_alone():
     policy = RegexBlockPolicy(patterns=[r"rm\s+-rf"])
     streamed, full, statuses = await both_ways(policy, text_stream("all ", "good here"))
