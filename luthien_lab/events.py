@@ -66,7 +66,9 @@ __all__ = [
 ]
 
 TransactionStatus = str
-"""One of ``"ok"``, ``"error"``, ``"cancelled"``, ``"blocked"``."""
+"""One of ``"ok"``, ``"error"``, ``"cancelled"``, ``"blocked"``, and for a shadow
+policy's transaction ``"incomplete"`` (it did not see the whole upstream answer: its
+buffer overflowed, or the live transaction ended before the answer was whole)."""
 
 
 @dataclass(slots=True)
