@@ -33,7 +33,8 @@ detail. Where things live (one line per concept; the README's "Layout" says more
     store/         DuckDB store and recorder; what a ``store=`` argument means
     runs/          one prompt through a policy, traced (RunResult, TransactionTrace)
     lab, widgets/  lab.run and the notebook views
-    evaluate/      evaluation, fuzzing, golden outputs, Ray
+    evaluate/      evaluation over datasets and stored traffic, divergence, fuzzing, Ray
+    shadows/       shadow policies: fed the live upstream stream, recorded, never sent
     exporting/     notebook policy -> module, YAML, tests
     gateway/       the gateway: settings, plumbing, one module per wire dialect
     cli, demo      the ``luthien-lab`` command line
