@@ -1,0 +1,321 @@
+"""What the transaction browser asks the store: one page of transactions at a time.
+
+Every question is a short SQL query over the ``transactions`` table (and ``payloads``
+for text search), bounded by ``LIMIT``/``OFFSET`` plus a ``count(*)``: a store of any
+size is browsed without being loaded. Pure data in, data out: the widgets
+(``_browse``, ``_watch``) only draw what these return.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from luthien_lab.errors import StoreError
+
+__all__ = [
+    "BrowseFilters",
+    "Page",
+    "distinct_values",
+    "fetch_page",
+    "parse_time",
+    "related",
+    "store_summary",
+    "where_clause",
+]
+
+_AGO = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)\s*$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+PAYLOAD_COLUMNS = ("original_request", "final_request", "original_response", "final_response")
+ROW_SQL = """SELECT t.transaction_id, t.started_at, t.ended_at, t.duration_ms, t.status,
+    t.model, t.policy_class, t.api, t.streaming, t.shadow_of, t.shadow_name,
+    t.shadow_dropped, t.error_type,
+    (SELECT count(*) FROM transactions s WHERE s.shadow_of = t.transaction_id) AS shadows,
+    json_extract_string(p.final_request, '$.messages[#-1].content') AS prompt,
+    json_extract_string(p.final_response, '$.choices[0].message.content') AS response,
+    json_extract_string(p.final_response,
+        '$.choices[0].message.tool_calls[*].function.name') AS tool_names
+FROM transactions t LEFT JOIN payloads p USING (transaction_id)"""
+
+
+def parse_time(value: Any, *, now: _dt.datetime | None = None, name: str = "since") -> Any:
+    """A point in time (UTC) from a datetime, a date, a timedelta or ``"7d"``-style text
+    (s, m, h, d, w: that long ago) or ISO text; None stays None."""
+    if value is None:
+        return None
+    now = now or _dt.datetime.now(_dt.UTC)
+    if isinstance(value, _dt.timedelta):
+        return now - value
+    if isinstance(value, _dt.datetime):
+        return value if value.tzinfo else value.replace(tzinfo=_dt.UTC)
+    if isinstance(value, _dt.date):
+        return _dt.datetime(value.year, value.month, value.day, tzinfo=_dt.UTC)
+    if isinstance(value, str):
+        match = _AGO.match(value)
+        if match:
+            seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+            return now - _dt.timedelta(seconds=seconds)
+        try:
+            return parse_time(_dt.datetime.fromisoformat(value.strip()), now=now, name=name)
+        except ValueError:
+            pass
+    raise ValueError(
+        f"{name}={value!r} is not a time: give a datetime, a timedelta, an ISO time "
+        "('2026-11-30T08:00') or how long ago ('30m', '12h', '7d', '2w')"
+    )
+
+
+def _names(value: str | Sequence[str] | None, name: str) -> list[str] | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, Sequence) and all(isinstance(v, str) for v in value):
+        return list(value) or None
+    raise ValueError(f"{name}={value!r}: give a string or a list of strings")
+
+
+def _tags(value: str | Mapping[str, Any] | None) -> dict[str, Any]:
+    """``"key"`` (the tag is set), ``"key=value"`` or ``{key: value}`` (None: is set)."""
+    if value is None or value == "":
+        return {}
+    if isinstance(value, Mapping):
+        return dict(value)
+    if isinstance(value, str):
+        key, sep, wanted = value.partition("=")
+        if key.strip():
+            return {key.strip(): wanted.strip() if sep else None}
+    raise ValueError(f"tag={value!r}: give 'key', 'key=value' or a dict of them")
+
+
+@dataclass(frozen=True)
+class BrowseFilters:
+    """Which transactions to list. ``shadows``: None lists live transactions only
+    (every transaction when ``ids`` are given), True lists shadows too, ``"only"``
+    lists only shadow transactions. ``search``: text in the requests or responses (or
+    a transaction id prefix). ``where``: any SQL condition over ``transactions``."""
+
+    since: Any = None
+    until: Any = None
+    status: str | Sequence[str] | None = None
+    model: str | Sequence[str] | None = None
+    policy: str | None = None
+    tag: str | Mapping[str, Any] | None = None
+    api: str | Sequence[str] | None = None
+    where: str | None = None
+    search: str | None = None
+    shadows: bool | str | None = None
+    ids: Sequence[str] | None = field(default=None)
+
+    def __post_init__(self) -> None:
+        # Checked now, so that a bad value fails where it was given.
+        for name in ("since", "until"):
+            parse_time(getattr(self, name), name=name)
+        for name in ("status", "model", "api", "ids"):
+            _names(getattr(self, name), name)
+        _tags(self.tag)
+        if self.shadows not in (None, True, False, "only"):
+            raise ValueError(f"shadows={self.shadows!r}: give None, True, False or 'only'")
+        if self.policy is not None and not isinstance(self.policy, str):
+            raise ValueError(f"policy={self.policy!r}: give a policy class name")
+
+    def with_(self, **changes: Any) -> BrowseFilters:
+        return replace(self, **changes)
+
+
+def where_clause(
+    filters: BrowseFilters, *, now: _dt.datetime | None = None
+) -> tuple[str, list[Any]]:
+    """``(SQL condition over transactions t, parameters)`` for ``filters``."""
+    where: list[str] = []
+    params: list[Any] = []
+
+    def one_of(column: str, values: list[str] | None) -> None:
+        if values:
+            where.append(f"t.{column} IN ({', '.join('?' for _ in values)})")
+            params.extend(values)
+
+    ids = _names(filters.ids, "ids")
+    one_of("transaction_id", ids)
+    for name, column in (("since", ">="), ("until", "<")):
+        moment = parse_time(getattr(filters, name), now=now, name=name)
+        if moment is not None:
+            where.append(f"t.started_at {column} ?")
+            params.append(moment)
+    one_of("status", _names(filters.status, "status"))
+    one_of("model", _names(filters.model, "model"))
+    one_of("api", _names(filters.api, "api"))
+    if filters.policy:
+        where.append("(t.policy_class = ? OR t.policy_class LIKE ?)")
+        params.extend([filters.policy, f"%.{filters.policy}"])
+    for key, wanted in _tags(filters.tag).items():
+        path = '$."' + str(key).replace('"', '\\"') + '"'
+        if wanted is None:
+            where.append("json_exists(t.tags, ?)")
+            params.append(path)
+        else:
+            where.append("json_extract_string(t.tags, ?) = ?")
+            params.extend([path, str(wanted)])
+    shadows = filters.shadows
+    if shadows is None and not ids:
+        shadows = False
+    if shadows is False:
+        where.append("t.shadow_of IS NULL")
+    elif shadows == "only":
+        where.append("t.shadow_of IS NOT NULL")
+    if filters.search:
+        pattern = "%" + re.sub(r"([%_\\])", r"\\\1", filters.search) + "%"
+        texts = " OR ".join(f"CAST(p.{c} AS VARCHAR) ILIKE ? ESCAPE '\\'" for c in PAYLOAD_COLUMNS)
+        where.append(
+            "(t.transaction_id LIKE ? OR EXISTS (SELECT 1 FROM payloads p "
+            f"WHERE p.transaction_id = t.transaction_id AND ({texts})))"
+        )
+        params.append(filters.search.strip() + "%")
+        params.extend([pattern] * len(PAYLOAD_COLUMNS))
+    if filters.where and filters.where.strip():
+        where.append(f"({filters.where})")
+    return (" AND ".join(where) or "TRUE"), params
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of the list: ``rows`` (dicts, newest first), ``offset`` of the first,
+    ``total`` matching transactions."""
+
+    rows: list[dict[str, Any]]
+    offset: int
+    limit: int
+    total: int
+
+    @property
+    def number(self) -> int:
+        return self.offset // self.limit + 1
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-self.total // self.limit))
+
+    @property
+    def has_next(self) -> bool:
+        return self.offset + self.limit < self.total
+
+    @property
+    def has_previous(self) -> bool:
+        return self.offset > 0
+
+
+def _run(store: Any, query: str, params: list[Any], filters: BrowseFilters) -> Any:
+    try:
+        return store.sql(query, params)
+    except StoreError:
+        raise
+    except Exception as error:  # DuckDB's own: most likely the user's where
+        hint = f" (where={filters.where!r})" if filters.where else ""
+        raise StoreError(f"the transaction query failed{hint}: {error}") from error
+
+
+def _prompt_text(value: Any) -> str:
+    """A message's content as text: a string, or the text parts of a JSON list."""
+    if not isinstance(value, str):
+        return ""
+    if value.startswith("["):
+        try:
+            parts = json.loads(value)
+        except ValueError:
+            return value
+        if isinstance(parts, list):
+            return " ".join(
+                str(p.get("text") or "") for p in parts if isinstance(p, dict) and p.get("text")
+            )
+    return value
+
+
+def _rows(frame: Any) -> list[dict[str, Any]]:
+    rows = []
+    for record in frame.to_dict("records"):
+        out = {k: (None if _is_null(v) else v) for k, v in record.items()}
+        out["prompt"] = _prompt_text(out.get("prompt"))
+        names = out.get("tool_names")
+        if isinstance(names, str):
+            names = json.loads(names)
+        out["tool_names"] = [str(n) for n in names if n] if names is not None else []
+        out["response"] = out.get("response") or ""
+        rows.append(out)
+    return rows
+
+
+def _is_null(value: Any) -> bool:
+    """SQL NULL as pandas gives it (None, NaN, NaT, NA); lists are values."""
+    if value is None:
+        return True
+    if isinstance(value, str | list | tuple | dict) or hasattr(value, "__len__"):
+        return False
+    import pandas as pd
+
+    return bool(pd.isna(value))
+
+
+def fetch_page(
+    store: Any,
+    filters: BrowseFilters,
+    *,
+    offset: int = 0,
+    limit: int = 20,
+    now: _dt.datetime | None = None,
+) -> Page:
+    """The page of transactions matching ``filters`` starting at ``offset``, and how
+    many match in all. Two queries; neither reads more than the page's rows."""
+    if limit < 1 or offset < 0:
+        raise ValueError(f"limit={limit!r} must be >= 1 and offset={offset!r} >= 0")
+    condition, params = where_clause(filters, now=now)
+    total_frame = _run(
+        store, f"SELECT count(*) AS n FROM transactions t WHERE {condition}", params, filters
+    )
+    total = int(total_frame.iloc[0, 0])
+    if offset >= total > 0:  # the list shrank under a later page: show its last page
+        offset = (total - 1) // limit * limit
+    frame = _run(
+        store,
+        f"{ROW_SQL} WHERE {condition} ORDER BY t.started_at DESC, t.transaction_id "
+        f"LIMIT {int(limit)} OFFSET {int(offset)}",
+        params,
+        filters,
+    )
+    return Page(_rows(frame), offset, limit, total)
+
+
+def related(store: Any, transaction_id: str) -> list[dict[str, Any]]:
+    """The transactions linked to one as live and shadows: the live transaction first,
+    then its shadows by name (empty when it has none)."""
+    frame = store.sql(
+        f"{ROW_SQL} WHERE t.transaction_id = (SELECT coalesce(shadow_of, transaction_id) "
+        "FROM transactions WHERE transaction_id = ?) "
+        "OR t.shadow_of = (SELECT coalesce(shadow_of, transaction_id) FROM transactions "
+        "WHERE transaction_id = ?) ORDER BY t.shadow_of IS NOT NULL, t.shadow_name, "
+        "t.transaction_id",
+        [transaction_id, transaction_id],
+    )
+    rows = _rows(frame)
+    return rows if len(rows) > 1 else []
+
+
+def distinct_values(store: Any, column: str, limit: int = 200) -> list[str]:
+    """The values a filter can take (models, statuses...), most used first."""
+    if column not in ("status", "model", "policy_class", "api"):
+        raise ValueError(f"column={column!r}: not a filterable column")
+    frame = store.sql(
+        f"SELECT {column} AS v FROM transactions WHERE {column} IS NOT NULL "
+        f"GROUP BY {column} ORDER BY count(*) DESC, {column} LIMIT {int(limit)}"
+    )
+    return [str(v) for v in frame["v"]]
+
+
+def store_summary(store: Any) -> tuple[int, Any]:
+    """``(transactions, latest ended_at)``: the cheap question a watcher polls."""
+    frame = store.sql("SELECT count(*) AS n, max(ended_at) AS latest FROM transactions")
+    latest = frame.iloc[0, 1]
+    return int(frame.iloc[0, 0]), None if _is_null(latest) else latest
