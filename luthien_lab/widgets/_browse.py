@@ -36,7 +36,10 @@ from luthien_lab.widgets._trace import TransactionTrace
 __all__ = ["TransactionBrowser", "open_for_reading"]
 
 _MONO = "<style>.luthien-browse-list select{font-family:monospace;font-size:12px}</style>"
-_SHADOW_CHOICES = (("live only", None), ("live and shadows", True), ("shadows only", "only"))
+# Dropdown values are never None (ipywidgets shows None as no selection): "" is "any".
+ANY = ""
+_SHADOW_CHOICES = (("live only", "live"), ("live and shadows", "all"), ("shadows only", "only"))
+_SHADOWS = {"live": None, "all": True, "only": "only"}
 _CHOICE_COLUMNS = (
     ("status", "status"),
     ("model", "model"),
@@ -59,7 +62,7 @@ def open_for_reading(store: Any) -> Any:
 
 
 def _options(values: list[str], current: Any) -> list[tuple[str, Any]]:
-    options: list[tuple[str, Any]] = [("any", None)]
+    options: list[tuple[str, Any]] = [("any", ANY)]
     if current is not None and not isinstance(current, str):
         current = tuple(current)
         options.append((", ".join(current), current))
@@ -67,6 +70,22 @@ def _options(values: list[str], current: Any) -> list[tuple[str, Any]]:
         values = [current, *values]
     options += [(v, v) for v in values]
     return options
+
+
+def _to_control(value: Any) -> Any:
+    if value is None:
+        return ANY
+    return tuple(value) if isinstance(value, list | tuple) else value
+
+
+def _from_control(value: Any) -> Any:
+    if value == ANY:
+        return None
+    return list(value) if isinstance(value, tuple) else value
+
+
+def _shadow_choice(shadows: Any) -> str:
+    return {True: "all", "only": "only"}.get(shadows, "live")
 
 
 class TransactionBrowser(ipywidgets.VBox):
@@ -136,7 +155,7 @@ class TransactionBrowser(ipywidgets.VBox):
         self.where = text("where", f.where, "SQL where (status = 'ok')", "40%")
         self.shadows = ipywidgets.Dropdown(
             options=list(_SHADOW_CHOICES),
-            value=f.shadows if f.shadows in (None, True, "only") else None,
+            value=_shadow_choice(f.shadows),
             layout={"width": "160px"},
         )
         self.shadows.add_class("luthien-browse-shadows")
@@ -147,7 +166,7 @@ class TransactionBrowser(ipywidgets.VBox):
             box = ipywidgets.Dropdown(
                 description=name,
                 options=_options(distinct_values(self.store, column), current),
-                value=tuple(current) if isinstance(current, list | tuple) else current,
+                value=_to_control(current),
                 layout={"width": "25%"},
             )
             box.add_class(f"luthien-browse-{name}")
@@ -181,9 +200,8 @@ class TransactionBrowser(ipywidgets.VBox):
             for name in _TEXT_FIELDS
         }
         for name, box in self.choices.items():
-            value = box.value
-            changes[name] = list(value) if isinstance(value, tuple) else value
-        changes["shadows"] = self.shadows.value
+            changes[name] = _from_control(box.value)
+        changes["shadows"] = _SHADOWS[self.shadows.value]
         self.set_filters(**changes)
 
     def _sync_controls(self) -> None:
@@ -197,12 +215,10 @@ class TransactionBrowser(ipywidgets.VBox):
                 getattr(self, name).value = "" if value is None else str(value)
             for name, box in self.choices.items():
                 current = getattr(f, name)
-                if isinstance(current, list | tuple):
-                    current = tuple(current)
-                if current not in [v for _label, v in box.options]:
+                if _to_control(current) not in [v for _label, v in box.options]:
                     box.options = _options([v for _l, v in box.options[1:]], current)
-                box.value = current
-            self.shadows.value = f.shadows if f.shadows in (None, True, "only") else None
+                box.value = _to_control(current)
+            self.shadows.value = _shadow_choice(f.shadows)
         finally:
             self._quiet = False
 
@@ -264,7 +280,7 @@ class TransactionBrowser(ipywidgets.VBox):
                 if options != list(box.options):
                     value = box.value
                     box.options = options
-                    box.value = value if value in [v for _l, v in options] else None
+                    box.value = value if value in [v for _l, v in options] else ANY
         finally:
             self._quiet = False
 

@@ -65,9 +65,9 @@ def row_label(row: dict[str, Any]) -> str:
         answer = (answer + " " if answer else "") + "[" + ", ".join(row["tool_names"]) + "]"
     line = f"{head}  {_clip(row.get('prompt') or '', 40)} → {_clip(answer, 50)}"
     if row.get("shadow_of"):
-        line = f"{line}  ⧉ shadow {row.get('shadow_name') or ''}".rstrip()
+        line = f"{line}  [shadow {row.get('shadow_name') or ''}]"
     elif row.get("shadows"):
-        line = f"{line}  ⧉ {row['shadows']} shadow{'s' if row['shadows'] != 1 else ''}"
+        line = f"{line}  [{row['shadows']} shadow{'s' if row['shadows'] != 1 else ''}]"
     return line
 
 
@@ -138,7 +138,9 @@ def shadows_html(
         )
         if row.get("shadow_dropped"):
             title += f" · {row['shadow_dropped']} chunks dropped"
-        body = pane_html(text, "luthien-shadow-output") + diff_html(live_text, text, "inline")
+        body = pane_html(text, "luthien-shadow-output")
+        if text != live_text:
+            body += diff_html(live_text, text, "inline")
         columns.append(_column(title, body, "luthien-shadow"))
     return (
         '<div class="luthien-live-vs-shadow" style="display:flex;gap:6px">'

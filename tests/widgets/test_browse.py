@@ -211,10 +211,10 @@ def test_row_labels(filled):
     }
     weather = row_label(rows[ids["weather"]])
     assert "UppercasePolicy" in weather and "What is the weather in Paris?" in weather
-    assert weather.endswith("SUNNY IN PARIS  ⧉ 2 shadows")
+    assert weather.endswith("SUNNY IN PARIS  [2 shadows]")
     assert "[get_weather]" in row_label(rows[ids["lima"]])
     assert "messages" in row_label(rows[ids["lima"]])
-    assert row_label(rows[ids["shadow_a"]]).endswith("⧉ shadow candidate-a")
+    assert row_label(rows[ids["shadow_a"]]).endswith("[shadow candidate-a]")
     assert pager_text(fetch_page(store, BrowseFilters(status="error"))) == "no transactions match"
 
 
@@ -269,11 +269,12 @@ def test_browser_filters_and_search_through_its_controls(filled):
     assert ("claude-haiku", "claude-haiku") in browser.choices["model"].options
     browser.choices["model"].value = "claude-haiku"
     assert [v for _l, v in browser.list.options] == [ids["lima"]]
-    browser.choices["model"].value = None
+    browser.choices["model"].value = ""  # "any"
     browser.shadows.value = "only"
     assert {v for _l, v in browser.list.options} == named(ids, "shadow_a", "shadow_b")
     browser.set_filters(shadows=None, status="ok", search="Paris")
     assert browser.search_box.value == "Paris" and browser.choices["status"].value == "ok"
+    assert browser.shadows.value == "live" and browser.choices["model"].value == ""
     assert [v for _l, v in browser.list.options] == [ids["weather"]]
 
 
