@@ -30,8 +30,27 @@ __all__ = [
 
 _AGO = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)\s*$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-PAYLOAD_COLUMNS = ("original_request", "final_request", "original_response", "final_response")
-ROW_SQL = """SELECT t.transaction_id, t.started_at, t.ended_at, t.duration_ms, t.status,
+# Text search: a case-insensitive literal regular expression (RE2), 3-4x faster than
+# ILIKE on long JSON texts; the original request/response only where the policy
+# changed them (most are the same text twice). On a 100,000-transaction store with
+# 4 KB payloads: 0.66 s a scan instead of 2.3 s.
+_SEARCH_SQL = """SELECT 1 FROM payloads p WHERE p.transaction_id = t.transaction_id AND (
+    regexp_matches(p.final_request, ?) OR regexp_matches(p.final_response, ?)
+    OR (p.original_request IS DISTINCT FROM p.final_request
+        AND regexp_matches(p.original_request, ?))
+    OR (p.original_response IS DISTINCT FROM p.final_response
+        AND regexp_matches(p.original_response, ?)))"""
+# The page is cut from ``transactions`` first; only its rows are joined to their
+# payloads and have text pulled out of JSON (doing that before the LIMIT read every
+# payload: 2.8 s a page on a 100,000-transaction store instead of milliseconds).
+ROWS_SQL = """WITH page AS (
+    SELECT transaction_id, started_at, ended_at, duration_ms, status, model, policy_class,
+        api, streaming, shadow_of, shadow_name, shadow_dropped, error_type,
+        count(*) OVER () AS total
+    FROM transactions t WHERE {condition}
+    ORDER BY {order} {limit}
+)
+SELECT t.total, t.transaction_id, t.started_at, t.ended_at, t.duration_ms, t.status,
     t.model, t.policy_class, t.api, t.streaming, t.shadow_of, t.shadow_name,
     t.shadow_dropped, t.error_type,
     (SELECT count(*) FROM transactions s WHERE s.shadow_of = t.transaction_id) AS shadows,
@@ -39,7 +58,15 @@ ROW_SQL = """SELECT t.transaction_id, t.started_at, t.ended_at, t.duration_ms, t
     json_extract_string(p.final_response, '$.choices[0].message.content') AS response,
     json_extract_string(p.final_response,
         '$.choices[0].message.tool_calls[*].function.name') AS tool_names
-FROM transactions t LEFT JOIN payloads p USING (transaction_id)"""
+FROM page t LEFT JOIN payloads p USING (transaction_id)
+ORDER BY {order}"""
+NEWEST_FIRST = "t.started_at DESC, t.transaction_id"
+
+
+def rows_sql(condition: str, order: str = NEWEST_FIRST, limit: str = "") -> str:
+    """The list's row query: transactions matching ``condition`` (over ``t``), in
+    ``order``, cut by ``limit`` (``LIMIT n OFFSET m``) before payloads are read."""
+    return ROWS_SQL.format(condition=condition, order=order, limit=limit)
 
 
 def parse_time(value: Any, *, now: _dt.datetime | None = None, name: str = "since") -> Any:
@@ -127,6 +154,11 @@ class BrowseFilters:
         return replace(self, **changes)
 
 
+def literal_pattern(text: str) -> str:
+    """An RE2 pattern matching ``text`` literally, ignoring case."""
+    return "(?i)\\Q" + text.replace("\\E", "\\E\\\\E\\Q") + "\\E"
+
+
 def where_clause(
     filters: BrowseFilters, *, now: _dt.datetime | None = None
 ) -> tuple[str, list[Any]]:
@@ -168,14 +200,9 @@ def where_clause(
     elif shadows == "only":
         where.append("t.shadow_of IS NOT NULL")
     if filters.search:
-        pattern = "%" + re.sub(r"([%_\\])", r"\\\1", filters.search) + "%"
-        texts = " OR ".join(f"CAST(p.{c} AS VARCHAR) ILIKE ? ESCAPE '\\'" for c in PAYLOAD_COLUMNS)
-        where.append(
-            "(t.transaction_id LIKE ? OR EXISTS (SELECT 1 FROM payloads p "
-            f"WHERE p.transaction_id = t.transaction_id AND ({texts})))"
-        )
+        where.append(f"(t.transaction_id LIKE ? OR EXISTS ({_SEARCH_SQL}))")
         params.append(filters.search.strip() + "%")
-        params.extend([pattern] * len(PAYLOAD_COLUMNS))
+        params.extend([literal_pattern(filters.search)] * 4)
     if filters.where and filters.where.strip():
         where.append(f"({filters.where})")
     return (" AND ".join(where) or "TRUE"), params
@@ -237,6 +264,7 @@ def _prompt_text(value: Any) -> str:
 def _rows(frame: Any) -> list[dict[str, Any]]:
     rows = []
     for record in frame.to_dict("records"):
+        record.pop("total", None)
         out = {k: (None if _is_null(v) else v) for k, v in record.items()}
         out["prompt"] = _prompt_text(out.get("prompt"))
         names = out.get("tool_names")
@@ -268,37 +296,34 @@ def fetch_page(
     now: _dt.datetime | None = None,
 ) -> Page:
     """The page of transactions matching ``filters`` starting at ``offset``, and how
-    many match in all. Two queries; neither reads more than the page's rows."""
+    many match in all: one query (the count is a window over the matching rows), a
+    second only when ``offset`` is past the end. Only the page's rows are returned."""
     if limit < 1 or offset < 0:
         raise ValueError(f"limit={limit!r} must be >= 1 and offset={offset!r} >= 0")
     condition, params = where_clause(filters, now=now)
-    total_frame = _run(
-        store, f"SELECT count(*) AS n FROM transactions t WHERE {condition}", params, filters
-    )
-    total = int(total_frame.iloc[0, 0])
-    if offset >= total > 0:  # the list shrank under a later page: show its last page
-        offset = (total - 1) // limit * limit
-    frame = _run(
-        store,
-        f"{ROW_SQL} WHERE {condition} ORDER BY t.started_at DESC, t.transaction_id "
-        f"LIMIT {int(limit)} OFFSET {int(offset)}",
-        params,
-        filters,
-    )
+    query = rows_sql(condition, limit=f"LIMIT {int(limit)} OFFSET {int(offset)}")
+    frame = _run(store, query, params, filters)
+    if frame.empty and offset > 0:  # the list shrank under a later page: its last page
+        counted = _run(
+            store, f"SELECT count(*) AS n FROM transactions t WHERE {condition}", params, filters
+        )
+        total = int(counted.iloc[0, 0])
+        offset = max(0, (total - 1) // limit * limit)
+        query = rows_sql(condition, limit=f"LIMIT {int(limit)} OFFSET {offset}")
+        frame = _run(store, query, params, filters)
+    total = int(frame["total"].iloc[0]) if not frame.empty else 0
     return Page(_rows(frame), offset, limit, total)
 
 
 def related(store: Any, transaction_id: str) -> list[dict[str, Any]]:
     """The transactions linked to one as live and shadows: the live transaction first,
     then its shadows by name (empty when it has none)."""
-    frame = store.sql(
-        f"{ROW_SQL} WHERE t.transaction_id = (SELECT coalesce(shadow_of, transaction_id) "
-        "FROM transactions WHERE transaction_id = ?) "
-        "OR t.shadow_of = (SELECT coalesce(shadow_of, transaction_id) FROM transactions "
-        "WHERE transaction_id = ?) ORDER BY t.shadow_of IS NOT NULL, t.shadow_name, "
-        "t.transaction_id",
-        [transaction_id, transaction_id],
+    live = "(SELECT coalesce(shadow_of, transaction_id) FROM transactions WHERE transaction_id = ?)"
+    query = rows_sql(
+        f"t.transaction_id = {live} OR t.shadow_of = {live}",
+        order="t.shadow_of IS NOT NULL, t.shadow_name, t.transaction_id",
     )
+    frame = store.sql(query, [transaction_id, transaction_id])
     rows = _rows(frame)
     return rows if len(rows) > 1 else []
 

@@ -15,7 +15,7 @@ import pytest
 from luthien_lab.errors import StoreError
 from luthien_lab.store import Store, open_store
 from luthien_lab.widgets import BrowseFilters, TransactionBrowser
-from luthien_lab.widgets._browse_query import fetch_page, parse_time, related
+from luthien_lab.widgets._browse_query import fetch_page, literal_pattern, parse_time, related
 from luthien_lab.widgets._browse_render import detail_html, pager_text, row_label
 from luthien_lab.widgets._trace import TransactionTrace
 from tests.widgets.browse_store import fill
@@ -109,7 +109,20 @@ def test_search_is_case_insensitive_text_in_requests_and_responses(filled):
     assert listed(store, search="sunny") == named(ids, "weather")  # in the response
     assert listed(store, search="filler prompt 1") == named(ids, "filler1")
     assert listed(store, search="50%") == set()  # % is a character, not a wildcard
+    assert listed(store, search="filler.prompt") == set()  # . too
+    assert listed(store, search="FILLER PROMPT") == named(ids, "filler0", "filler1", "filler2")
     assert listed(store, search=ids["hello"][:10]) == named(ids, "hello")  # an id prefix
+
+
+def test_search_patterns_are_literal():
+    import duckdb
+
+    def matches(term, text):
+        query = "SELECT regexp_matches(?, ?)"
+        return duckdb.execute(query, [text, literal_pattern(term)]).fetchall()[0][0]
+
+    assert matches("a\\Eb(", "xA\\EB(y") and not matches("a\\Eb(", "ab(")
+    assert matches("[x]+", "a [X]+ b") and not matches("[x]+", "xx")
 
 
 def test_shadows_are_hidden_unless_asked(filled):
