@@ -31,10 +31,10 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
         "luthien_lab.provider.cli",
         "serve the local OpenAI/Anthropic-compatible provider",
     ),
-    "record": ("luthien_lab.recording", "record live provider streams into a dataset file"),
+    "record": ("luthien_lab.datasets.cli", "record live provider streams into a dataset file"),
     "serve": ("luthien_lab.gateway.cli", "serve a policy as an OpenAI-compatible gateway"),
     "eval": ("luthien_lab.evaluate.cli", "evaluate a policy over a dataset (CI-friendly)"),
-    "export": ("luthien_lab.export", "export a notebook policy to a production module"),
+    "export": ("luthien_lab.exporting.cli", "export a notebook policy to a production module"),
 }
 
 

@@ -23,7 +23,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--policy",
         default="uppercase",
-        help="uppercase, noop, or a class path module:ClassName (default: uppercase)",
+        help="uppercase, noop, a class path module:ClassName or a YAML config (default: uppercase)",
     )
     parser.add_argument("--model", default="openai/gpt-4o-mini", help="litellm model name")
     parser.add_argument("--no-stream", action="store_true", help="non-streaming request")
@@ -34,19 +34,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _policy(spec: str) -> Any:
-    from luthien_lab import NoOpPolicy, UppercasePolicy
-
-    builtins = {"uppercase": UppercasePolicy, "noop": NoOpPolicy, "passthrough": NoOpPolicy}
-    if spec in builtins:
-        return builtins[spec]()
-    from luthien_lab.policy_config import load_policy
-
-    return load_policy({"policy": {"class": spec, "config": {}}})
-
-
 async def _demo(args: argparse.Namespace) -> int:
     from luthien_lab import CallbackListener, Request, create_default_orchestrator
+    from luthien_lab.policies._loading import resolve_policy
 
     hooks: Counter[str] = Counter()
     result: dict[str, Any] = {}
@@ -60,7 +50,7 @@ async def _demo(args: argparse.Namespace) -> int:
 
     store = None if args.store == "none" else args.store
     orchestrator = create_default_orchestrator(
-        _policy(args.policy), store=store, listeners=[CallbackListener(watch)]
+        resolve_policy(args.policy), store=store, listeners=[CallbackListener(watch)]
     )
     request = Request(
         model=args.model,

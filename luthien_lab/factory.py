@@ -37,12 +37,11 @@ def create_default_orchestrator(
         llm_client = LiteLLMClient()
     all_listeners = list(listeners)
     if store is not None:
-        from luthien_lab.store import DuckDBRecorder
+        from luthien_lab.store import recorder_for
 
         # Given a path (or the default), the recorder opens the store and closes it with
         # itself (at exit too); a Store passed in stays the caller's.
-        recorder = DuckDBRecorder(None if isinstance(store, str) and store == "default" else store)
-        all_listeners.insert(0, recorder)
+        all_listeners.insert(0, recorder_for(store))
     return PolicyOrchestrator(
         policy, llm_client, listeners=all_listeners, chunk_timeout=chunk_timeout
     )

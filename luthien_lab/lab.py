@@ -25,14 +25,10 @@ Interrupting the kernel (KeyboardInterrupt) cancels the run.
 
 from __future__ import annotations
 
-import asyncio
-import atexit
-import concurrent.futures
-import threading
 from typing import Any
 
-from luthien_lab.widgets._result import RunResult
-from luthien_lab.widgets._run import DEFAULT_MODEL, execute
+from luthien_lab.runs import DEFAULT_MODEL, RunResult, execute, shutdown
+from luthien_lab.runs import background_loop as _background
 
 __all__ = [
     "DEFAULT_MODEL",
@@ -74,72 +70,6 @@ async def run_async(
         tools=tools,
         store=store,
     )
-
-
-class _LoopThread:
-    """One event loop running forever in a daemon thread."""
-
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self._main, name="luthien-lab-run", daemon=True)
-        self.thread.start()
-
-    def _main(self) -> None:
-        asyncio.set_event_loop(self.loop)
-        self.loop.run_forever()
-
-    def run(self, coro: Any) -> Any:
-        if threading.current_thread() is self.thread:
-            coro.close()
-            raise RuntimeError(
-                "lab.run() was called from inside a lab run (a policy or listener?); "
-                "use `await lab.run_async(...)` there instead"
-            )
-        future = asyncio.run_coroutine_threadsafe(coro, self.loop)
-        try:
-            return future.result()
-        except (KeyboardInterrupt, concurrent.futures.CancelledError):
-            future.cancel()
-            raise
-
-    def stop(self) -> None:
-        async def cancel_all() -> None:
-            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            await self.loop.shutdown_asyncgens()
-
-        if self.loop.is_running():
-            asyncio.run_coroutine_threadsafe(cancel_all(), self.loop).result(timeout=10)
-            self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(timeout=10)
-        if not self.loop.is_running():
-            self.loop.close()
-
-
-_lock = threading.Lock()
-_loop_thread: _LoopThread | None = None
-
-
-def _background() -> _LoopThread:
-    global _loop_thread
-    with _lock:
-        if _loop_thread is None:
-            _loop_thread = _LoopThread()
-        return _loop_thread
-
-
-def shutdown() -> None:
-    """Stop the background loop ``run`` uses (the next ``run`` starts a new one)."""
-    global _loop_thread
-    with _lock:
-        current, _loop_thread = _loop_thread, None
-    if current is not None:
-        current.stop()
-
-
-atexit.register(shutdown)
 
 
 def run(

@@ -1,7 +1,6 @@
 """A notebook is a test: changing a policy's behaviour makes nbval fail."""
 
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -36,7 +35,6 @@ def run_nbval(path: Path) -> subprocess.CompletedProcess:
 
 @pytest.mark.timeout(300)
 def test_changing_a_policy_in_a_notebook_fails_its_nbval_run(tmp_path):
-    shutil.copytree(ROOT / "datasets", tmp_path / "datasets")
     work = tmp_path / "notebooks"
     work.mkdir()
     nb = json.loads(NOTEBOOK.read_text())

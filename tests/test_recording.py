@@ -6,9 +6,17 @@ import json
 
 import pytest
 
-from luthien_lab.datasets import DEFAULT_PROMPTS, DEFAULT_RECORDINGS, Dataset, load_recordings
+from luthien_lab.datasets import (
+    DEFAULT_PROMPTS,
+    DEFAULT_RECORDINGS,
+    Dataset,
+    arecord,
+    load_recordings,
+    make_fixtures,
+    record,
+)
+from luthien_lab.datasets.cli import configure, run
 from luthien_lab.provider import local_provider
-from luthien_lab.recording import arecord, configure, make_fixtures, record, run
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -84,4 +92,4 @@ def test_committed_fixtures_are_up_to_date(tmp_path):
     make_fixtures(DEFAULT_PROMPTS, out)
     fresh = [json.loads(line) for line in out.read_text().splitlines()]
     committed = [json.loads(line) for line in DEFAULT_RECORDINGS.read_text().splitlines()]
-    assert fresh == committed, "run: python -m luthien_lab.recording --make-fixtures"
+    assert fresh == committed, "run: luthien-lab record --make-fixtures"

@@ -191,7 +191,7 @@ def test_rendering_a_recorded_transaction(recorded_store, tmp_path):
     code = f"""
     from luthien_lab.store import open_store
     from luthien_lab.widgets import ResponseDiff, Timeline, TransactionTrace
-    from luthien_lab.widgets._result import RunResult
+    from luthien_lab.runs import RunResult
     store = open_store({str(recorded_store)!r})
     tx = store.transactions().transaction_id[0]
     trace = TransactionTrace.from_store(store, tx)

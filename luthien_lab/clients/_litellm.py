@@ -157,7 +157,7 @@ class LiteLLMClient(LLMClient):
     (``tools``, ``api_base``, ``api_key``, ``extra_headers``, ...).
 
     ``route_local`` (default True) sends a request that names no ``api_base`` to the
-    target :func:`luthien_lab.config.resolve_target` picks: the bundled local
+    target :func:`luthien_lab.provider.resolve_target` picks: the bundled local
     provider unless a real provider key is set (``LUTHIEN_LAB_PROVIDER`` switches
     it). ``defaults`` are keyword arguments added to every call unless the request
     sets them.
@@ -170,7 +170,7 @@ class LiteLLMClient(LLMClient):
     def _kwargs(self, request: Request, stream: bool) -> dict[str, Any]:
         kwargs = set_stream_mode({**self.defaults, **request.to_litellm_kwargs()}, stream)
         if self.route_local and "api_base" not in kwargs:
-            from luthien_lab.config import resolve_target
+            from luthien_lab.provider import resolve_target
 
             for key, value in resolve_target(kwargs["model"]).items():
                 kwargs.setdefault(key, value)
@@ -205,7 +205,7 @@ class LiteLLMClient(LLMClient):
             prefix = "openai"
         extra = request.model_extra or {}
         if self.route_local and "api_base" not in extra and "api_base" not in self.defaults:
-            from luthien_lab.config import resolve_target
+            from luthien_lab.provider import resolve_target
 
             if resolve_target(model):
                 return f"local:{prefix}"

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from luthien_lab.datasets import _read_jsonl
+from luthien_lab.datasets._jsonl import read_jsonl as _read_jsonl
 from luthien_lab.errors import DatasetError
 
 # Chunks are materialised with litellm: never let it fetch its price map from the network.

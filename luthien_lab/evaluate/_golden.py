@@ -22,7 +22,7 @@ from typing import Any
 
 import pandas as pd
 
-from luthien_lab.datasets import _read_jsonl
+from luthien_lab.datasets._jsonl import read_jsonl as _read_jsonl
 from luthien_lab.errors import DatasetError
 
 __all__ = [

@@ -131,7 +131,7 @@ def _register_samples(cases: list[Case], client: LLMClient | None) -> None:
     samples = [c.sample for c in cases if c.sample is not None]
     if client is not None or not samples:
         return
-    from luthien_lab.config import shared_local_provider, target_is_local
+    from luthien_lab.provider import shared_local_provider, target_is_local
 
     if not any(target_is_local(c.request["model"]) for c in cases if c.sample is not None):
         return
@@ -171,9 +171,9 @@ async def evaluate_async(
     recorder = None
     extra = list(listeners)
     if store is not None:
-        from luthien_lab.store import DuckDBRecorder
+        from luthien_lab.store import recorder_for
 
-        recorder = DuckDBRecorder(store)
+        recorder = recorder_for(store)
         extra.insert(0, recorder)
     rows: dict[str, list[dict[str, Any]]] = {}
     base_rows: dict[str, dict[str, Any]] = {}

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from luthien_lab.errors import ConfigError
+from luthien_lab.policies._loading import resolve_policy
 from luthien_lab.policies.base import Policy
 
 __all__ = ["load_policy_spec", "portable_spec"]
@@ -14,27 +15,9 @@ __all__ = ["load_policy_spec", "portable_spec"]
 
 def load_policy_spec(spec: Any) -> Policy:
     """A Policy from a Policy instance, a YAML path (``*.yaml``/``*.yml``), a parsed
-    config dict (``{"policy": {"class": ..., "config": ...}}``) or ``"module:Class"``."""
-    if isinstance(spec, Policy):
-        return spec
-    if isinstance(spec, dict):
-        from luthien_lab.policy_config import load_policy
-
-        return load_policy(spec)
-    if isinstance(spec, str | os.PathLike):
-        text = str(spec)
-        if text.endswith((".yaml", ".yml")) or Path(text).is_file():
-            from luthien_lab.policy_config import load_policy
-
-            return load_policy(text)
-        if ":" in text:
-            from luthien_lab.policy_config import resolve_policy_class
-
-            return resolve_policy_class(text)()
-    raise ConfigError(
-        f"cannot make a policy from {spec!r}; pass a Policy, a YAML path, a config dict "
-        "or 'package.module:ClassName'"
-    )
+    config dict (``{"policy": {"class": ..., "config": ...}}``) or ``"module:Class"``
+    (:func:`luthien_lab.policies.resolve_policy`, which takes a few more forms)."""
+    return resolve_policy(spec)
 
 
 def portable_spec(spec: Any) -> Any:

@@ -340,7 +340,7 @@ def _instantiate(cls: type, config: dict[str, Any]) -> Any:
 def _load_exported(config: Path, folder: Path, module: str, shown: Path) -> Any:
     """The exported policy, loaded from its YAML by the gateway's loader; the module
     is imported only for the duration, so the caller's sys.modules stays as it was."""
-    from luthien_lab.policy_config import load_policy as gateway_load_policy
+    from luthien_lab.policies._loading import load_policy as gateway_load_policy
 
     with importable(folder, module):
         try:

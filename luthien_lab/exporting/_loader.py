@@ -1,6 +1,6 @@
 """Loading an exported policy the way the gateway does.
 
-The YAML an export writes is the gateway's format (:mod:`luthien_lab.policy_config`)::
+The YAML an export writes is the gateway's format (:mod:`luthien_lab.policies._loading`)::
 
     policy:
       class: "module:ClassName"
@@ -8,8 +8,9 @@ The YAML an export writes is the gateway's format (:mod:`luthien_lab.policy_conf
 
 The class path resolves like any import: the folder holding the exported module
 must be on ``sys.path`` (``PYTHONPATH=DIR``, or ``search_path=`` here). The config
-goes to the constructor as the gateway passes it: ``Cls(config=Cls.Config(...))``
-for a class declaring a pydantic ``Config``, else ``Cls(**config)``.
+goes to the constructor as the gateway passes it (``instantiate_policy``, the
+gateway's own: ``Cls(config=Cls.Config(...))`` for a class declaring a pydantic
+``Config``, else ``Cls(**config)``).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from luthien_lab.errors import ConfigError
+from luthien_lab.policies._loading import instantiate_policy
 
 __all__ = ["importable", "instantiate_policy", "load_policy"]
 
@@ -29,31 +30,12 @@ __all__ = ["importable", "instantiate_policy", "load_policy"]
 def load_policy(config_path: str | Path, *, search_path: str | Path | None = None) -> Any:
     """The policy a YAML file describes, loaded by the gateway's loader
     (``search_path`` is put first on sys.path, and stays there)."""
-    from luthien_lab.policy_config import load_policy as gateway_load_policy
+    from luthien_lab.policies._loading import load_policy as gateway_load_policy
 
     if search_path is not None and str(search_path) not in sys.path:
         sys.path.insert(0, str(search_path))
         importlib.invalidate_caches()
     return gateway_load_policy(config_path)
-
-
-def instantiate_policy(cls: type, config: dict[str, Any] | None) -> Any:
-    """An instance of ``cls`` built from ``config`` by the gateway's rule."""
-    from pydantic import BaseModel
-
-    config = dict(config or {})
-    model = getattr(cls, "Config", None)
-    if isinstance(model, type) and issubclass(model, BaseModel):
-        from luthien_lab.policies._configurable import build_config
-
-        return cls(config=build_config(cls, config, {}))
-    try:
-        return cls(**config)
-    except TypeError as error:
-        raise ConfigError(
-            f"cannot build {cls.__name__}(**{config!r}): {error}. Make the config keys "
-            f"match {cls.__name__}.__init__'s parameters, or declare a pydantic Config."
-        ) from error
 
 
 @contextlib.contextmanager

@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING, Any
 from fastapi import Request as HTTPRequest
 from fastapi.responses import Response
 
-from luthien_lab.config import protocol_for_model
 from luthien_lab.errors import UpstreamError
 from luthien_lab.gateway._anthropic_checks import check_body
 from luthien_lab.gateway._anthropic_message import to_anthropic_message
@@ -38,6 +37,7 @@ from luthien_lab.gateway._sse import (
     write_events,
 )
 from luthien_lab.gateway._wire import bind_wire
+from luthien_lab.provider import protocol_for_model
 from luthien_lab.request import Request
 
 if TYPE_CHECKING:

@@ -26,8 +26,8 @@ from luthien_lab.gateway._models import list_models
 from luthien_lab.gateway._openai_chat import add_chat_routes, openai_error_response
 from luthien_lab.gateway._plumbing import Gateway, json_response
 from luthien_lab.gateway._responses import add_responses_routes
+from luthien_lab.gateway._settings import GatewaySettings
 from luthien_lab.policies.base import policy_name
-from luthien_lab.policy_config import GatewaySettings
 
 if TYPE_CHECKING:
     from luthien_lab.clients import LLMClient
@@ -94,10 +94,10 @@ def create_app(
     recorder = None
     if store is not None:
         from luthien_lab.errors import StoreError
-        from luthien_lab.store import DuckDBRecorder
+        from luthien_lab.store import recorder_for
 
         try:
-            recorder = DuckDBRecorder(store)
+            recorder = recorder_for(store)
         except Exception as error:
             # Refuse to start: a gateway that seems to record but does not loses the
             # very traffic someone asked to keep.

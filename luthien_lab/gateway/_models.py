@@ -52,11 +52,11 @@ async def _upstream_ids(gateway: Gateway) -> tuple[int, bytes, str] | None:
     upstream = gateway.settings.upstream
     base = upstream.api_base
     if base is None:
-        from luthien_lab.config import target_is_local
+        from luthien_lab.provider import target_is_local
 
         if not target_is_local("gpt-4o-mini"):
             return None
-        from luthien_lab.config import shared_local_provider
+        from luthien_lab.provider import shared_local_provider
 
         base = shared_local_provider().openai_base
     if upstream.provider not in (None, "openai"):

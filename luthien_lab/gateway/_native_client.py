@@ -55,7 +55,7 @@ class ChunkMaker:
 
 class NativeClient(LLMClient):
     """Base of the native clients. ``api_base`` None: the local provider when
-    :func:`luthien_lab.config.target_is_local` says so, else the provider's public API;
+    :func:`luthien_lab.provider.target_is_local` says so, else the provider's public API;
     ``api_key`` None: ``$<key_env>``, else the client's own key (forwarded)."""
 
     api: ClassVar[str]
@@ -82,10 +82,10 @@ class NativeClient(LLMClient):
         """(base URL, key) for ``model``."""
         if self.api_base:
             return self.api_base, self.api_key
-        from luthien_lab.config import target_is_local
+        from luthien_lab.provider import target_is_local
 
         if target_is_local(model):
-            from luthien_lab.config import shared_local_provider
+            from luthien_lab.provider import shared_local_provider
 
             return self.local_base(shared_local_provider()), "sk-local"
         return self.remote_base, self.api_key or os.environ.get(self.key_env)

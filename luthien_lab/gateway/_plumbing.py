@@ -16,11 +16,11 @@ from fastapi import Request as HTTPRequest
 from fastapi.responses import Response
 from pydantic import ValidationError
 
-from luthien_lab.config import protocol_for_model
 from luthien_lab.gateway._errors import GatewayError
+from luthien_lab.gateway._settings import GatewaySettings
 from luthien_lab.gateway._upstream import build_upstream
 from luthien_lab.orchestrator import PolicyOrchestrator
-from luthien_lab.policy_config import GatewaySettings
+from luthien_lab.provider import protocol_for_model
 from luthien_lab.request import Request
 
 if TYPE_CHECKING:

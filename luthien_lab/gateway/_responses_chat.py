@@ -21,9 +21,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from luthien_lab.config import protocol_for_model
 from luthien_lab.gateway._responses_checks import bad
 from luthien_lab.gateway._responses_request import upstream_name
+from luthien_lab.provider import protocol_for_model
 
 __all__ = ["chat_request"]
 

@@ -205,7 +205,7 @@ class ProtocolRouter(_Router):
         self.other = other
 
     def _pick(self, request: Request) -> LLMClient:
-        from luthien_lab.config import protocol_for_model
+        from luthien_lab.provider import protocol_for_model
 
         return self.openai if protocol_for_model(request.model) == "openai" else self.other
 

@@ -40,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
 
     from luthien_lab.errors import ConfigError, StoreError
     from luthien_lab.gateway import create_app
-    from luthien_lab.policy_config import load_config
+    from luthien_lab.gateway._settings import load_config
 
     try:
         loaded = load_config(args.config)

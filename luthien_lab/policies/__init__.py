@@ -17,8 +17,18 @@ For coding agents (Claude Code, Codex; see :mod:`.agent_tools`):
 - :class:`NetworkRulesPolicy` — blocks network tools and hosts;
 - :class:`RewriteRulesPolicy` — rewrites tool-call arguments (``pip`` -> ``uv pip``);
 - :class:`PlainRulesPolicy` — rules in plain English, judged by a model (cached).
+
+A policy from YAML (luthien-proxy's ``policy: {class, config}`` format, or a list:
+a chain): :func:`load_policy`, :func:`policy_from_spec`, :func:`resolve_policy_class`;
+anything naming a policy (instance, class, dict, YAML path, class path): :func:`resolve_policy`.
 """
 
+from luthien_lab.policies._loading import (
+    load_policy,
+    policy_from_spec,
+    resolve_policy,
+    resolve_policy_class,
+)
 from luthien_lab.policies.base import Policy, PolicyContext
 from luthien_lab.policies.llm_judge import JudgeVerdict, ToolCallJudgePolicy
 from luthien_lab.policies.network_rules import NetworkRulesPolicy
@@ -51,4 +61,8 @@ __all__ = [
     "ToolCallJudgePolicy",
     "ToolFilterPolicy",
     "UppercasePolicy",
+    "load_policy",
+    "policy_from_spec",
+    "resolve_policy",
+    "resolve_policy_class",
 ]

@@ -1,7 +1,7 @@
-"""Generating ``datasets/agent_traffic*.{jsonl,json}`` (see :mod:`.agent_traffic`).
+"""Generating ``luthien_lab/datasets/data/agent_traffic*.{jsonl,json}`` (see :mod:`.agent_traffic`).
 
 Deterministic: ids, ``created`` and offsets are normalised as in
-``luthien_lab.recording``, and the judge's answers come from local-provider rules.
+``luthien_lab.datasets.record``, and the judge's answers come from local-provider rules.
 Reads the CLI recordings under ``tests/fixtures`` and the gateway's request views, so
 it runs from a development checkout.
 """
@@ -93,8 +93,8 @@ def _function_tools(request: dict[str, Any]) -> list[dict[str, Any]]:
 
 async def _record(provider: Any, case: at.AgentCase, request: dict[str, Any]) -> Any:
     from luthien_lab.datasets import Recording
+    from luthien_lab.datasets._record import _import_litellm, _normalize
     from luthien_lab.provider import SCRIPT_HEADER
-    from luthien_lab.recording import _import_litellm, _normalize
 
     litellm = _import_litellm()
     model = at.MODELS[case.agent]

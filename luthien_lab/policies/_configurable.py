@@ -3,7 +3,7 @@
 Every built-in is constructible three ways, all validated by the same model:
 ``Cls(key=value, ...)``, ``Cls(config=Cls.Config(...))`` and ``Cls(config={...})``.
 Validation errors become :class:`~luthien_lab.errors.ConfigError` messages that name
-the key, the expected type and the value received (``policy_config.py`` reuses this).
+the key, the expected type and the value received (``policies/_loading.py`` and ``gateway/_settings.py`` reuse this).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Recorded coding-agent traffic for evaluating the agent policies.
 
-``datasets/agent_traffic.jsonl`` holds one recording per :data:`CASES` entry: the
+``luthien_lab/datasets/data/agent_traffic.jsonl`` holds one recording per :data:`CASES` entry: the
 request as a policy sees it when Claude Code (Anthropic Messages) or Codex (OpenAI
 Responses) talks to the gateway — built from the requests recorded from the real CLIs
 (``tests/fixtures/claude_code/all_tools.jsonl``, ``tests/fixtures/codex/apply_patch_round_trip.jsonl``:
@@ -13,9 +13,9 @@ for Claude Code, OpenAI for Codex): the case's text and tool calls (Codex's
 
 Each case says what the Claude Code/Codex chain of the notebook
 ``09_agent_policies`` must do (``expect``: ``block``, ``rewrite`` or ``allow``) and
-which stage does it (``stage``). ``datasets/agent_traffic_judge.json`` caches the
+which stage does it (``stage``). ``luthien_lab/datasets/data/agent_traffic_judge.json`` caches the
 plain-English judge's answers for these cases, so evaluations need no model; and
-``datasets/agent_traffic_golden.jsonl`` holds the golden outputs of
+``luthien_lab/datasets/data/agent_traffic_golden.jsonl`` holds the golden outputs of
 :func:`reference_policies`.
 
 Regenerate (deterministic) with ``python -m luthien_lab.policies.agent_traffic``.
@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from luthien_lab.datasets._jsonl import bundled
 from luthien_lab.policies.base import Policy
 
 __all__ = [
@@ -44,9 +45,9 @@ __all__ = [
 ]
 
 _ROOT = Path(__file__).resolve().parents[2]
-AGENT_TRAFFIC = _ROOT / "datasets" / "agent_traffic.jsonl"
-AGENT_JUDGE_CACHE = _ROOT / "datasets" / "agent_traffic_judge.json"
-AGENT_GOLDEN = _ROOT / "datasets" / "agent_traffic_golden.jsonl"
+AGENT_TRAFFIC = bundled("agent_traffic.jsonl")
+AGENT_JUDGE_CACHE = bundled("agent_traffic_judge.json")
+AGENT_GOLDEN = bundled("agent_traffic_golden.jsonl")
 _FIXTURES = _ROOT / "tests" / "fixtures"
 MODELS = {"claude_code": "anthropic/claude-opus-5-5", "codex": "openai/gpt-5.5"}
 CC_DIR = "/tmp/tmpj23d646c"  # the working directory in Claude Code's recorded request

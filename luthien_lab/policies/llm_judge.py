@@ -126,7 +126,7 @@ class ToolCallJudgePolicy(GatePolicy):
         if cfg.extra_headers:
             kwargs["extra_headers"] = cfg.extra_headers
         if not cfg.api_base:
-            from luthien_lab.config import resolve_target
+            from luthien_lab.provider import resolve_target
 
             for key, value in resolve_target(cfg.model).items():
                 kwargs.setdefault(key, value)

@@ -155,7 +155,7 @@ class PlainRulesPolicy(AgentRulePolicy):
             if getattr(cfg, key):
                 kwargs[key] = getattr(cfg, key)
         if not cfg.api_base:
-            from luthien_lab.config import resolve_target
+            from luthien_lab.provider import resolve_target
 
             for key, value in resolve_target(cfg.model).items():
                 kwargs.setdefault(key, value)

@@ -2,7 +2,7 @@
 
     SerialPolicy([ShellRulesPolicy(), PathRulesPolicy(), RewriteRulesPolicy(rules=...)])
 
-or, in a gateway config, a YAML list under ``policy:`` (see :mod:`luthien_lab.policy_config`).
+or, in a gateway config, a YAML list under ``policy:`` (see :mod:`luthien_lab.policies._loading`).
 
 - **Requests** go through every stage's ``on_request`` in order; the last one's result
   goes upstream. A stage that refuses (``RequestRefused``) ends the chain there.
@@ -371,7 +371,7 @@ def _resolve_stages(stages: Any) -> tuple[list[Policy], list[str]]:
     policies, names = [], []
     for index, (name, stage) in enumerate(items):
         if isinstance(stage, dict):
-            from luthien_lab.policy_config import policy_from_spec
+            from luthien_lab.policies._loading import policy_from_spec
 
             name = name or str(stage.get("name") or "")
             spec = {k: v for k, v in stage.items() if k != "name"}

@@ -2,7 +2,8 @@
 from the ``stage_egress`` events it records, and a diff between any two stages.
 
     from luthien_lab.policies.serial_view import stage_summaries, stage_trace
-    from luthien_lab.widgets import ResponseDiff, TransactionTrace
+    from luthien_lab.runs import TransactionTrace
+    from luthien_lab.widgets import ResponseDiff
 
     trace = TransactionTrace.from_store(store, tx_id)      # or a TraceListener's trace
     stage_summaries(trace)            # [{"stage", "name", "text", "tool_calls", ...}, ...]

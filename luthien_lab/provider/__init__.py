@@ -16,9 +16,22 @@ round trip (:meth:`LocalProvider.add_rule`, or ``LocalProvider(rules="rules.yaml
                {"tool_calls": [{"name": "Bash", "arguments": {"command": "ls"}}]})
     p.add_rule({"after_tool_result": "Bash"}, lambda r: f"Saw: {r.last_tool_result()[1]}")
 
+Where a model call goes (the local provider or the real one, ``LUTHIEN_LAB_PROVIDER``)
+is decided here too: :func:`resolve_target`, :func:`shared_local_provider`.
+
 Importing this package does not import litellm.
 """
 
+from luthien_lab.provider._routing import (
+    PROVIDER_ENV,
+    key_env_for_model,
+    protocol_for_model,
+    provider_mode,
+    resolve_target,
+    shared_local_provider,
+    stop_shared_local_provider,
+    target_is_local,
+)
 from luthien_lab.provider._rules import Rule, RuleError, load_rules
 from luthien_lab.provider._script import (
     FAULTS,
@@ -39,13 +52,13 @@ from luthien_lab.provider._server import (
     ProviderRequest,
     last_user_prompt,
     local_provider,
-    protocol_for_model,
 )
 
 __all__ = [
     "API_KEY",
     "FAULTS",
     "FAULT_HEADER",
+    "PROVIDER_ENV",
     "SCRIPT_HEADER",
     "Fault",
     "LocalProvider",
@@ -58,9 +71,15 @@ __all__ = [
     "ScriptedToolCall",
     "ScriptedWebSearch",
     "default_response",
+    "key_env_for_model",
     "last_user_prompt",
     "load_rules",
     "local_provider",
     "parse_fault",
     "protocol_for_model",
+    "provider_mode",
+    "resolve_target",
+    "shared_local_provider",
+    "stop_shared_local_provider",
+    "target_is_local",
 ]

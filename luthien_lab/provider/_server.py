@@ -19,6 +19,7 @@ from urllib.parse import unquote
 
 from luthien_lab.provider import _anthropic, _openai, _responses
 from luthien_lab.provider._frames import Frame
+from luthien_lab.provider._routing import protocol_for_model
 from luthien_lab.provider._rules import (
     Matcher,
     Responder,
@@ -865,14 +866,6 @@ async def _read_chunked(reader: asyncio.StreamReader) -> bytes:
             return b"".join(parts)
         parts.append(await reader.readexactly(size))
         await reader.readexactly(2)
-
-
-def protocol_for_model(model: str) -> str:
-    """``"anthropic"`` for ``anthropic/...`` and ``claude...`` models, else ``"openai"``."""
-    name = model.lower()
-    if name.startswith("anthropic/") or name.startswith("claude"):
-        return "anthropic"
-    return "openai"
 
 
 def local_provider(

@@ -18,7 +18,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--dataset",
         type=Path,
         default=None,
-        help="prompt-case JSONL answered by prompt (default: the bundled datasets/prompts.jsonl)",
+        help="prompt-case JSONL answered by prompt (default: the bundled prompts.jsonl)",
     )
     parser.add_argument(
         "--no-dataset", action="store_true", help="do not load the bundled prompt cases"

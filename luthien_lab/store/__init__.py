@@ -81,6 +81,7 @@ from luthien_lab.store._observability import (
     DefaultTransactionRecorder,
 )
 from luthien_lab.store._recorder import DuckDBRecorder
+from luthien_lab.store._recorder_for import recorder_for
 from luthien_lab.store._redact import REDACTED
 from luthien_lab.store._schema import MIGRATIONS, SCHEMA_VERSION
 from luthien_lab.store._store import (
@@ -103,4 +104,5 @@ __all__ = [
     "Store",
     "default_store_path",
     "open_store",
+    "recorder_for",
 ]

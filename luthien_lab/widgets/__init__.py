@@ -8,20 +8,21 @@
     TransactionBrowser(store, search="Lima")  # recorded transactions, filtered, paged
     TransactionWatch(store)                 # ... updated as the gateway records
 
-Every view draws from a :class:`TransactionTrace`, filled either live by a
-:class:`TraceListener` (the orchestrator's instrumentation, the same events the
-recorder gets) or from a recording (``TransactionTrace.from_store``).
+Views only. Every view draws from a :class:`~luthien_lab.runs.TransactionTrace`, filled
+either live by a :class:`~luthien_lab.runs.TraceListener` (the orchestrator's
+instrumentation, the same events the recorder gets) or from a recording
+(``TransactionTrace.from_store``); running a prompt is :mod:`luthien_lab.runs`
+(``RunResult``, ``TransactionTrace`` and ``TraceListener`` are re-exported here).
 Needs the ``lab`` extra (ipywidgets).
 """
 
+from luthien_lab.runs import RunResult, TraceListener, TransactionTrace
 from luthien_lab.widgets._batching import Throttle
 from luthien_lab.widgets._browse import TransactionBrowser
 from luthien_lab.widgets._browse_query import BrowseFilters
 from luthien_lab.widgets._diff import ResponseDiff, compare_tool_calls, word_diff
-from luthien_lab.widgets._result import RunResult
 from luthien_lab.widgets._runner import PromptRunner, RunPanel, discover_policies
 from luthien_lab.widgets._timeline import Timeline, TimelineDrawing, draw_timeline
-from luthien_lab.widgets._trace import TraceListener, TransactionTrace
 from luthien_lab.widgets._watch import TransactionWatch
 
 __all__ = [

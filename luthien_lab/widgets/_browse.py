@@ -17,6 +17,7 @@ from typing import Any
 import ipywidgets
 
 from luthien_lab.errors import LuthienLabError
+from luthien_lab.runs import TransactionTrace
 from luthien_lab.widgets._browse_query import (
     BrowseFilters,
     Page,
@@ -31,7 +32,6 @@ from luthien_lab.widgets._browse_render import (
     pager_text,
     row_label,
 )
-from luthien_lab.widgets._trace import TransactionTrace
 
 __all__ = ["TransactionBrowser", "open_for_reading"]
 

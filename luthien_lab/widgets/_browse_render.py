@@ -12,11 +12,11 @@ from __future__ import annotations
 from html import escape
 from typing import Any
 
+from luthien_lab.runs import TransactionTrace
 from luthien_lab.widgets._browse_query import Page
 from luthien_lab.widgets._diff import compare, diff_html, render_diff
-from luthien_lab.widgets._result import pane_html, stream_text, streams_html
+from luthien_lab.widgets._panes import pane_html, stream_text, streams_html
 from luthien_lab.widgets._timeline import draw_timeline, timeline_html
-from luthien_lab.widgets._trace import TransactionTrace
 
 __all__ = [
     "HEADER",

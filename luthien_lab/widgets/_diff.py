@@ -19,7 +19,7 @@ from typing import Any
 
 import ipywidgets
 
-from luthien_lab.widgets._trace import TransactionTrace
+from luthien_lab.runs import TransactionTrace
 
 __all__ = ["ResponseDiff", "compare_tool_calls", "diff_html", "word_diff"]
 

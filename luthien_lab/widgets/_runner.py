@@ -19,18 +19,18 @@ from typing import Any
 
 import ipywidgets
 
+from luthien_lab.runs import (
+    DEFAULT_MODEL,
+    RunHandle,
+    RunResult,
+    TransactionTrace,
+    background_loop,
+    execute,
+)
 from luthien_lab.widgets._batching import Throttle
 from luthien_lab.widgets._diff import ResponseDiff
-from luthien_lab.widgets._result import (
-    RunResult,
-    counters_text,
-    error_html,
-    pane_html,
-    stream_text,
-)
-from luthien_lab.widgets._run import DEFAULT_MODEL, RunHandle, execute
+from luthien_lab.widgets._panes import counters_text, error_html, pane_html, stream_text
 from luthien_lab.widgets._timeline import Timeline
-from luthien_lab.widgets._trace import TransactionTrace
 
 __all__ = ["PromptRunner", "RunPanel", "discover_policies"]
 
@@ -303,9 +303,7 @@ class PromptRunner(ipywidgets.VBox):
             loop = asyncio.get_running_loop()
         except RuntimeError:
             # No loop in this thread (plain Python): run on lab's background loop.
-            from luthien_lab.lab import _background
-
-            future: Any = asyncio.run_coroutine_threadsafe(coro, _background().loop)
+            future: Any = asyncio.run_coroutine_threadsafe(coro, background_loop().loop)
         else:
             future = loop.create_task(coro)
         self.tasks.add(future)

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 import ipywidgets
 
 from luthien_lab.policies.serial_view import event_lane, lane_label, timeline_lanes
-from luthien_lab.widgets._trace import TransactionTrace
+from luthien_lab.runs import TransactionTrace
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -14,7 +14,7 @@ import re
 import pandas as pd
 
 from luthien_lab import CallbackListener, LiteLLMClient, Policy, PolicyOrchestrator, Request
-from luthien_lab.config import shared_local_provider
+from luthien_lab.provider import shared_local_provider
 from luthien_lab.provider import ScriptedResponse
 from luthien_lab.streaming import helpers
 

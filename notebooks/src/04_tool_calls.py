@@ -15,7 +15,7 @@ import pandas as pd
 
 from luthien_lab import lab
 from luthien_lab.store import open_store
-from luthien_lab.config import shared_local_provider
+from luthien_lab.provider import shared_local_provider
 from luthien_lab.policies import ToolCallJudgePolicy, ToolFilterPolicy
 from luthien_lab.provider import ScriptedResponse, ScriptedToolCall
 

@@ -22,7 +22,7 @@ from luthien_lab.store import open_store
 
 folder = Path(tempfile.mkdtemp())
 store = open_store(folder / "runs.duckdb")
-prompts = Dataset.load("../datasets/prompts.jsonl")
+prompts = Dataset.load()  # the bundled prompt cases
 
 
 class NoWeather(SimplePolicy):

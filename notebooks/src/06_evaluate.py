@@ -15,7 +15,7 @@ from luthien_lab.evaluate import check_chunk_invariance, evaluate
 from luthien_lab.policies import StringReplacePolicy
 from luthien_lab.streaming import helpers
 
-recordings = load_recordings("../datasets/recordings.jsonl")
+recordings = load_recordings()  # the bundled recordings
 len(recordings)
 
 # %% [markdown]

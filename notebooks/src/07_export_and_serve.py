@@ -49,7 +49,7 @@ tried = [
 [(r.text, [c["name"] for c in r.tool_calls]) for r in tried]
 
 # %%
-from luthien_lab.export import export_policy
+from luthien_lab.exporting import export_policy
 
 out = work / "shouting"
 exported = export_policy(ShoutingWeather, out, store=store)

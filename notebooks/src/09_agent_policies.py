@@ -182,7 +182,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from luthien_lab.export import export_policy
+from luthien_lab.exporting import export_policy
 
 out = Path(tempfile.mkdtemp()) / "guard"
 picked = [r for r in claude if r.id in ("cc-rm-root", "cc-pip", "cc-ls", "cc-read-ssh")]
@@ -203,7 +203,7 @@ print(run.returncode, run.stdout.strip().splitlines()[-1].split(" in ")[0])
 # (each entry a stage, in order) instead of a class:
 
 # %%
-from luthien_lab.policy_config import load_policy
+from luthien_lab.policies import load_policy
 
 config = """
 policy:

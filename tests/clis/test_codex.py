@@ -11,9 +11,8 @@ from pathlib import Path
 import pytest
 
 from luthien_lab import NoOpPolicy
-from luthien_lab.gateway import create_app
+from luthien_lab.gateway import GatewaySettings, UpstreamSettings, create_app
 from luthien_lab.policies import StringReplacePolicy, ToolFilterPolicy
-from luthien_lab.policy_config import GatewaySettings, UpstreamSettings
 from luthien_lab.provider import ScriptedResponse, local_provider
 from luthien_lab.store import open_store
 from tests.clis.codex import codex_binary, run_codex

@@ -10,11 +10,10 @@ import httpx
 import pytest
 
 from luthien_lab import NoOpPolicy, Policy, ScriptedLLMClient, UppercasePolicy
-from luthien_lab.gateway import Gateway, create_app
+from luthien_lab.gateway import Gateway, GatewaySettings, UpstreamSettings, create_app
 from luthien_lab.gateway._anthropic import to_request
 from luthien_lab.gateway._anthropic_stream import AnthropicStreamConverter
 from luthien_lab.policies import ToolFilterPolicy
-from luthien_lab.policy_config import GatewaySettings, UpstreamSettings
 from luthien_lab.provider import ScriptedResponse, ScriptedToolCall
 from luthien_lab.streaming.chunks import create_chunk, create_usage_chunk
 from tests.gateway.conftest import serve

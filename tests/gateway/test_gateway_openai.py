@@ -10,9 +10,8 @@ import openai
 import pytest
 
 from luthien_lab import NoOpPolicy, Policy, ScriptedLLMClient, UppercasePolicy
-from luthien_lab.gateway import create_app
+from luthien_lab.gateway import GatewaySettings, UpstreamSettings, create_app
 from luthien_lab.policies import ToolFilterPolicy
-from luthien_lab.policy_config import GatewaySettings, UpstreamSettings
 from luthien_lab.provider import ScriptedResponse, ScriptedToolCall
 from tests.gateway.conftest import serve
 from tests.support import text_stream

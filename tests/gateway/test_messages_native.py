@@ -18,9 +18,8 @@ import httpx
 import pytest
 
 from luthien_lab import NoOpPolicy, Policy, Request, SimplePolicy
-from luthien_lab.gateway import create_app
+from luthien_lab.gateway import GatewaySettings, UpstreamSettings, create_app
 from luthien_lab.policies import StringReplacePolicy, ToolFilterPolicy
-from luthien_lab.policy_config import GatewaySettings, UpstreamSettings
 from luthien_lab.provider import ScriptedResponse, ScriptedToolCall
 from tests.gateway.anthropic_support import accumulate, check_wellformed, parse_sse, without_ids
 from tests.gateway.conftest import serve

@@ -9,10 +9,9 @@ import pytest
 from agents import Agent, OpenAIResponsesModel, Runner, function_tool, set_tracing_disabled
 
 from luthien_lab import NoOpPolicy
-from luthien_lab.gateway import create_app
+from luthien_lab.gateway import GatewaySettings, UpstreamSettings, create_app
 from luthien_lab.policies import ToolFilterPolicy
 from luthien_lab.policies.string_replace import StringReplacePolicy
-from luthien_lab.policy_config import GatewaySettings, UpstreamSettings
 from luthien_lab.provider import local_provider
 from tests.gateway.conftest import serve
 

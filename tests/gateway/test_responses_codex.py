@@ -15,8 +15,7 @@ import httpx
 import pytest
 
 from luthien_lab import NoOpPolicy
-from luthien_lab.gateway import create_app
-from luthien_lab.policy_config import GatewaySettings, UpstreamSettings
+from luthien_lab.gateway import GatewaySettings, UpstreamSettings, create_app
 from tests.gateway.conftest import serve
 
 pytestmark = pytest.mark.timeout(60)

@@ -12,8 +12,7 @@ import pytest
 
 from luthien_lab import NoOpPolicy, Policy
 from luthien_lab.errors import RequestRefused
-from luthien_lab.gateway import create_app
-from luthien_lab.policy_config import GatewaySettings, UpstreamSettings
+from luthien_lab.gateway import GatewaySettings, UpstreamSettings, create_app
 from luthien_lab.provider import ScriptedResponse
 from tests.gateway.conftest import serve
 

@@ -13,9 +13,8 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
 from luthien_lab import NoOpPolicy, SimplePolicy
-from luthien_lab.gateway import create_app
+from luthien_lab.gateway import GatewaySettings, UpstreamSettings, create_app
 from luthien_lab.policies import ToolFilterPolicy
-from luthien_lab.policy_config import GatewaySettings, UpstreamSettings
 from tests.gateway.conftest import serve
 
 pytestmark = pytest.mark.timeout(60)

@@ -7,13 +7,13 @@ import copy
 
 import pytest
 
+from luthien_lab.gateway import UpstreamSettings
 from luthien_lab.gateway._errors import GatewayError
 from luthien_lab.gateway._responses_chat import chat_request
 from luthien_lab.gateway._responses_request import native_body, native_view
 from luthien_lab.gateway._responses_upstream import ResponsesNativeClient
 from luthien_lab.gateway._upstream import build_upstream
 from luthien_lab.gateway._wire import WireContext
-from luthien_lab.policy_config import UpstreamSettings
 from luthien_lab.request import Request
 
 REASONING = {"type": "reasoning", "id": "rs_1", "summary": [], "encrypted_content": "enc"}

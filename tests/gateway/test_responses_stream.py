@@ -11,9 +11,8 @@ import openai
 import pytest
 
 from luthien_lab import NoOpPolicy, Policy, SimplePolicy, UppercasePolicy
-from luthien_lab.gateway import create_app
+from luthien_lab.gateway import GatewaySettings, UpstreamSettings, create_app
 from luthien_lab.policies import ToolFilterPolicy
-from luthien_lab.policy_config import GatewaySettings, UpstreamSettings
 from luthien_lab.provider import ScriptedResponse, ScriptedToolCall
 from luthien_lab.streaming.chunks import create_text_chunk
 from tests.gateway.conftest import serve

@@ -14,8 +14,7 @@ import uvicorn
 
 from luthien_lab import PipelineListener, Policy, ScriptedLLMClient, StoreError
 from luthien_lab.cli import main
-from luthien_lab.gateway import create_app
-from luthien_lab.policy_config import GatewaySettings, load_config
+from luthien_lab.gateway import GatewaySettings, create_app, load_config
 from luthien_lab.streaming import helpers
 from tests.gateway.conftest import serve
 from tests.support import text_stream

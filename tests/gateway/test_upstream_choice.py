@@ -3,9 +3,9 @@
 import pytest
 
 from luthien_lab import ConfigError, LiteLLMClient, Request
+from luthien_lab.gateway import UpstreamSettings
 from luthien_lab.gateway._upstream import OpenAIHTTPClient, ProtocolRouter
 from luthien_lab.gateway._upstream import _default_client as _upstream_client
-from luthien_lab.policy_config import UpstreamSettings
 
 BASE = "http://127.0.0.1:9/v1"
 

@@ -11,9 +11,8 @@ import pytest
 
 from luthien_lab import NoOpPolicy, Request
 from luthien_lab.errors import UpstreamError
-from luthien_lab.gateway import create_app
+from luthien_lab.gateway import GatewaySettings, UpstreamSettings, create_app
 from luthien_lab.gateway._upstream import OpenAIHTTPClient
-from luthien_lab.policy_config import GatewaySettings, UpstreamSettings
 from luthien_lab.provider import ScriptedResponse
 from tests.gateway.conftest import serve
 

@@ -12,9 +12,8 @@ import httpx
 import pytest
 
 from luthien_lab import SerialPolicy
-from luthien_lab.gateway import create_app
+from luthien_lab.gateway import GatewaySettings, UpstreamSettings, create_app
 from luthien_lab.policies import PathRulesPolicy, RewriteRulesPolicy, ShellRulesPolicy
-from luthien_lab.policy_config import GatewaySettings, UpstreamSettings
 from luthien_lab.provider import local_provider
 from tests.gateway.anthropic_support import accumulate, check_wellformed, parse_sse
 from tests.gateway.conftest import serve

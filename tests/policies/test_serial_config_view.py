@@ -7,9 +7,14 @@ import pytest
 
 from luthien_lab import PolicyOrchestrator, ScriptedLLMClient, SerialPolicy, UppercasePolicy
 from luthien_lab.errors import ConfigError
-from luthien_lab.policies import RewriteRulesPolicy, ShellRulesPolicy, StringReplacePolicy
+from luthien_lab.gateway import load_config
+from luthien_lab.policies import (
+    RewriteRulesPolicy,
+    ShellRulesPolicy,
+    StringReplacePolicy,
+    load_policy,
+)
 from luthien_lab.policies.serial_view import stage_summaries, stage_trace
-from luthien_lab.policy_config import load_config, load_policy
 from tests.policies.agent_support import CC_REQUEST, calls_stream
 
 YAML = """

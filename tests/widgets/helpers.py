@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from luthien_lab.widgets._trace import ChunkRecord, HookRecord, TransactionTrace
+from luthien_lab.runs import ChunkRecord, HookRecord, TransactionTrace
 from tests.support import text_stream, tool_chunk
 
 

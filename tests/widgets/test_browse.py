@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 
 from luthien_lab.errors import StoreError
+from luthien_lab.runs import TransactionTrace
 from luthien_lab.store import Store, open_store
 from luthien_lab.widgets import BrowseFilters, TransactionBrowser
 from luthien_lab.widgets._browse_query import fetch_page, literal_pattern, parse_time, related
 from luthien_lab.widgets._browse_render import detail_html, pager_text, row_label
-from luthien_lab.widgets._trace import TransactionTrace
 from tests.widgets.browse_store import fill
 
 ROOT = Path(__file__).resolve().parents[2]

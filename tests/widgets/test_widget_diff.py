@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from luthien_lab.runs import TransactionTrace
 from luthien_lab.widgets import ResponseDiff, compare_tool_calls, word_diff
 from luthien_lab.widgets._diff import diff_html
-from luthien_lab.widgets._trace import TransactionTrace
 
 
 def test_word_diff_marks_changed_words_only():

@@ -6,8 +6,8 @@ import re
 
 import pytest
 
+from luthien_lab.runs import ChunkRecord, TransactionTrace
 from luthien_lab.widgets import Timeline, draw_timeline
-from luthien_lab.widgets._trace import ChunkRecord, TransactionTrace
 from tests.widgets.helpers import hook, known_trace
 
 

@@ -6,8 +6,8 @@ import pytest
 
 from luthien_lab import Policy
 from luthien_lab.errors import ConfigError
-from luthien_lab.policies import StringReplacePolicy, ToolFilterPolicy, UppercasePolicy
-from luthien_lab.policy_config import load_config, load_policy
+from luthien_lab.gateway import load_config
+from luthien_lab.policies import StringReplacePolicy, ToolFilterPolicy, UppercasePolicy, load_policy
 
 
 class CustomPolicy(Policy):
@@ -52,7 +52,7 @@ def test_dict_source_and_policies_without_config():
     policy = load_policy({"policy": {"class": "luthien_lab.policies:UppercasePolicy"}})
     assert isinstance(policy, UppercasePolicy)
     custom = load_policy(
-        {"policy": {"class": "tests.test_policy_config:CustomPolicy", "config": {"level": 3}}}
+        {"policy": {"class": "tests.test_policy_loading:CustomPolicy", "config": {"level": 3}}}
     )
     assert custom.level == 3
 
@@ -72,7 +72,7 @@ def test_constructors_are_equivalent():
         ({"class": "luthien_lab.policies.UppercasePolicy"}, "with a colon"),
         ({"class": "luthien_lab.nope:Policy"}, "'luthien_lab.nope'.*cannot be imported"),
         ({"class": "luthien_lab.policies:Nope"}, "has no class 'Nope'.*UppercasePolicy"),
-        ({"class": "tests.test_policy_config:NotAPolicy"}, "not a luthien_lab Policy"),
+        ({"class": "tests.test_policy_loading:NotAPolicy"}, "not a luthien_lab Policy"),
         (
             {"class": "luthien_lab.policies:StringReplacePolicy", "config": {"replace": {}}},
             "unknown config key 'replace'; valid keys are: replacements, case_sensitive",
@@ -89,7 +89,7 @@ def test_constructors_are_equivalent():
             "'threshold' expects float, got 'hi'",
         ),
         (
-            {"class": "tests.test_policy_config:CustomPolicy", "config": {"levle": 2}},
+            {"class": "tests.test_policy_loading:CustomPolicy", "config": {"levle": 2}},
             "levle.*valid keys are: level",
         ),
         ({"klass": "x:y"}, "unknown key"),

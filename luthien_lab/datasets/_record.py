@@ -1,42 +1,26 @@
-"""Record live litellm streams into the recording format (``datasets/README.md``).
+"""Record live litellm streams into the recording format (``data/README.md``).
 
-    luthien-lab record --dataset datasets/prompts.jsonl --model openai/gpt-4o-mini --out rec.jsonl
-    python -m luthien_lab.recording --make-fixtures     # regenerate datasets/recordings.jsonl
+The command line is :mod:`luthien_lab.datasets.cli` (``luthien-lab record``).
 
-With no provider key set (see :mod:`luthien_lab.config`) the requests go to a private
+With no provider key set (see :mod:`luthien_lab.provider`) the requests go to a private
 local provider that answers each sample with its scripted response.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import os
-import sys
 import time
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from luthien_lab._sync import run_sync
-from luthien_lab.datasets import (
-    DEFAULT_PROMPTS,
-    DEFAULT_RECORDINGS,
-    Dataset,
-    Recording,
-    Sample,
-    dump_recordings,
-)
+from luthien_lab.datasets._jsonl import DEFAULT_PROMPTS, DEFAULT_RECORDINGS
+from luthien_lab.datasets._recordings import Recording, dump_recordings
+from luthien_lab.datasets._samples import Dataset, Sample
 
-__all__ = [
-    "FIXTURE_MODELS",
-    "arecord",
-    "configure",
-    "make_fixtures",
-    "record",
-    "run",
-]
+__all__ = ["FIXTURE_MODELS", "arecord", "make_fixtures", "record"]
 
 FIXTURE_MODELS = ("openai/gpt-4o-mini", "anthropic/claude-sonnet-4-5")
 _FIXTURE_CREATED = 1_700_000_000
@@ -77,7 +61,7 @@ async def arecord(
 
     ``requests`` are :class:`Sample` objects (or a :class:`Dataset`) or litellm kwarg
     dicts (``messages``, optional ``model``, ``tools``, ``extra_headers``, ``id``...).
-    Targets follow :func:`luthien_lab.config.resolve_target`; the local target is a
+    Targets follow :func:`luthien_lab.provider.resolve_target`; the local target is a
     private local provider that also knows each sample's scripted answer.
     ``normalize`` makes the output deterministic (fixed ids/created, nominal offsets).
     """
@@ -105,8 +89,7 @@ async def _record(
     normalize: bool,
     timeout: float,
 ) -> list[Recording]:
-    from luthien_lab.config import protocol_for_model, target_is_local
-    from luthien_lab.provider import LocalProvider
+    from luthien_lab.provider import LocalProvider, protocol_for_model, target_is_local
 
     litellm = _import_litellm()
     items = [_as_request(item, model) for item in requests]
@@ -226,70 +209,3 @@ def make_fixtures(
             os.environ.pop("LUTHIEN_LAB_PROVIDER", None)
         else:
             os.environ["LUTHIEN_LAB_PROVIDER"] = previous
-
-
-# -- CLI ------------------------------------------------------------------------------
-def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--dataset", type=Path, default=None, help="prompt-case JSONL file")
-    parser.add_argument(
-        "--model",
-        action="append",
-        default=None,
-        help="litellm model (repeatable; default openai/gpt-4o-mini)",
-    )
-    parser.add_argument("--out", type=Path, default=None, help="output recordings JSONL file")
-    parser.add_argument("--tag", default=None, help="only record samples with this tag")
-    parser.add_argument("--limit", type=int, default=None, help="record at most N samples")
-    parser.add_argument(
-        "--with-response", action="store_true", help="also store the non-streaming response"
-    )
-    parser.add_argument(
-        "--normalize", action="store_true", help="deterministic ids, created and offsets"
-    )
-    parser.add_argument("--timeout", type=float, default=60.0, help="per-request timeout (s)")
-    parser.add_argument(
-        "--make-fixtures",
-        action="store_true",
-        help="regenerate datasets/recordings.jsonl from datasets/prompts.jsonl",
-    )
-
-
-def run(args: argparse.Namespace) -> int:
-    from luthien_lab.errors import LuthienLabError
-
-    try:
-        if args.make_fixtures:
-            out = args.out or DEFAULT_RECORDINGS
-            fixtures = make_fixtures(args.dataset or DEFAULT_PROMPTS, out)
-            print(f"wrote {len(fixtures)} recordings to {out}")
-            return 0
-        if args.out is None:
-            print("luthien-lab record: --out PATH is required", file=sys.stderr)
-            return 2
-        dataset = Dataset.load(args.dataset)
-        if args.tag:
-            dataset = dataset.filter(tag=args.tag)
-        samples = dataset.samples[: args.limit] if args.limit is not None else dataset.samples
-        recs: list[Recording] = []
-        for model in args.model or ["openai/gpt-4o-mini"]:
-            recs += record(
-                samples,
-                None,
-                model=model,
-                with_response=args.with_response,
-                normalize=args.normalize,
-                timeout=args.timeout,
-            )
-        dump_recordings(recs, args.out)
-        providers = sorted({r.provider for r in recs})
-        print(f"wrote {len(recs)} recordings to {args.out} (provider: {', '.join(providers)})")
-        return 0
-    except LuthienLabError as exc:
-        print(f"luthien-lab record: {exc}", file=sys.stderr)
-        return 1
-
-
-if __name__ == "__main__":
-    _parser = argparse.ArgumentParser(prog="python -m luthien_lab.recording")
-    configure(_parser)
-    raise SystemExit(run(_parser.parse_args()))

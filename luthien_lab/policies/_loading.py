@@ -1,4 +1,4 @@
-"""Load a policy (and optional gateway settings) from YAML.
+"""A policy from its spec: a ``policy:`` section of YAML (a file or a parsed dict).
 
 The format is luthien-proxy's::
 
@@ -6,20 +6,6 @@ The format is luthien-proxy's::
       class: "luthien_lab.policies.string_replace:StringReplacePolicy"
       config:
         replacements: {"foo": "bar"}
-
-    gateway:                # optional, read by ``luthien-lab serve``
-      host: 127.0.0.1
-      port: 8000
-      api_key_env: LUTHIEN_GATEWAY_KEY
-      store: luthien_lab.duckdb     # null: record nothing (serve refuses a store it cannot open)
-      max_request_bytes: 4194304
-      hook_timeout: 60              # seconds a policy hook may run; null: no limit
-      hook_block_warning: 0.1       # warn when a hook holds the event loop this long
-      upstream:
-        api_base: http://127.0.0.1:9000/v1
-        api_key_env: UPSTREAM_KEY
-        provider: openai
-        model_map: {gpt-4o-mini: openai/gpt-4o-mini}
 
 ``policy:`` can also be a list of such mappings (each with an optional ``name:``):
 a chain, each stage's output the next one's input (``SerialPolicy``)::
@@ -33,7 +19,8 @@ a chain, each stage's output the next one's input (``SerialPolicy``)::
 A built-in declares its config as a pydantic ``Config`` (unknown keys are errors);
 any other ``Policy`` subclass is called as ``Cls(**config)``. Every mistake raises
 :class:`~luthien_lab.errors.ConfigError` naming the bad class path, module, class,
-key or value.
+key or value. The gateway's own settings (the ``gateway:`` section) are read by
+:mod:`luthien_lab.gateway._settings`.
 """
 
 from __future__ import annotations
@@ -42,84 +29,25 @@ import importlib
 import inspect
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ValidationError
 
 from luthien_lab.errors import ConfigError
-from luthien_lab.policies._configurable import build_config, describe_validation_error
+from luthien_lab.policies._configurable import build_config
 from luthien_lab.policies.base import Policy
 
 __all__ = [
-    "GatewaySettings",
-    "LoadedConfig",
-    "UpstreamSettings",
-    "load_config",
+    "SHORT_NAMES",
+    "instantiate_policy",
     "load_policy",
     "policy_from_spec",
+    "resolve_policy",
     "resolve_policy_class",
 ]
 
 
-class UpstreamSettings(BaseModel):
-    """Where the gateway sends requests (default: litellm's routing, which is the
-    bundled local provider offline)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    api_base: str | None = None
-    api_key_env: str | None = None
-    provider: str | None = None
-    """Prefix for model names with no ``provider/`` part (``openai`` → ``openai/<m>``)."""
-    model_map: dict[str, str] = Field(default_factory=dict)
-    timeout: float = Field(default=60.0, gt=0)
-    client: Literal["auto", "litellm", "http"] = "auto"
-    """``http``: a lean aiohttp client for OpenAI-compatible upstreams (needs api_base),
-    without litellm's per-request CPU cost; ``litellm``: litellm for every model;
-    ``auto`` (default): with an ``api_base`` (and ``provider`` unset or ``openai``),
-    OpenAI-protocol models use the lean client and others litellm; else litellm."""
-    responses_api: Literal["auto", "native", "chat"] = "auto"
-    """How ``POST /v1/responses`` reaches the upstream. ``native``: as a Responses
-    request to ``{api_base}/responses`` (lossless; with no ``api_base``, OpenAI's API or
-    the local provider); ``chat``: translated to Chat Completions, the answer rebuilt;
-    ``auto`` (default): native with no ``api_base``, chat with one (most
-    OpenAI-compatible servers speak only Chat Completions)."""
-
-
-class GatewaySettings(BaseModel):
-    """The optional ``gateway:`` section."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    host: str = "127.0.0.1"
-    port: int = Field(default=8000, ge=0, le=65535)
-    api_key_env: str | None = None
-    store: str | None = "luthien_lab.duckdb"
-    max_request_bytes: int = Field(default=4 * 1024 * 1024, gt=0)
-    max_json_depth: int = Field(default=100, ge=2, le=10000)
-    """Request bodies nested deeper than this are refused with a 400 (deep nesting
-    breaks whatever walks the request later: recorders, loggers, policies)."""
-    hook_timeout: float | None = Field(default=60.0, gt=0)
-    """Seconds a policy hook may run before its transaction fails with a
-    ``HookTimeoutError`` (the client gets a policy error); null: no limit. A policy
-    that declares its own ``hook_timeout`` keeps it."""
-    hook_block_warning: float | None = Field(default=0.1, gt=0)
-    """A hook that holds the event loop longer than this in one go (seconds; every
-    other request waits meanwhile) is logged and recorded as the event
-    ``hook_blocked_event_loop``; null: never."""
-    upstream: UpstreamSettings = Field(default_factory=UpstreamSettings)
-
-
-class LoadedConfig(BaseModel):
-    """A whole config file: the policy and the gateway settings."""
-
-    model_config = ConfigDict(arbitrary_types_allowed=True)
-
-    policy: Any
-    gateway: GatewaySettings
-
-
-def _read(source: str | os.PathLike[str] | dict[str, Any]) -> tuple[dict[str, Any], str]:
+def read_config(source: str | os.PathLike[str] | dict[str, Any]) -> tuple[dict[str, Any], str]:
     if isinstance(source, dict):
         return source, "config dict"
     path = Path(source)
@@ -172,13 +100,21 @@ def resolve_policy_class(path: str) -> type[Policy]:
     return cls
 
 
-def _instantiate(cls: type[Policy], config: dict[str, Any]) -> Policy:
+def instantiate_policy(cls: type[Policy], config: dict[str, Any] | None = None) -> Policy:
+    """An instance of ``cls`` built from ``config`` by the gateway's rule:
+    ``Cls(config=Cls.Config(...))`` for a class declaring a pydantic ``Config``, else
+    ``Cls(**config)``; a bad key or value is a ConfigError naming it."""
+    config = dict(config or {})
     if (
         hasattr(cls, "Config")
         and isinstance(cls.Config, type)
         and issubclass(cls.Config, BaseModel)
     ):
         return cls(config=build_config(cls, config, {}))  # type: ignore[call-arg]
+    hint = (
+        f"Make the config keys match {cls.__name__}.__init__'s parameters, "
+        "or declare a pydantic Config."
+    )
     try:
         signature = inspect.signature(cls)
     except (TypeError, ValueError):
@@ -190,14 +126,14 @@ def _instantiate(cls: type[Policy], config: dict[str, Any]) -> Policy:
             params = [p for p in signature.parameters if p not in ("self", "args", "kwargs")]
             raise ConfigError(
                 f"invalid config for {cls.__name__}: {error}; "
-                f"valid keys are: {', '.join(params) or '(none)'}"
+                f"valid keys are: {', '.join(params) or '(none)'}. {hint}"
             ) from None
     try:
         return cls(**config)
     except ConfigError:
         raise
     except (TypeError, ValueError, ValidationError) as error:
-        raise ConfigError(f"invalid config for {cls.__name__}: {error}") from None
+        raise ConfigError(f"invalid config for {cls.__name__}: {error}. {hint}") from None
 
 
 def policy_from_spec(section: Any, where: str) -> Policy:
@@ -239,30 +175,61 @@ def policy_from_spec(section: Any, where: str) -> Policy:
     config = section.get("config") or {}
     if not isinstance(config, dict):
         raise ConfigError(f"'policy.config' in {where} must be a mapping, got {config!r}")
-    return _instantiate(resolve_policy_class(section["class"]), config)
+    return instantiate_policy(resolve_policy_class(section["class"]), config)
 
 
-def _policy_from(data: dict[str, Any], where: str) -> Policy:
+def policy_from_config(data: dict[str, Any], where: str) -> Policy:
     return policy_from_spec(data.get("policy"), where)
 
 
 def load_policy(source: str | os.PathLike[str] | dict[str, Any]) -> Policy:
     """The policy a YAML file (or an already parsed dict) describes."""
-    data, where = _read(source)
-    return _policy_from(data, where)
+    data, where = read_config(source)
+    return policy_from_config(data, where)
 
 
-def load_config(source: str | os.PathLike[str] | dict[str, Any]) -> LoadedConfig:
-    """The policy and the ``gateway:`` settings (defaults when absent)."""
-    data, where = _read(source)
-    unknown = set(data) - {"policy", "gateway"}
-    if unknown:
-        raise ConfigError(
-            f"unknown top-level key(s) {sorted(unknown)} in {where}; valid: policy, gateway"
-        )
-    policy = _policy_from(data, where)
-    try:
-        gateway = GatewaySettings.model_validate(data.get("gateway") or {})
-    except ValidationError as error:
-        raise ConfigError(describe_validation_error("gateway", GatewaySettings, error)) from None
-    return LoadedConfig(policy=policy, gateway=gateway)
+# Short names the command line accepts for built-ins (``luthien-lab demo --policy noop``).
+SHORT_NAMES = {
+    "noop": "luthien_lab.policies.passthrough:NoOpPolicy",
+    "passthrough": "luthien_lab.policies.passthrough:NoOpPolicy",
+    "uppercase": "luthien_lab.policies.uppercase:UppercasePolicy",
+}
+
+
+def resolve_policy(spec: Any = None) -> Policy:
+    """The one way anything naming a policy becomes a Policy (``lab.run``, the prompt
+    runner, ``luthien-lab eval`` and ``demo``, Ray workers):
+
+    - None: ``NoOpPolicy()``; a Policy instance: itself; a Policy subclass: ``Cls()``;
+    - a dict: a whole config (``{"policy": ...}``) or one ``policy:`` section
+      (``{"class": ..., "config": ...}``); a list: a chain (``SerialPolicy``);
+    - a path of a YAML file (``*.yaml``/``*.yml``, or any existing file);
+    - ``"package.module:ClassName"`` (built with no config, by the gateway's rule);
+    - a short name of a built-in: ``noop`` / ``passthrough``, ``uppercase``.
+
+    Anything else raises :class:`~luthien_lab.errors.ConfigError` naming it.
+    """
+    if spec is None:
+        from luthien_lab.policies.passthrough import NoOpPolicy
+
+        return NoOpPolicy()
+    if isinstance(spec, Policy):
+        return spec
+    if isinstance(spec, type) and issubclass(spec, Policy):
+        return spec()
+    if isinstance(spec, dict):
+        return load_policy(spec) if "policy" in spec else policy_from_spec(spec, "config dict")
+    if isinstance(spec, list):
+        return policy_from_spec(spec, "policy list")
+    if isinstance(spec, str | os.PathLike):
+        text = str(spec)
+        if text in SHORT_NAMES:
+            return instantiate_policy(resolve_policy_class(SHORT_NAMES[text]))
+        if text.endswith((".yaml", ".yml")) or Path(text).is_file():
+            return load_policy(text)
+        if ":" in text:
+            return instantiate_policy(resolve_policy_class(text))
+    raise ConfigError(
+        f"cannot make a policy from {spec!r}; pass a Policy instance or subclass, a YAML "
+        f"path, a config dict, 'package.module:ClassName' or one of {', '.join(SHORT_NAMES)}"
+    )

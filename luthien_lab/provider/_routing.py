@@ -86,7 +86,7 @@ def resolve_target(model: str) -> dict[str, str]:
 
 def shared_local_provider() -> LocalProvider:
     """The process-wide local provider, started on first use (thread-safe) and stopped
-    at interpreter exit. It answers the bundled ``datasets/prompts.jsonl`` cases."""
+    at interpreter exit. It answers the bundled ``prompts.jsonl`` (:data:`luthien_lab.datasets.DEFAULT_PROMPTS`) cases."""
     global _shared, _atexit_registered
     with _lock:
         if _shared is None or not _shared.running:

@@ -1,8 +1,7 @@
 """``luthien-lab export``: a policy class from a saved notebook -> module, YAML, tests.
 
 The Python API is :mod:`luthien_lab.exporting` (``export_policy``); this module is
-the command line, and re-exports ``export_policy`` for ``from luthien_lab.export
-import export_policy``.
+the command line.
 """
 
 from __future__ import annotations
@@ -14,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from luthien_lab.errors import ExportError, LuthienLabError
-from luthien_lab.exporting import export_policy, export_source, notebook_class_source
+from luthien_lab.exporting import export_source, notebook_class_source
 
-__all__ = ["configure", "export_policy", "run"]
+__all__ = ["configure", "run"]
 
 
 def configure(parser: argparse.ArgumentParser) -> None:

@@ -6,14 +6,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import uuid
 from collections.abc import Callable
 from typing import Any
 
 from luthien_lab.errors import ConfigError
-from luthien_lab.widgets._result import RunResult
-from luthien_lab.widgets._trace import TraceListener, TransactionTrace
+from luthien_lab.policies._loading import resolve_policy
+from luthien_lab.runs._listener import TraceListener
+from luthien_lab.runs._result import RunResult
+from luthien_lab.runs._trace import TransactionTrace
 
 __all__ = ["DEFAULT_MODEL", "RunHandle", "build_request", "execute", "resolve_policy"]
 
@@ -33,20 +34,6 @@ class RunHandle:
         self.stop_requested = True
         if self.task is not None and not self.task.done():
             self.task.get_loop().call_soon_threadsafe(self.task.cancel)
-
-
-def resolve_policy(policy: Any) -> Any:
-    """A Policy instance from an instance, a Policy subclass (instantiated) or None."""
-    from luthien_lab.policies.base import Policy
-    from luthien_lab.policies.passthrough import NoOpPolicy
-
-    if policy is None:
-        return NoOpPolicy()
-    if isinstance(policy, type) and issubclass(policy, Policy):
-        return policy()
-    if isinstance(policy, Policy):
-        return policy
-    raise TypeError(f"policy must be a luthien_lab.Policy instance or subclass, got {policy!r}")
 
 
 def build_request(
@@ -86,22 +73,6 @@ def build_request(
     return Request(**fields)
 
 
-def _recorder_for(store: Any) -> Any:
-    if store is None:
-        return None
-    from luthien_lab.store import DuckDBRecorder, Store, open_store
-
-    if isinstance(store, Store):
-        return DuckDBRecorder(store)
-    if store == "default":
-        return DuckDBRecorder(open_store())
-    if isinstance(store, str | os.PathLike):
-        return DuckDBRecorder(open_store(store))
-    raise ConfigError(
-        f"store must be 'default', a path, a luthien_lab.store.Store or None, got {store!r}"
-    )
-
-
 async def execute(
     prompt: str,
     *,
@@ -134,7 +105,10 @@ async def execute(
     # Each run has its own listener, following only its own transaction id, so that
     # concurrent runs sharing nothing can never mix their output.
     listener = TraceListener(transaction_id, on_update)
-    recorder = _recorder_for(store)
+    from luthien_lab.store import recorder_for
+
+    # The result keeps reading the store (its views), so the recorder leaves it open.
+    recorder = recorder_for(store, keep_open=True)
     listeners = [recorder, listener] if recorder is not None else [listener]
     orchestrator = PolicyOrchestrator(
         policy, client, listeners=listeners, chunk_timeout=chunk_timeout
