@@ -71,6 +71,7 @@ def _info(tx: str, start: int) -> Any:
 
 def hot_path_us_per_chunk(n: int = 10_000, repeats: int = 5) -> float:
     """Median cost of chunk_received + hook_fired + chunk_sent, in microseconds."""
+    from luthien_lab.events import ChunkEvent, HookFired
     from luthien_lab.store import DuckDBRecorder, Store
     from luthien_lab.streaming.blocks import ContentStreamBlock
 
@@ -92,9 +93,10 @@ def hot_path_us_per_chunk(n: int = 10_000, repeats: int = 5) -> float:
             start = time.perf_counter_ns()
             for i in range(n):
                 chunk = chunks[i]
-                received(tx, i, chunk, t)
-                fired(tx, "on_content_delta", i, block, t, t, i, i + 1)
-                sent(tx, i, chunk, t)
+                # The records are built here as the orchestrator builds them.
+                received(ChunkEvent(tx, i, chunk, t))
+                fired(HookFired(tx, "on_content_delta", i, block, t, t, i, i + 1))
+                sent(ChunkEvent(tx, i, chunk, t))
             results.append((time.perf_counter_ns() - start) / n / 1000)
             recorder._bufs.pop(tx)  # not written: this measures the hot path only
     finally:
@@ -114,7 +116,13 @@ def write_ms(
     that length (seconds): a file store has finished detaching (checkpointing) the
     previous write. Otherwise the next transaction is fed and finished right after
     the previous flush, so that its time includes what is left of that checkpoint."""
-    from luthien_lab.events import TransactionResult
+    from luthien_lab.events import (
+        ChunkEvent,
+        HookFired,
+        RequestProcessed,
+        TransactionFinished,
+        TransactionResult,
+    )
     from luthien_lab.request import Request
     from luthien_lab.store import DuckDBRecorder, Store
     from luthien_lab.streaming.blocks import ContentStreamBlock
@@ -130,12 +138,13 @@ def write_ms(
             tx = uuid.uuid4().hex  # as the orchestrator names transactions
             t0 = time.perf_counter_ns()
             recorder.transaction_started(_info(tx, t0))
-            recorder.request_processed(tx, request, request)
+            recorder.request_processed(RequestProcessed(tx, request, request))
             for i in range(n):
                 t = t0 + i * 1000
-                recorder.chunk_received(tx, i, chunks[i], t)
-                recorder.hook_fired(tx, "on_content_delta", i, block, t, t + 100, i, i + 1)
-                recorder.chunk_sent(tx, i, chunks[i], t + 200)
+                recorder.chunk_received(ChunkEvent(tx, i, chunks[i], t))
+                hook = HookFired(tx, "on_content_delta", i, block, t, t + 100, i, i + 1)
+                recorder.hook_fired(hook)
+                recorder.chunk_sent(ChunkEvent(tx, i, chunks[i], t + 200))
             if idle:
                 store.sql("SELECT 1")  # needs the store: waits until the writer let go
             start = time.perf_counter()
@@ -143,7 +152,7 @@ def write_ms(
             result = TransactionResult(
                 "ok", t0 + n * 1000, ingress_chunks=list(chunks), egress_chunks=list(chunks)
             )
-            recorder.transaction_finished(tx, result)
+            recorder.transaction_finished(TransactionFinished(tx, result))
             recorder.flush()
             if r:  # the first one warms imports and caches
                 times.append((time.perf_counter() - start) * 1000)

@@ -3,9 +3,10 @@
 The DuckDB recorder, the live notebook widgets and any user callback are all
 ``PipelineListener`` subclasses; nothing else times hooks or watches chunks.
 
-Ordering, per transaction (streaming)::
+Each event is one frozen record (``HookFired``, ``ChunkEvent``...), so adding a field
+touches the record alone. Ordering, per transaction (streaming)::
 
-    transaction_started
+    transaction_started(info)
     hook_fired("on_request")            # only when the policy overrides on_request
     request_processed(original, final)
     for each ingress chunk i:
@@ -15,6 +16,8 @@ Ordering, per transaction (streaming)::
         chunk_sent(j, chunk)             # interleaved: reported as the policy emits it
     hook_fired("on_stream_complete", n)  # n == number of ingress chunks
     transaction_finished(result)         # always, also on error or cancellation
+
+Events are dispatched in one place (:mod:`luthien_lab._listeners`).
 
 Non-streaming replaces the chunk events by ``response_received`` and
 ``response_sent`` around ``hook_fired("process_full_response")``.
@@ -36,7 +39,7 @@ from __future__ import annotations
 
 import datetime as _dt
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -46,8 +49,16 @@ if TYPE_CHECKING:
     from luthien_lab.streaming.blocks import StreamBlock
 
 __all__ = [
+    "EVENT_RECORDS",
     "CallbackListener",
+    "ChunkEvent",
+    "EventEmitted",
+    "HookFired",
+    "MetricRecorded",
     "PipelineListener",
+    "RequestProcessed",
+    "ResponseEvent",
+    "TransactionFinished",
     "TransactionInfo",
     "TransactionResult",
     "TransactionStatus",
@@ -155,82 +166,141 @@ def block_kind(block: StreamBlock | None) -> str | None:
     return None if block is None else block.kind
 
 
+@dataclass(frozen=True, slots=True)
+class RequestProcessed:
+    """``on_request`` returned ``final`` for the client's ``original`` request."""
+
+    transaction_id: str
+    original: Request
+    final: Request
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkEvent:
+    """Chunk number ``index`` of one direction (``chunk_received``: from the provider;
+    ``chunk_sent``: emitted by the policy), at ``t_ns``."""
+
+    transaction_id: str
+    index: int
+    chunk: ModelResponseStream
+    t_ns: int
+
+
+@dataclass(frozen=True, slots=True)
+class HookFired:
+    """A policy hook ran for ingress chunk ``chunk_index`` (-1: not tied to a chunk) on
+    ``block`` (None for chunk-level hooks) from ``start_ns`` to ``end_ns``, and emitted
+    egress chunks ``egress_start`` up to, not including, ``egress_end``."""
+
+    transaction_id: str
+    hook: str
+    chunk_index: int
+    block: StreamBlock | None
+    start_ns: int
+    end_ns: int
+    egress_start: int
+    egress_end: int
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseEvent:
+    """Non-streaming: the provider's full response (``response_received``) or the
+    policy's final one (``response_sent``), at ``t_ns``."""
+
+    transaction_id: str
+    response: ModelResponse
+    t_ns: int
+
+
+@dataclass(frozen=True, slots=True)
+class EventEmitted:
+    """A policy called ``ctx.observability.emit_event`` (or the orchestrator reported
+    one, such as ``hook_blocked_event_loop``)."""
+
+    transaction_id: str
+    name: str
+    data: dict[str, Any]
+    t_ns: int
+
+
+@dataclass(frozen=True, slots=True)
+class MetricRecorded:
+    """A policy called ``ctx.observability.record_metric``."""
+
+    transaction_id: str
+    name: str
+    value: float
+    labels: dict[str, Any]
+    t_ns: int
+
+
+@dataclass(frozen=True, slots=True)
+class TransactionFinished:
+    """The transaction ended, however: ``result`` says how."""
+
+    transaction_id: str
+    result: TransactionResult
+
+
 class PipelineListener:
     """Base class of everything that watches the pipeline; every method is a no-op.
 
-    Override only what you need: the orchestrator skips methods that are not
-    overridden, so an unused event costs nothing.
+    Each method takes one event record (``transaction_started`` takes the
+    :class:`TransactionInfo`). Override only what you need: the orchestrator skips
+    methods that are not overridden, so an unused event costs nothing.
+
+    Listeners written for the earlier positional signatures (``hook_fired(self,
+    transaction_id, hook, chunk_index, ...)``) still work: a method that takes more
+    than one argument gets the record's fields, in order (see :data:`EVENT_RECORDS`).
     """
 
     def transaction_started(self, info: TransactionInfo) -> None:
         """A transaction began (before ``on_request``)."""
 
-    def request_processed(self, transaction_id: str, original: Request, final: Request) -> None:
-        """``on_request`` returned ``final`` for the client's ``original`` request."""
+    def request_processed(self, event: RequestProcessed) -> None:
+        """``on_request`` returned ``event.final`` for the client's ``event.original``."""
 
-    def chunk_received(
-        self, transaction_id: str, index: int, chunk: ModelResponseStream, t_ns: int
-    ) -> None:
-        """Ingress chunk number ``index`` arrived from the provider."""
+    def chunk_received(self, event: ChunkEvent) -> None:
+        """Ingress chunk number ``event.index`` arrived from the provider."""
 
-    def hook_fired(
-        self,
-        transaction_id: str,
-        hook: str,
-        chunk_index: int,
-        block: StreamBlock | None,
-        start_ns: int,
-        end_ns: int,
-        egress_start: int,
-        egress_end: int,
-    ) -> None:
-        """A policy hook ran for ingress chunk ``chunk_index`` (-1: not tied to a chunk)
-        on ``block`` (None for chunk-level hooks) and emitted egress chunks
-        ``egress_start`` up to, not including, ``egress_end``."""
+    def hook_fired(self, event: HookFired) -> None:
+        """A policy hook returned (see :class:`HookFired`)."""
 
-    def chunk_sent(
-        self, transaction_id: str, index: int, chunk: ModelResponseStream, t_ns: int
-    ) -> None:
-        """The policy emitted egress chunk number ``index``."""
+    def chunk_sent(self, event: ChunkEvent) -> None:
+        """The policy emitted egress chunk number ``event.index``."""
 
-    def response_received(self, transaction_id: str, response: ModelResponse, t_ns: int) -> None:
+    def response_received(self, event: ResponseEvent) -> None:
         """Non-streaming: the provider's full response arrived."""
 
-    def response_sent(self, transaction_id: str, response: ModelResponse, t_ns: int) -> None:
+    def response_sent(self, event: ResponseEvent) -> None:
         """Non-streaming: the policy's final response is ready for the caller."""
 
-    def event_emitted(
-        self, transaction_id: str, name: str, data: dict[str, Any], t_ns: int
-    ) -> None:
+    def event_emitted(self, event: EventEmitted) -> None:
         """A policy called ``ctx.observability.emit_event``."""
 
-    def metric_recorded(
-        self,
-        transaction_id: str,
-        name: str,
-        value: float,
-        labels: dict[str, Any],
-        t_ns: int,
-    ) -> None:
-        """A policy called ``ctx.observability.record_metric`` (or set a span attribute,
+    def metric_recorded(self, event: MetricRecorded) -> None:
+        """A policy called ``ctx.observability.record_metric`` (a span attribute is
         reported as an event named ``span_attribute``)."""
 
-    def transaction_finished(self, transaction_id: str, result: TransactionResult) -> None:
+    def transaction_finished(self, event: TransactionFinished) -> None:
         """The transaction ended: always called, on success, error, block or cancellation."""
 
 
-LISTENER_METHODS = (
-    "transaction_started",
-    "request_processed",
-    "chunk_received",
-    "hook_fired",
-    "chunk_sent",
-    "response_received",
-    "response_sent",
-    "event_emitted",
-    "metric_recorded",
-    "transaction_finished",
-)
+EVENT_RECORDS: dict[str, type] = {
+    "transaction_started": TransactionInfo,
+    "request_processed": RequestProcessed,
+    "chunk_received": ChunkEvent,
+    "hook_fired": HookFired,
+    "chunk_sent": ChunkEvent,
+    "response_received": ResponseEvent,
+    "response_sent": ResponseEvent,
+    "event_emitted": EventEmitted,
+    "metric_recorded": MetricRecorded,
+    "transaction_finished": TransactionFinished,
+}
+"""Each listener method and the record it takes, in the order of the events."""
+
+LISTENER_METHODS = tuple(EVENT_RECORDS)
 
 
 def overridden(listener: PipelineListener, method: str) -> bool:
@@ -241,7 +311,9 @@ def overridden(listener: PipelineListener, method: str) -> bool:
 
 
 class CallbackListener(PipelineListener):
-    """Calls ``callback(event_name, transaction_id, payload)`` for every event.
+    """Calls ``callback(event_name, transaction_id, payload)`` for every event;
+    ``payload`` is a dict of the event record's other fields (``{"info": info}`` for
+    ``transaction_started``).
 
     Convenient in a notebook (``orchestrator.add_listener(CallbackListener(print))``);
     slower than a subclass, since it builds a payload dict per event.
@@ -250,73 +322,42 @@ class CallbackListener(PipelineListener):
     def __init__(self, callback: Callable[[str, str, dict[str, Any]], None]):
         self.callback = callback
 
+    def _call(self, name: str, event: Any) -> None:
+        payload = {key: getattr(event, key) for key in _PAYLOAD_FIELDS[type(event)]}
+        self.callback(name, event.transaction_id, payload)
+
     def transaction_started(self, info: TransactionInfo) -> None:
         self.callback("transaction_started", info.transaction_id, {"info": info})
 
-    def request_processed(self, transaction_id: str, original: Request, final: Request) -> None:
-        self.callback("request_processed", transaction_id, {"original": original, "final": final})
+    def request_processed(self, event: RequestProcessed) -> None:
+        self._call("request_processed", event)
 
-    def chunk_received(
-        self, transaction_id: str, index: int, chunk: ModelResponseStream, t_ns: int
-    ) -> None:
-        self.callback(
-            "chunk_received", transaction_id, {"index": index, "chunk": chunk, "t_ns": t_ns}
-        )
+    def chunk_received(self, event: ChunkEvent) -> None:
+        self._call("chunk_received", event)
 
-    def hook_fired(
-        self,
-        transaction_id: str,
-        hook: str,
-        chunk_index: int,
-        block: StreamBlock | None,
-        start_ns: int,
-        end_ns: int,
-        egress_start: int,
-        egress_end: int,
-    ) -> None:
-        self.callback(
-            "hook_fired",
-            transaction_id,
-            {
-                "hook": hook,
-                "chunk_index": chunk_index,
-                "block": block,
-                "start_ns": start_ns,
-                "end_ns": end_ns,
-                "egress_start": egress_start,
-                "egress_end": egress_end,
-            },
-        )
+    def hook_fired(self, event: HookFired) -> None:
+        self._call("hook_fired", event)
 
-    def chunk_sent(
-        self, transaction_id: str, index: int, chunk: ModelResponseStream, t_ns: int
-    ) -> None:
-        self.callback("chunk_sent", transaction_id, {"index": index, "chunk": chunk, "t_ns": t_ns})
+    def chunk_sent(self, event: ChunkEvent) -> None:
+        self._call("chunk_sent", event)
 
-    def response_received(self, transaction_id: str, response: ModelResponse, t_ns: int) -> None:
-        self.callback("response_received", transaction_id, {"response": response, "t_ns": t_ns})
+    def response_received(self, event: ResponseEvent) -> None:
+        self._call("response_received", event)
 
-    def response_sent(self, transaction_id: str, response: ModelResponse, t_ns: int) -> None:
-        self.callback("response_sent", transaction_id, {"response": response, "t_ns": t_ns})
+    def response_sent(self, event: ResponseEvent) -> None:
+        self._call("response_sent", event)
 
-    def event_emitted(
-        self, transaction_id: str, name: str, data: dict[str, Any], t_ns: int
-    ) -> None:
-        self.callback("event_emitted", transaction_id, {"name": name, "data": data, "t_ns": t_ns})
+    def event_emitted(self, event: EventEmitted) -> None:
+        self._call("event_emitted", event)
 
-    def metric_recorded(
-        self,
-        transaction_id: str,
-        name: str,
-        value: float,
-        labels: dict[str, Any],
-        t_ns: int,
-    ) -> None:
-        self.callback(
-            "metric_recorded",
-            transaction_id,
-            {"name": name, "value": value, "labels": labels, "t_ns": t_ns},
-        )
+    def metric_recorded(self, event: MetricRecorded) -> None:
+        self._call("metric_recorded", event)
 
-    def transaction_finished(self, transaction_id: str, result: TransactionResult) -> None:
-        self.callback("transaction_finished", transaction_id, {"result": result})
+    def transaction_finished(self, event: TransactionFinished) -> None:
+        self._call("transaction_finished", event)
+
+
+_PAYLOAD_FIELDS = {
+    record: tuple(f.name for f in fields(record) if f.name != "transaction_id")
+    for record in set(EVENT_RECORDS.values())
+}

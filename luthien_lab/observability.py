@@ -15,6 +15,9 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from luthien_lab._listeners import Emitters, notify
+from luthien_lab.events import EventEmitted, MetricRecorded
+
 if TYPE_CHECKING:
     from litellm.types.utils import ModelResponse
 
@@ -67,33 +70,39 @@ class NoOpObservabilityContext(ObservabilityContext):
 class ListenerObservabilityContext(ObservabilityContext):
     """Forwards to the orchestrator's listeners (``event_emitted``/``metric_recorded``).
 
-    Span attributes are kept in :attr:`attributes` and also reported as an event
-    named ``span_attribute``.
+    ``listeners``: the listeners, or the transaction's :class:`Emitters` table (what
+    the orchestrator passes: the same dispatch as every other event). Span
+    attributes are kept in :attr:`attributes` and also reported as an event named
+    ``span_attribute``.
     """
 
-    def __init__(self, transaction_id: str, listeners: Sequence[PipelineListener]) -> None:
+    def __init__(
+        self, transaction_id: str, listeners: Sequence[PipelineListener] | Emitters
+    ) -> None:
         self.transaction_id = transaction_id
-        self.listeners = list(listeners)
+        self.emitters = listeners if isinstance(listeners, Emitters) else Emitters(listeners)
         self.attributes: dict[str, Any] = {}
 
-    def emit_event(self, event_type: str, data: dict[str, Any] | None = None) -> None:
-        from luthien_lab.orchestrator import _notify
+    @property
+    def listeners(self) -> list[PipelineListener]:
+        return list(self.emitters.listeners)
 
-        emitters = tuple(listener.event_emitted for listener in self.listeners)
-        _notify(emitters, self.transaction_id, event_type, dict(data or {}), time.perf_counter_ns())
+    def emit_event(self, event_type: str, data: dict[str, Any] | None = None) -> None:
+        emitters = self.emitters.event_emitted
+        if emitters:
+            event = EventEmitted(
+                self.transaction_id, event_type, dict(data or {}), time.perf_counter_ns()
+            )
+            notify(emitters, event)
 
     def record_metric(self, name: str, value: float, labels: dict[str, Any] | None = None) -> None:
-        from luthien_lab.orchestrator import _notify
-
-        emitters = tuple(listener.metric_recorded for listener in self.listeners)
-        _notify(
-            emitters,
-            self.transaction_id,
-            name,
-            float(value),
-            dict(labels or {}),
-            time.perf_counter_ns(),
-        )
+        value = float(value)
+        emitters = self.emitters.metric_recorded
+        if emitters:
+            event = MetricRecorded(
+                self.transaction_id, name, value, dict(labels or {}), time.perf_counter_ns()
+            )
+            notify(emitters, event)
 
     def add_span_attribute(self, key: str, value: Any) -> None:
         self.attributes[key] = value

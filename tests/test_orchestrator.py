@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import random
 
 import pytest
@@ -29,6 +30,39 @@ from tests.support import REQUEST, run_stream, stream_summary, summary, text_str
 
 
 class Recorder(PipelineListener):
+    """A listener of the current kind: one event record per call."""
+
+    def __init__(self):
+        self.events = []
+        self.results = {}
+
+    def transaction_started(self, info):
+        self.events.append(("start", info.transaction_id))
+
+    def request_processed(self, event):
+        self.events.append(("request", event.original.model, event.final.model))
+
+    def chunk_received(self, event):
+        self.events.append(("in", event.index))
+
+    def hook_fired(self, event):
+        assert event.end_ns >= event.start_ns
+        block_id = event.block.id if event.block else None
+        self.events.append(
+            (event.hook, event.chunk_index, block_id, event.egress_start, event.egress_end)
+        )
+
+    def chunk_sent(self, event):
+        self.events.append(("out", event.index))
+
+    def transaction_finished(self, event):
+        self.results[event.transaction_id] = event.result
+        self.events.append(("end", event.result.status))
+
+
+class PositionalRecorder(PipelineListener):
+    """A listener written for the earlier positional signatures: still served."""
+
     def __init__(self):
         self.events = []
         self.results = {}
@@ -79,14 +113,15 @@ class EveryHook(Policy):
         pass
 
 
-async def test_hooks_fire_in_documented_order_with_block_and_egress_ranges():
+@pytest.mark.parametrize("style", [Recorder, PositionalRecorder])
+async def test_hooks_fire_in_documented_order_with_block_and_egress_ranges(style):
     chunks = [
         create_chunk(None, role="assistant", content="Hi"),
         create_chunk(None, content="!", tool_calls=[tool_call_delta(0, id="t0", name="f")]),
         tool_chunk(0, args="{}"),
         create_chunk(None, finish_reason="tool_calls"),
     ]
-    listener = Recorder()
+    listener = style()
     orchestrator = PolicyOrchestrator(EveryHook(), ScriptedLLMClient(chunks), listeners=[listener])
     out = await run_stream(orchestrator)
     assert len(out) == 3
@@ -395,3 +430,43 @@ async def test_dict_requests_are_accepted_and_validated():
 
     with pytest.raises(ValidationError, match="messages"):
         await run_stream(orchestrator, {"model": "m"})  # type: ignore[arg-type]
+
+
+async def test_both_listener_styles_see_the_same_events_as_frozen_records():
+    class Emits(EveryHook):
+        async def on_content_complete(self, ctx):
+            ctx.observability.emit_event("seen", {"text": ctx.ingress_state.content})
+
+    class Keeps(PipelineListener):
+        def __init__(self):
+            self.hooks, self.events = [], []
+
+        def hook_fired(self, event):
+            self.hooks.append(event)
+
+        def event_emitted(self, event):
+            self.events.append((event.name, event.data))
+
+    class OldEvents(PipelineListener):
+        def __init__(self):
+            self.events = []
+
+        def event_emitted(self, transaction_id, name, data, t_ns):
+            self.events.append((name, data))
+
+    new, old, keeps, old_events = Recorder(), PositionalRecorder(), Keeps(), OldEvents()
+    payloads = []
+    callback = CallbackListener(lambda name, tid, payload: payloads.append((name, set(payload))))
+    orchestrator = PolicyOrchestrator(
+        Emits(), ScriptedLLMClient(text_stream("a", "b")), listeners=[new, old, keeps, callback]
+    )
+    orchestrator.add_listener(old_events)
+    await run_stream(orchestrator)
+    assert len(new.events) > 8 and new.events == old.events
+    assert keeps.events == old_events.events == [("seen", {"text": "ab"})]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        keeps.hooks[0].hook = "changed"
+    hook_fields = {"hook", "chunk_index", "block", "start_ns", "end_ns"}
+    assert ("hook_fired", hook_fields | {"egress_start", "egress_end"}) in payloads
+    assert ("chunk_received", {"index", "chunk", "t_ns"}) in payloads
+    assert payloads[-1] == ("transaction_finished", {"result"})

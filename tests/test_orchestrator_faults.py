@@ -50,11 +50,11 @@ class Ledger(PipelineListener):
     def transaction_started(self, info):
         self.started.append(info.transaction_id)
 
-    def event_emitted(self, transaction_id, name, data, t_ns):
-        self.events.append((transaction_id, name, data))
+    def event_emitted(self, event):
+        self.events.append((event.transaction_id, event.name, event.data))
 
-    def transaction_finished(self, transaction_id, result):
-        self.finished.setdefault(transaction_id, []).append(result)
+    def transaction_finished(self, event):
+        self.finished.setdefault(event.transaction_id, []).append(event.result)
 
     def statuses(self) -> list[str]:
         """The status of each transaction, in the order they started; '?' for one that

@@ -356,7 +356,6 @@ _NOT_YET_ROUTED = {
     "gateway/_responses_chat.py",
     "gateway/_responses_object.py",
     "gateway/_upstream.py",
-    "orchestrator.py",
     "policies/_agent_rules.py",
     "store/_responses.py",
 }

@@ -11,7 +11,12 @@ from typing import TYPE_CHECKING, Any
 
 from luthien_lab.clients import ScriptedLLMClient
 from luthien_lab.evaluate._cases import Case, Output, output_of, tool_calls_json
-from luthien_lab.events import PipelineListener, TransactionInfo, TransactionResult
+from luthien_lab.events import (
+    PipelineListener,
+    TransactionFinished,
+    TransactionInfo,
+    TransactionResult,
+)
 from luthien_lab.orchestrator import PolicyOrchestrator
 from luthien_lab.request import Request
 
@@ -70,8 +75,8 @@ class _Collector(PipelineListener):
         if tags:
             info.tags.update(tags)
 
-    def transaction_finished(self, transaction_id: str, result: TransactionResult) -> None:
-        self.results[transaction_id] = result
+    def transaction_finished(self, event: TransactionFinished) -> None:
+        self.results[event.transaction_id] = event.result
 
 
 @dataclass

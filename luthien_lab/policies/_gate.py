@@ -17,6 +17,7 @@ from __future__ import annotations
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
+from luthien_lab.policies.base import mark_blocked
 from luthien_lab.policies.simple import SimplePolicy
 from luthien_lab.streaming.chunks import create_text_chunk
 
@@ -60,9 +61,6 @@ class GatePolicy(SimplePolicy):
         scope = _SCOPE.get()
         if scope is None:
             return
-        # Imported here: the orchestrator imports luthien_lab.policies (a cycle).
-        from luthien_lab.orchestrator import mark_blocked
-
         mark_blocked(scope.context, reason)
         if kind == "tool_call" and self.blocked_message:
             scope.notes.append(self.blocked_message.format(name=name, reason=reason))

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from luthien_lab.events import overridden
+from luthien_lab._listeners import Emit, Emitters
 from luthien_lab.observability import ObservabilityContext
 from luthien_lab.streaming.assembler import StreamingChunkAssembler
 from luthien_lab.streaming.context import StreamingResponseContext
@@ -29,6 +29,10 @@ class StageObservability(ObservabilityContext):
     @property
     def listeners(self) -> list[Any]:
         return list(getattr(self.outer, "listeners", None) or ())
+
+    @property
+    def emitters(self) -> Emitters | None:
+        return getattr(self.outer, "emitters", None)
 
     def top_index(self) -> int:
         return self.run.top_index()
@@ -69,7 +73,7 @@ class Stage:
 class Run:
     """One transaction's chain: kept in the transaction's scratchpad, never on the policy."""
 
-    __slots__ = ("emit_hook", "index", "notify", "outer", "prefix", "stages", "streaming", "tid")
+    __slots__ = ("emit_hook", "index", "outer", "prefix", "stages", "streaming", "tid")
 
     def __init__(
         self, stages: list[tuple[Any, str, dict[str, Any]]], outer: ObservabilityContext, tid: str
@@ -80,11 +84,7 @@ class Run:
         self.streaming = False
         parent = getattr(outer, "path", "")
         self.prefix = f"{parent}/" if parent else ""
-        listeners = getattr(outer, "listeners", None) or ()
-        self.emit_hook = tuple(x.hook_fired for x in listeners if overridden(x, "hook_fired"))
-        from luthien_lab.orchestrator import _notify
-
-        self.notify = _notify
+        self.emit_hook = _hook_emitters(outer)
         self.stages = [
             Stage(policy, name, hooks, StageObservability(outer, self, i, name))
             for i, (policy, name, hooks) in enumerate(stages)
@@ -98,3 +98,13 @@ class Run:
         if parent is not None:
             return int(parent())
         return -1 if self.index is None else self.index
+
+
+def _hook_emitters(outer: ObservabilityContext) -> tuple[Emit, ...]:
+    """Where the stages' hooks are reported: the transaction's listener table (the
+    orchestrator's dispatch), else one built from the listeners a context names."""
+    emitters = getattr(outer, "emitters", None)
+    if isinstance(emitters, Emitters):
+        return emitters.hook_fired
+    listeners = getattr(outer, "listeners", None) or ()
+    return Emitters(listeners).hook_fired if listeners else ()

@@ -35,7 +35,9 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from luthien_lab._listeners import notify
 from luthien_lab.errors import ConfigError, LuthienLabError, PolicyError
+from luthien_lab.events import HookFired
 from luthien_lab.policies._serial_run import Run
 from luthien_lab.policies.base import (
     BLOCKED_KEY,
@@ -177,10 +179,11 @@ class SerialPolicy(Policy):
         self, run: Run, i: int, hook: str, block: Any, start: int, e0: int, e1: int
     ) -> None:
         stage = run.stages[i]
-        run.notify(
-            run.emit_hook, run.tid, stage_hook_name(stage.obs.path, hook), run.top_index(), block,
+        event = HookFired(
+            run.tid, stage_hook_name(stage.obs.path, hook), run.top_index(), block,
             start, time.perf_counter_ns(), e0, e1,
         )  # fmt: skip
+        notify(run.emit_hook, event)
 
     def _failed(self, run: Run, i: int, hook: str, error: Exception) -> PolicyError:
         stage = run.stages[i]
@@ -257,15 +260,13 @@ class SerialPolicy(Policy):
         events = assembler.feed(chunk)
         hooks = stage.hooks
         if hooks:
-            state = assembler.state
             if "on_chunk_received" in hooks:
                 await self._fire(run, i, "on_chunk_received", None)
             for kind, block in events:
+                assembler.point_to(kind, block)
                 if kind == DELTA:
-                    state.current_block = block
                     name = _DELTA[type(block)]
                 elif kind == COMPLETE:
-                    state.just_completed = block
                     name = _COMPLETE[type(block)]
                 else:
                     name = "on_finish_reason"
@@ -275,10 +276,8 @@ class SerialPolicy(Policy):
 
     async def _forward(self, run: Run, i: int) -> None:
         if i + 1 < len(run.stages):
-            egress = run.stages[i].egress
-            if egress._buffer:
-                for out in egress.drain():
-                    await self._feed(run, i + 1, out)
+            for out in run.stages[i].egress.drain():
+                await self._feed(run, i + 1, out)
 
     async def on_chunk_received(self, ctx: StreamingResponseContext) -> None:
         run = self._run(ctx)
@@ -297,8 +296,8 @@ class SerialPolicy(Policy):
         for i, stage in enumerate(run.stages):
             assembler = stage.assembler
             assert assembler is not None
-            for _kind, block in assembler.finish():
-                assembler.state.just_completed = block
+            for kind, block in assembler.finish():
+                assembler.point_to(kind, block)
                 name = _COMPLETE[type(block)]
                 if name in stage.hooks:
                     await self._fire(run, i, name, block)

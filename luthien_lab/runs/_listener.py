@@ -4,9 +4,17 @@ instrumentation (the same events the DuckDB recorder receives)."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
-from luthien_lab.events import PipelineListener, TransactionInfo, TransactionResult
+from luthien_lab.events import (
+    ChunkEvent,
+    EventEmitted,
+    HookFired,
+    PipelineListener,
+    RequestProcessed,
+    ResponseEvent,
+    TransactionFinished,
+    TransactionInfo,
+)
 from luthien_lab.runs._records import (
     ChunkRecord,
     HookRecord,
@@ -74,96 +82,87 @@ class TraceListener(PipelineListener):
         trace.start_ns = info.start_ns
         self._updated(trace)
 
-    def request_processed(self, transaction_id: str, original: Any, final: Any) -> None:
-        trace = self._get(transaction_id)
+    def request_processed(self, event: RequestProcessed) -> None:
+        trace = self._get(event.transaction_id)
         if trace is None:
             return
-        trace.original_messages = messages_of(original)
-        trace.final_messages = messages_of(final)
+        trace.original_messages = messages_of(event.original)
+        trace.final_messages = messages_of(event.final)
         self._updated(trace)
 
-    def _chunk(self, trace: TransactionTrace, index: int, chunk: Any, t_ns: int) -> ChunkRecord:
-        content, reasoning, calls, finish = chunk_payload(chunk)
-        return ChunkRecord(index, t_ns - trace.start_ns, content, reasoning, calls, finish)
+    def _chunk(self, trace: TransactionTrace, event: ChunkEvent) -> ChunkRecord:
+        content, reasoning, calls, finish = chunk_payload(event.chunk)
+        offset = event.t_ns - trace.start_ns
+        return ChunkRecord(event.index, offset, content, reasoning, calls, finish)
 
-    def chunk_received(self, transaction_id: str, index: int, chunk: Any, t_ns: int) -> None:
-        trace = self._get(transaction_id)
+    def chunk_received(self, event: ChunkEvent) -> None:
+        trace = self._get(event.transaction_id)
         if trace is None:
             return
-        trace.ingress.append(self._chunk(trace, index, chunk, t_ns))
+        trace.ingress.append(self._chunk(trace, event))
         self._updated(trace)
 
-    def chunk_sent(self, transaction_id: str, index: int, chunk: Any, t_ns: int) -> None:
-        trace = self._get(transaction_id)
+    def chunk_sent(self, event: ChunkEvent) -> None:
+        trace = self._get(event.transaction_id)
         if trace is None:
             return
-        record = self._chunk(trace, index, chunk, t_ns)
+        record = self._chunk(trace, event)
         if trace.first_egress_offset_ns is None:
             trace.first_egress_offset_ns = record.offset_ns
         trace.egress.append(record)
         self._updated(trace)
 
-    def hook_fired(
-        self,
-        transaction_id: str,
-        hook: str,
-        chunk_index: int,
-        block: Any,
-        start_ns: int,
-        end_ns: int,
-        egress_start: int,
-        egress_end: int,
-    ) -> None:
-        trace = self._get(transaction_id)
+    def hook_fired(self, event: HookFired) -> None:
+        trace = self._get(event.transaction_id)
         if trace is None:
             return
         # Blocks are live objects that keep changing: copy the identifying bits now.
+        block = event.block
         kind = getattr(block, "kind", None) if block is not None else None
         trace.hooks.append(
             HookRecord(
                 seq=len(trace.hooks),
-                hook=hook,
-                chunk_index=chunk_index,
+                hook=event.hook,
+                chunk_index=event.chunk_index,
                 block_kind=kind,
                 block_id=getattr(block, "id", None) if block is not None else None,
                 tool_index=getattr(block, "index", None) if kind == "tool_call" else None,
-                start_offset_ns=start_ns - trace.start_ns,
-                duration_ns=end_ns - start_ns,
-                egress_start=egress_start,
-                egress_end=egress_end,
+                start_offset_ns=event.start_ns - trace.start_ns,
+                duration_ns=event.end_ns - event.start_ns,
+                egress_start=event.egress_start,
+                egress_end=event.egress_end,
             )
         )
         self._updated(trace)
 
-    def response_received(self, transaction_id: str, response: Any, t_ns: int) -> None:
-        trace = self._get(transaction_id)
+    def response_received(self, event: ResponseEvent) -> None:
+        trace = self._get(event.transaction_id)
         if trace is None:
             return
-        trace.original_response = summarize_response(response)
+        trace.original_response = summarize_response(event.response)
         self._updated(trace)
 
-    def response_sent(self, transaction_id: str, response: Any, t_ns: int) -> None:
-        trace = self._get(transaction_id)
+    def response_sent(self, event: ResponseEvent) -> None:
+        trace = self._get(event.transaction_id)
         if trace is None:
             return
-        trace.final_response = summarize_response(response)
+        trace.final_response = summarize_response(event.response)
         if trace.first_egress_offset_ns is None:
-            trace.first_egress_offset_ns = t_ns - trace.start_ns
+            trace.first_egress_offset_ns = event.t_ns - trace.start_ns
         self._updated(trace)
 
-    def event_emitted(
-        self, transaction_id: str, name: str, data: dict[str, Any], t_ns: int
-    ) -> None:
-        trace = self._get(transaction_id)
+    def event_emitted(self, event: EventEmitted) -> None:
+        trace = self._get(event.transaction_id)
         if trace is None:
             return
-        trace.events.append((name, dict(data)))
+        trace.events.append((event.name, dict(event.data)))
         self._updated(trace)
 
-    def transaction_finished(self, transaction_id: str, result: TransactionResult) -> None:
-        trace = self._get(transaction_id)
+    def transaction_finished(self, event: TransactionFinished) -> None:
+        trace = self._get(event.transaction_id)
         if trace is None:
             return
+        result = event.result
         trace.end_offset_ns = result.end_ns - trace.start_ns
         if trace.streaming and result.ingress_chunks and trace.original_response is None:
             trace.original_response = summarize_response(result.original_response)

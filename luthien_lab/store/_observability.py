@@ -12,7 +12,16 @@ import time
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from luthien_lab.events import TransactionInfo, TransactionResult
+from luthien_lab.events import (
+    ChunkEvent,
+    EventEmitted,
+    MetricRecorded,
+    RequestProcessed,
+    ResponseEvent,
+    TransactionFinished,
+    TransactionInfo,
+    TransactionResult,
+)
 from luthien_lab.observability import ObservabilityContext, TransactionRecorder
 
 if TYPE_CHECKING:
@@ -34,12 +43,14 @@ class DefaultObservabilityContext(ObservabilityContext):
 
     def emit_event(self, event_type: str, data: dict[str, Any] | None = None) -> None:
         self.recorder.event_emitted(
-            self.transaction_id, event_type, dict(data or {}), time.perf_counter_ns()
+            EventEmitted(self.transaction_id, event_type, dict(data or {}), time.perf_counter_ns())
         )
 
     def record_metric(self, name: str, value: float, labels: dict[str, Any] | None = None) -> None:
         self.recorder.metric_recorded(
-            self.transaction_id, name, float(value), dict(labels or {}), time.perf_counter_ns()
+            MetricRecorded(
+                self.transaction_id, name, float(value), dict(labels or {}), time.perf_counter_ns()
+            )
         )
 
     def add_span_attribute(self, key: str, value: Any) -> None:
@@ -88,17 +99,17 @@ class DefaultTransactionRecorder(TransactionRecorder):
         recorder.transaction_started(info)
 
     def record_request(self, original: Request, final: Request) -> None:
-        self.recorder.request_processed(self.transaction_id, original, final)
+        self.recorder.request_processed(RequestProcessed(self.transaction_id, original, final))
 
     def add_ingress_chunk(self, chunk: Any) -> None:
         self.recorder.chunk_received(
-            self.transaction_id, len(self._ingress), chunk, time.perf_counter_ns()
+            ChunkEvent(self.transaction_id, len(self._ingress), chunk, time.perf_counter_ns())
         )
         self._ingress.append(chunk)
 
     def add_egress_chunk(self, chunk: Any) -> None:
         self.recorder.chunk_sent(
-            self.transaction_id, len(self._egress), chunk, time.perf_counter_ns()
+            ChunkEvent(self.transaction_id, len(self._egress), chunk, time.perf_counter_ns())
         )
         self._egress.append(chunk)
 
@@ -106,7 +117,7 @@ class DefaultTransactionRecorder(TransactionRecorder):
         if self._finished:
             raise RuntimeError(f"transaction {self.transaction_id} was already finalized")
         self._finished = True
-        self.recorder.transaction_finished(self.transaction_id, result)
+        self.recorder.transaction_finished(TransactionFinished(self.transaction_id, result))
 
     def finalize_streaming(self) -> None:
         # The responses are rebuilt from the chunks by TransactionResult, lazily, in
@@ -122,8 +133,8 @@ class DefaultTransactionRecorder(TransactionRecorder):
 
     def finalize_non_streaming(self, original_response: Any, final_response: Any) -> None:
         now = time.perf_counter_ns()
-        self.recorder.response_received(self.transaction_id, original_response, now)
-        self.recorder.response_sent(self.transaction_id, final_response, now)
+        self.recorder.response_received(ResponseEvent(self.transaction_id, original_response, now))
+        self.recorder.response_sent(ResponseEvent(self.transaction_id, final_response, now))
         self._finish(
             TransactionResult(
                 status="ok",

@@ -24,7 +24,18 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from luthien_lab.errors import StoreError
-from luthien_lab.events import PipelineListener, TransactionInfo, TransactionResult
+from luthien_lab.events import (
+    ChunkEvent,
+    EventEmitted,
+    HookFired,
+    MetricRecorded,
+    PipelineListener,
+    RequestProcessed,
+    ResponseEvent,
+    TransactionFinished,
+    TransactionInfo,
+    TransactionResult,
+)
 from luthien_lab.store._buffer import TxBuffer
 from luthien_lab.store._exit import track, untrack
 from luthien_lab.store._rewrite import describe
@@ -85,66 +96,41 @@ class DuckDBRecorder(PipelineListener):
 
     # -- hot path ----------------------------------------------------------------
 
-    def _orphan(self, transaction_id: str) -> TxBuffer:
-        """Events for a transaction that never reported ``transaction_started``."""
-        info = TransactionInfo(
-            transaction_id=transaction_id,
-            model="",
-            provider="",
-            policy_class="",
-            policy_config={},
-            streaming=True,
-            start_ns=time.perf_counter_ns(),
-        )
-        buf = self._bufs[transaction_id] = TxBuffer(info)
+    def _buf(self, transaction_id: str) -> TxBuffer:
+        """The transaction's buffer; a new one for events of a transaction that never
+        reported ``transaction_started``."""
+        buf = self._bufs.get(transaction_id)
+        if buf is None:
+            buf = self._bufs[transaction_id] = TxBuffer(
+                _unknown(transaction_id, time.perf_counter_ns())
+            )
         return buf
 
     def transaction_started(self, info: TransactionInfo) -> None:
         self._bufs[info.transaction_id] = TxBuffer(info)
 
-    def request_processed(self, transaction_id: str, original: Any, final: Any) -> None:
-        try:
-            buf = self._bufs[transaction_id]
-        except KeyError:
-            buf = self._orphan(transaction_id)
-        buf.original_request = original
-        buf.final_request = final
+    def request_processed(self, event: RequestProcessed) -> None:
+        buf = self._buf(event.transaction_id)
+        buf.original_request = event.original
+        buf.final_request = event.final
 
-    def chunk_received(self, transaction_id: str, index: int, chunk: Any, t_ns: int) -> None:
-        try:
-            buf = self._bufs[transaction_id]
-        except KeyError:
-            buf = self._orphan(transaction_id)
-        buf.in_i.append(index)
-        buf.in_c.append(chunk)
-        buf.in_t.append(t_ns)
+    def chunk_received(self, event: ChunkEvent) -> None:
+        buf = self._buf(event.transaction_id)
+        buf.in_i.append(event.index)
+        buf.in_c.append(event.chunk)
+        buf.in_t.append(event.t_ns)
 
-    def chunk_sent(self, transaction_id: str, index: int, chunk: Any, t_ns: int) -> None:
-        try:
-            buf = self._bufs[transaction_id]
-        except KeyError:
-            buf = self._orphan(transaction_id)
-        buf.out_i.append(index)
-        buf.out_c.append(chunk)
-        buf.out_t.append(t_ns)
+    def chunk_sent(self, event: ChunkEvent) -> None:
+        buf = self._buf(event.transaction_id)
+        buf.out_i.append(event.index)
+        buf.out_c.append(event.chunk)
+        buf.out_t.append(event.t_ns)
 
-    def hook_fired(
-        self,
-        transaction_id: str,
-        hook: str,
-        chunk_index: int,
-        block: Any,
-        start_ns: int,
-        end_ns: int,
-        egress_start: int,
-        egress_end: int,
-    ) -> None:
-        try:
-            buf = self._bufs[transaction_id]
-        except KeyError:
-            buf = self._orphan(transaction_id)
-        buf.h_hook.append(hook)
-        buf.h_idx.append(chunk_index)
+    def hook_fired(self, event: HookFired) -> None:
+        buf = self._buf(event.transaction_id)
+        buf.h_hook.append(event.hook)
+        buf.h_idx.append(event.chunk_index)
+        block: Any = event.block
         if block is None:
             buf.h_kind.append(None)
             buf.h_id.append(None)
@@ -154,69 +140,39 @@ class DuckDBRecorder(PipelineListener):
             buf.h_kind.append(kind)
             buf.h_id.append(block.id)
             buf.h_tool.append(block.index if kind == "tool_call" else None)
-        buf.h_start.append(start_ns)
-        buf.h_end.append(end_ns)
-        buf.h_es.append(egress_start)
-        buf.h_ee.append(egress_end)
+        buf.h_start.append(event.start_ns)
+        buf.h_end.append(event.end_ns)
+        buf.h_es.append(event.egress_start)
+        buf.h_ee.append(event.egress_end)
 
-    def response_received(self, transaction_id: str, response: Any, t_ns: int) -> None:
-        try:
-            buf = self._bufs[transaction_id]
-        except KeyError:
-            buf = self._orphan(transaction_id)
-        buf.resp_in = response
-        buf.resp_in_t = t_ns
+    def response_received(self, event: ResponseEvent) -> None:
+        buf = self._buf(event.transaction_id)
+        buf.resp_in = event.response
+        buf.resp_in_t = event.t_ns
 
-    def response_sent(self, transaction_id: str, response: Any, t_ns: int) -> None:
-        try:
-            buf = self._bufs[transaction_id]
-        except KeyError:
-            buf = self._orphan(transaction_id)
-        buf.resp_out = response
-        buf.resp_out_t = t_ns
+    def response_sent(self, event: ResponseEvent) -> None:
+        buf = self._buf(event.transaction_id)
+        buf.resp_out = event.response
+        buf.resp_out_t = event.t_ns
 
-    def event_emitted(
-        self, transaction_id: str, name: str, data: dict[str, Any], t_ns: int
-    ) -> None:
-        try:
-            buf = self._bufs[transaction_id]
-        except KeyError:
-            buf = self._orphan(transaction_id)
-        buf.ev_name.append(name)
-        buf.ev_data.append(data)
-        buf.ev_t.append(t_ns)
+    def event_emitted(self, event: EventEmitted) -> None:
+        buf = self._buf(event.transaction_id)
+        buf.ev_name.append(event.name)
+        buf.ev_data.append(event.data)
+        buf.ev_t.append(event.t_ns)
 
-    def metric_recorded(
-        self,
-        transaction_id: str,
-        name: str,
-        value: float,
-        labels: dict[str, Any],
-        t_ns: int,
-    ) -> None:
-        try:
-            buf = self._bufs[transaction_id]
-        except KeyError:
-            buf = self._orphan(transaction_id)
-        buf.m_name.append(name)
-        buf.m_value.append(value)
-        buf.m_labels.append(labels)
-        buf.m_t.append(t_ns)
+    def metric_recorded(self, event: MetricRecorded) -> None:
+        buf = self._buf(event.transaction_id)
+        buf.m_name.append(event.name)
+        buf.m_value.append(event.value)
+        buf.m_labels.append(event.labels)
+        buf.m_t.append(event.t_ns)
 
-    def transaction_finished(self, transaction_id: str, result: TransactionResult) -> None:
-        buf = self._bufs.pop(transaction_id, None)
+    def transaction_finished(self, event: TransactionFinished) -> None:
+        result = event.result
+        buf = self._bufs.pop(event.transaction_id, None)
         if buf is None:
-            buf = TxBuffer(
-                TransactionInfo(
-                    transaction_id=transaction_id,
-                    model="",
-                    provider="",
-                    policy_class="",
-                    policy_config={},
-                    streaming=True,
-                    start_ns=result.end_ns,
-                )
-            )
+            buf = TxBuffer(_unknown(event.transaction_id, result.end_ns))
         buf.result = result
         self._submit(buf)
 
@@ -398,3 +354,16 @@ class DuckDBRecorder(PipelineListener):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _unknown(transaction_id: str, start_ns: int) -> TransactionInfo:
+    """What is known of a transaction whose ``transaction_started`` was never seen."""
+    return TransactionInfo(
+        transaction_id=transaction_id,
+        model="",
+        provider="",
+        policy_class="",
+        policy_config={},
+        streaming=True,
+        start_ns=start_ns,
+    )

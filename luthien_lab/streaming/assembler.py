@@ -4,7 +4,8 @@ For each chunk, :meth:`StreamingChunkAssembler.feed` updates the :class:`StreamS
 and returns the block events that chunk caused, in order, as ``(DELTA|COMPLETE,
 block)`` pairs. One chunk can cause several: it can end one block and start the
 next, or carry several tool calls (OpenAI's parallel tool calls in one delta). The
-orchestrator turns each event into a hook call.
+orchestrator turns each event into a hook call, after
+:meth:`StreamingChunkAssembler.point_to` has pointed the state at the event's block.
 
 Order within a chunk: thinking, then content, then tool calls by position in the
 delta, then (on ``finish_reason``) completion of the open block. A block completes
@@ -125,6 +126,16 @@ class StreamingChunkAssembler:
             self.state.just_completed = current
             return [(COMPLETE, current)]
         return []
+
+    def point_to(self, kind: int, block: StreamBlock) -> None:
+        """Make the state name the block of the event about to be reported (one
+        chunk can cause several events): ``current_block`` for a delta,
+        ``just_completed`` for a completion. The assembler is the only writer of
+        both; whoever fires hooks per event calls this before each."""
+        if kind == DELTA:
+            self.state.current_block = block
+        elif kind == COMPLETE:
+            self.state.just_completed = block
 
     def _signature(self, delta: Any, index: int) -> None:
         """A thinking signature belongs to its thinking block: the chunk joins the

@@ -70,9 +70,10 @@ class EgressQueue:
 
     Quacks like the ``asyncio.Queue`` of the seed (``await put(chunk)``,
     ``put_nowait``), but hands each chunk to the consumer the moment it is put: the
-    consumer (the orchestrator's egress loop) parks one future in ``_waiter`` that
-    ``put`` resolves, so there is no polling and no timer, and closing the queue
-    wakes the consumer at once.
+    consumer iterates the queue (``async for chunk in queue``: every chunk put, in
+    order, until it is closed), parking one future that ``put`` resolves, so there
+    is no polling and no timer, and closing the queue wakes the consumer at once.
+    :meth:`drain` takes what is buffered without waiting. One consumer per queue.
 
     Only stream chunks (:func:`is_chunk`: litellm ``ModelResponseStream`` or its
     litellm-free twin, what :mod:`luthien_lab.streaming.chunks` builds) get in. Anything else (a dict, a
@@ -171,6 +172,23 @@ class EgressQueue:
         items = list(self._buffer)
         self._buffer.clear()
         return items
+
+    def __aiter__(self) -> EgressQueue:
+        return self
+
+    async def __anext__(self) -> Any:
+        """The next chunk put, waiting for it; ends once the queue is closed and
+        every chunk put before has been taken."""
+        buffer = self._buffer
+        while not buffer:
+            if self._closed:
+                raise StopAsyncIteration
+            waiter = self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await waiter
+            finally:
+                self._waiter = None
+        return buffer.popleft()
 
 
 @dataclass(eq=False)

@@ -8,6 +8,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from luthien_lab.events import ChunkEvent, HookFired, RequestProcessed, TransactionFinished
+
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "recorded-chunks"
@@ -83,30 +85,34 @@ def drive_stream(
 
     recorder.transaction_started(info(tx, start_ns=start_ns))
     req = request or Request(model="test-model", messages=[{"role": "user", "content": "hi"}])
-    recorder.hook_fired(tx, "on_request", -1, None, start_ns + 10, start_ns + 20, 0, 0)
-    recorder.request_processed(tx, req, req)
+    recorder.hook_fired(HookFired(tx, "on_request", -1, None, start_ns + 10, start_ns + 20, 0, 0))
+    recorder.request_processed(RequestProcessed(tx, req, req))
     block = ContentStreamBlock()
     for i, chunk in enumerate(chunks):
         t = start_ns + 1000 * (i + 1)
-        recorder.chunk_received(tx, i, chunk, t)
-        recorder.hook_fired(tx, "on_content_delta", i, block, t + 10, t + 110, i, i + 1)
+        recorder.chunk_received(ChunkEvent(tx, i, chunk, t))
+        recorder.hook_fired(HookFired(tx, "on_content_delta", i, block, t + 10, t + 110, i, i + 1))
         if egress:
-            recorder.chunk_sent(tx, i, chunk, t + 200)
+            recorder.chunk_sent(ChunkEvent(tx, i, chunk, t + 200))
     if not finish:
         return
     end = start_ns + 1000 * (len(chunks) + 2)
     if status == "ok":
-        recorder.hook_fired(tx, "on_stream_complete", len(chunks), None, end - 50, end - 40, 0, 0)
+        recorder.hook_fired(
+            HookFired(tx, "on_stream_complete", len(chunks), None, end - 50, end - 40, 0, 0)
+        )
     recorder.transaction_finished(
-        tx,
-        TransactionResult(
-            status=status,
-            end_ns=end,
-            error=error,
-            error_type="RuntimeError" if error else None,
-            ingress_chunks=list(chunks),
-            egress_chunks=list(chunks) if egress else [],
-        ),
+        TransactionFinished(
+            tx,
+            TransactionResult(
+                status=status,
+                end_ns=end,
+                error=error,
+                error_type="RuntimeError" if error else None,
+                ingress_chunks=list(chunks),
+                egress_chunks=list(chunks) if egress else [],
+            ),
+        )
     )
 
 

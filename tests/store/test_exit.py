@@ -23,7 +23,9 @@ CHILD = textwrap.dedent(
     import os, sys, time
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
     from litellm.types.utils import ModelResponseStream
-    from luthien_lab.events import TransactionInfo, TransactionResult
+    from luthien_lab.events import (
+        ChunkEvent, TransactionFinished, TransactionInfo, TransactionResult
+    )
     from luthien_lab.store import DuckDBRecorder
 
     path, n, then = sys.argv[1], int(sys.argv[2]), sys.argv[3]
@@ -35,10 +37,10 @@ CHILD = textwrap.dedent(
         tx = f"tx-{k}"
         recorder.transaction_started(TransactionInfo(tx, "m", "p", "P", {}, True, start))
         for i, c in enumerate(chunks):
-            recorder.chunk_received(tx, i, c, start + i)
-            recorder.chunk_sent(tx, i, c, start + i)
-        recorder.transaction_finished(tx, TransactionResult("ok", start + 300,
-            ingress_chunks=chunks, egress_chunks=chunks))
+            recorder.chunk_received(ChunkEvent(tx, i, c, start + i))
+            recorder.chunk_sent(ChunkEvent(tx, i, c, start + i))
+        recorder.transaction_finished(TransactionFinished(tx, TransactionResult("ok", start + 300,
+            ingress_chunks=chunks, egress_chunks=chunks)))
     if then == "wait":
         try:  # the signal may come as soon as this line is out
             print(f"recorded, {recorder.pending} pending", flush=True)

@@ -22,7 +22,9 @@ CHILD_PRELUDE = textwrap.dedent(
     import os, sys, time
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
     from litellm.types.utils import ModelResponseStream
-    from luthien_lab.events import TransactionInfo, TransactionResult
+    from luthien_lab.events import (
+        ChunkEvent, TransactionFinished, TransactionInfo, TransactionResult
+    )
     from luthien_lab.store import DuckDBRecorder
 
     def chunk(i):
@@ -34,10 +36,10 @@ CHILD_PRELUDE = textwrap.dedent(
         recorder.transaction_started(TransactionInfo(tx, "m", "p", "P", {}, True, start))
         chunks = [chunk(i) for i in range(n)]
         for i, c in enumerate(chunks):
-            recorder.chunk_received(tx, i, c, start + i)
-            recorder.chunk_sent(tx, i, c, start + i)
-        recorder.transaction_finished(tx, TransactionResult("ok", start + n,
-            ingress_chunks=chunks, egress_chunks=chunks))
+            recorder.chunk_received(ChunkEvent(tx, i, c, start + i))
+            recorder.chunk_sent(ChunkEvent(tx, i, c, start + i))
+        recorder.transaction_finished(TransactionFinished(tx, TransactionResult("ok", start + n,
+            ingress_chunks=chunks, egress_chunks=chunks)))
     """
 )
 

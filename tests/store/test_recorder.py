@@ -9,7 +9,15 @@ import pytest
 from store_testkit import FIXTURE_FILES, drive_stream, info, load_fixture, make_chunk
 
 from luthien_lab.errors import StoreError
-from luthien_lab.events import TransactionResult
+from luthien_lab.events import (
+    ChunkEvent,
+    HookFired,
+    MetricRecorded,
+    RequestProcessed,
+    ResponseEvent,
+    TransactionFinished,
+    TransactionResult,
+)
 from luthien_lab.request import Request
 from luthien_lab.store import (
     DefaultObservabilityContext,
@@ -138,10 +146,10 @@ def test_streaming_transaction_rows(recorder, store):
 def test_block_is_copied_at_event_time(recorder, store):
     recorder.transaction_started(info("tx-b", start_ns=0))
     block = ToolCallStreamBlock("call_1", index=2, name="f")
-    recorder.hook_fired("tx-b", "on_tool_call_delta", 0, block, 5, 9, 0, 0)
+    recorder.hook_fired(HookFired("tx-b", "on_tool_call_delta", 0, block, 5, 9, 0, 0))
     block.id = "mutated"
     block.index = 99
-    recorder.transaction_finished("tx-b", TransactionResult("ok", 10))
+    recorder.transaction_finished(TransactionFinished("tx-b", TransactionResult("ok", 10)))
     recorder.flush()
     assert rows(store.hook_trace("tx-b"), ["block_kind", "block_id", "tool_index"]) == [
         ("tool_call", "call_1", 2)
@@ -191,12 +199,16 @@ def test_non_streaming_transaction(recorder, store):
     )
     recorder.transaction_started(info("tx-ns", streaming=False, start_ns=100))
     req = Request(model="test-model", messages=[{"role": "user", "content": "q"}])
-    recorder.request_processed("tx-ns", req, req.model_copy(update={"temperature": 0}))
-    recorder.response_received("tx-ns", original, 600)
-    recorder.hook_fired("tx-ns", "process_full_response", -1, None, 610, 700, 0, 0)
-    recorder.response_sent("tx-ns", final, 710)
+    recorder.request_processed(
+        RequestProcessed("tx-ns", req, req.model_copy(update={"temperature": 0}))
+    )
+    recorder.response_received(ResponseEvent("tx-ns", original, 600))
+    recorder.hook_fired(HookFired("tx-ns", "process_full_response", -1, None, 610, 700, 0, 0))
+    recorder.response_sent(ResponseEvent("tx-ns", final, 710))
     recorder.transaction_finished(
-        "tx-ns", TransactionResult("ok", 800, original_response=original, final_response=final)
+        TransactionFinished(
+            "tx-ns", TransactionResult("ok", 800, original_response=original, final_response=final)
+        )
     )
     recorder.flush()
     row = store.transactions().iloc[0]
@@ -219,8 +231,8 @@ def test_events_and_metrics(recorder, store):
     ctx.emit_event("judge.verdict", {"ok": True})
     ctx.record_metric("latency", 3, {"hook": "x"})
     ctx.add_span_attribute("user", "u1")
-    recorder.metric_recorded("tx-o", "score", 0.25, {}, 50)
-    recorder.transaction_finished("tx-o", TransactionResult("blocked", 100))
+    recorder.metric_recorded(MetricRecorded("tx-o", "score", 0.25, {}, 50))
+    recorder.transaction_finished(TransactionFinished("tx-o", TransactionResult("blocked", 100)))
     recorder.flush()
     ev = store.events("tx-o")
     assert list(ev["name"]) == ["judge.verdict", "span_attribute"]
@@ -276,9 +288,11 @@ def test_close_writes_unfinished_transactions_as_cancelled(store):
 
 
 def test_orphan_events_are_still_recorded(recorder, store):
-    recorder.chunk_received("ghost", 0, make_chunk("g"), 5)
-    recorder.transaction_finished("ghost", TransactionResult("error", 10, error="lost"))
-    recorder.transaction_finished("ghost2", TransactionResult("error", 10))
+    recorder.chunk_received(ChunkEvent("ghost", 0, make_chunk("g"), 5))
+    recorder.transaction_finished(
+        TransactionFinished("ghost", TransactionResult("error", 10, error="lost"))
+    )
+    recorder.transaction_finished(TransactionFinished("ghost2", TransactionResult("error", 10)))
     recorder.flush()
     assert sorted(store.transactions()["transaction_id"]) == ["ghost", "ghost2"]
     assert store.chunks("ghost")["content"].tolist() == ["g"]
@@ -402,12 +416,14 @@ def test_egress_rows_follow_what_was_sent(recorder, store):
     sent = [received[0], make_chunk("TWO "), make_chunk("THREE"), make_chunk("!")]
     recorder.transaction_started(info("tx-mixed", start_ns=0))
     for i, chunk in enumerate(received):
-        recorder.chunk_received("tx-mixed", i, chunk, 1000 * (i + 1))
+        recorder.chunk_received(ChunkEvent("tx-mixed", i, chunk, 1000 * (i + 1)))
     for i, chunk in enumerate(sent):
-        recorder.chunk_sent("tx-mixed", i, chunk, 1000 * (i + 1) + 500)
+        recorder.chunk_sent(ChunkEvent("tx-mixed", i, chunk, 1000 * (i + 1) + 500))
     recorder.transaction_finished(
-        "tx-mixed",
-        TransactionResult("ok", 10_000, ingress_chunks=received, egress_chunks=sent),
+        TransactionFinished(
+            "tx-mixed",
+            TransactionResult("ok", 10_000, ingress_chunks=received, egress_chunks=sent),
+        )
     )
     recorder.flush()
     assert list(store.chunks("tx-mixed", "ingress")["content"]) == ["one ", "two ", "three"]
@@ -468,7 +484,9 @@ def test_origin_columns_come_from_tags(recorder, store):
     for tx_info in (live, shadow):
         recorder.transaction_started(tx_info)
         recorder.transaction_finished(
-            tx_info.transaction_id, TransactionResult("ok", tx_info.start_ns + 10)
+            TransactionFinished(
+                tx_info.transaction_id, TransactionResult("ok", tx_info.start_ns + 10)
+            )
         )
     recorder.flush()
     frame = store.sql(

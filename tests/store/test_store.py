@@ -8,7 +8,13 @@ import pytest
 from store_testkit import drive_stream, info, make_chunk
 
 from luthien_lab.errors import StoreError
-from luthien_lab.events import TransactionResult
+from luthien_lab.events import (
+    ChunkEvent,
+    EventEmitted,
+    RequestProcessed,
+    TransactionFinished,
+    TransactionResult,
+)
 from luthien_lab.request import Request
 from luthien_lab.store import (
     SCHEMA_VERSION,
@@ -36,14 +42,16 @@ def test_secrets_never_reach_the_file(tmp_path):
         recorder.transaction_started(
             info("tx-s", start_ns=0, policy_config={"judge_api_key": SECRET, "token": "tok-abcdef"})
         )
-        recorder.request_processed("tx-s", request, request)
-        recorder.chunk_received("tx-s", 0, make_chunk("hi", role="assistant"), 10)
-        recorder.event_emitted("tx-s", "auth", {"x-api-key": HEADER_SECRET}, 20)
+        recorder.request_processed(RequestProcessed("tx-s", request, request))
+        recorder.chunk_received(ChunkEvent("tx-s", 0, make_chunk("hi", role="assistant"), 10))
+        recorder.event_emitted(EventEmitted("tx-s", "auth", {"x-api-key": HEADER_SECRET}, 20))
         recorder.transaction_finished(
-            "tx-s",
-            TransactionResult(
-                "error", 30, error=f"AuthenticationError: Incorrect API key provided: {SECRET}"
-            ),
+            TransactionFinished(
+                "tx-s",
+                TransactionResult(
+                    "error", 30, error=f"AuthenticationError: Incorrect API key provided: {SECRET}"
+                ),
+            )
         )
         recorder.flush()
         with Store(path, read_only=True) as reader:
@@ -78,7 +86,7 @@ def test_queries_and_exports(tmp_path, recorder, store):
     drive_stream(recorder, "a", [make_chunk("1", role="assistant")], start_ns=0)
     drive_stream(recorder, "b", [make_chunk("2", role="assistant")], status="error", error="x")
     recorder.transaction_started(info("c", policy_class="other.mod.Judge"))
-    recorder.transaction_finished("c", TransactionResult("ok", 10**12))
+    recorder.transaction_finished(TransactionFinished("c", TransactionResult("ok", 10**12)))
     recorder.flush()
     assert set(store.transactions(status=["ok", "error"])["transaction_id"]) == {"a", "b", "c"}
     assert store.transactions(policy="Judge")["transaction_id"].tolist() == ["c"]
