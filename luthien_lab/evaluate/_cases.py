@@ -10,20 +10,73 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from luthien_lab.datasets._jsonl import read_jsonl as _read_jsonl
 from luthien_lab.errors import DatasetError
+from luthien_lab.evaluate._output import Output, output_of, tool_calls_json
 
 # Chunks are materialised with litellm: never let it fetch its price map from the network.
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
-__all__ = ["DEFAULT_MODEL", "Case", "Output", "output_of", "to_cases"]
+__all__ = [
+    "DEFAULT_MODEL",
+    "Case",
+    "Output",
+    "Production",
+    "iter_cases",
+    "output_of",
+    "to_cases",
+    "tool_calls_json",
+]
 
 DEFAULT_MODEL = "openai/gpt-4o-mini"
+
+
+@dataclass(frozen=True)
+class Production:
+    """What production did with a recorded transaction: what the client was sent.
+
+    ``text``/``tool_calls`` (``(id, name, arguments)``)/``finish_reason`` of the final
+    response; ``status`` (``ok``, ``blocked``, ``error``...); ``egress``: the chunks
+    sent (JSON dicts, None for a non-streaming transaction); ``response``: the final
+    response as JSON (None when the transaction failed before one existed)."""
+
+    transaction_id: str
+    status: str
+    text: str
+    tool_calls: tuple[tuple[Any, str, str], ...]
+    finish_reason: str | None
+    model: str | None = None
+    started_at: datetime | None = None
+    api: str | None = None
+    policy: str | None = None
+    streaming: bool = True
+    error: str | None = None
+    egress: list[dict[str, Any]] | None = None
+    response: dict[str, Any] | None = None
+
+    @property
+    def blocked(self) -> bool:
+        return self.status == "blocked"
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["tool_calls"] = [list(c) for c in self.tool_calls]
+        out["started_at"] = self.started_at.isoformat() if self.started_at else None
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Production:
+        values = dict(data)
+        values["tool_calls"] = tuple(tuple(c) for c in values.get("tool_calls") or ())
+        started = values.get("started_at")
+        values["started_at"] = datetime.fromisoformat(started) if started else None
+        return cls(**values)
 
 
 @dataclass
@@ -33,6 +86,11 @@ class Case:
     - ``request``: OpenAI chat kwargs (``model``, ``messages``, ``tools``...).
     - ``chunks``: recorded stream chunks as JSON dicts, or None for a prompt case.
     - ``offsets``: seconds since the request for each chunk (original pacing).
+    - ``response``: a recorded non-streaming response (JSON dict): replayed through
+      the policy's full-response path.
+    - ``production``: for a case read from a store (``Store.cases``), what production
+      sent the client (:class:`Production`): the reference the candidate is compared
+      with.
     - ``sample``: the :class:`~luthien_lab.datasets.Sample` a prompt case came from
       (its scripted answer is registered with the local provider).
     """
@@ -43,10 +101,12 @@ class Case:
     offsets: list[float] | None = None
     sample: Any = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    response: dict[str, Any] | None = None
+    production: Production | None = None
 
     @property
     def recorded(self) -> bool:
-        return self.chunks is not None
+        return self.chunks is not None or self.response is not None or self.production is not None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly form (used to ship cases to Ray workers and to Parquet)."""
@@ -55,56 +115,9 @@ class Case:
             "request": self.request,
             "chunks": self.chunks,
             "offsets": self.offsets,
+            "response": self.response,
+            "production": self.production.to_dict() if self.production else None,
         }
-
-
-@dataclass(frozen=True)
-class Output:
-    """What a response amounts to: text, tool calls (name, arguments), finish reason,
-    and the error type when the run failed. Equal outputs mean "the user saw the same"."""
-
-    text: str
-    tool_calls: tuple[tuple[str, str], ...]
-    finish_reason: str | None
-    error: str | None = None
-
-    def describe(self) -> str:
-        if self.error:
-            return f"error {self.error}"
-        calls = ", ".join(f"{name}({args})" for name, args in self.tool_calls)
-        return f"text={self.text!r} tool_calls=[{calls}] finish={self.finish_reason}"
-
-
-def output_of(response: Any, error: BaseException | None = None) -> Output:
-    """The :class:`Output` of a litellm ``ModelResponse`` (None: empty)."""
-    err = type(error).__name__ if error is not None else None
-    if response is None or not getattr(response, "choices", None):
-        return Output("", (), None, err)
-    choice = response.choices[0]
-    message = choice.message
-    calls = tuple(
-        (call.function.name or "", call.function.arguments or "")
-        for call in (message.tool_calls or [])
-    )
-    return Output(message.content or "", calls, choice.finish_reason, err)
-
-
-def tool_calls_json(response: Any) -> str:
-    """Tool calls of a response as JSON: ``[{"id", "name", "arguments"}]``."""
-    if response is None or not getattr(response, "choices", None):
-        return "[]"
-    calls = response.choices[0].message.tool_calls or []
-    return json.dumps(
-        [
-            {
-                "id": call.id,
-                "name": call.function.name or "",
-                "arguments": call.function.arguments or "",
-            }
-            for call in calls
-        ],
-        ensure_ascii=False,
-    )
 
 
 # ------------------------------------------------------------------------------------
@@ -181,12 +194,12 @@ def _from_item(item: Any, index: int, model: str) -> Case:
     )
 
 
-def _load_path(path: Path) -> list[Any]:
+def _load_path(path: Path) -> Iterable[Any]:
     """A JSONL file of recordings or of prompt cases (told apart by their keys)."""
     from luthien_lab.datasets import Dataset, load_recordings
 
     if path.suffix == ".parquet":
-        return load_parquet_cases(path)
+        return iter_parquet_cases(path)
     probe = path
     if path.is_dir():
         files = sorted(path.glob("*.jsonl"))
@@ -211,11 +224,12 @@ def _loose_chunk_lines(path: Path) -> list[Any]:
     return [item for file in files for _lineno, item in _read_jsonl(file)]
 
 
-def to_cases(dataset: Any, *, model: str = DEFAULT_MODEL) -> list[Case]:
-    """Normalise ``dataset`` to a list of cases with unique ids.
+def iter_cases(dataset: Any, *, model: str = DEFAULT_MODEL) -> Iterator[Case]:
+    """Normalise ``dataset`` to cases one at a time (a store's cases stream in
+    batches, never as one list); a repeated case id raises :class:`DatasetError`.
 
     Accepts a path (recordings or prompt JSONL, or Parquet), a ``Dataset``, or an
-    iterable of ``Recording``/``Sample``/dicts/prompt strings/lists of chunks.
+    iterable of ``Recording``/``Sample``/dicts/prompt strings/lists of chunks/cases.
     """
     if isinstance(dataset, str | os.PathLike):
         dataset = _load_path(Path(dataset))
@@ -223,67 +237,107 @@ def to_cases(dataset: Any, *, model: str = DEFAULT_MODEL) -> list[Case]:
         dataset = [dataset]
     if not isinstance(dataset, Iterable):
         raise DatasetError(f"dataset must be a path or an iterable of cases, got {dataset!r}")
-    cases = [_from_item(item, index, model) for index, item in enumerate(dataset)]
-    seen: dict[str, int] = {}
-    for case in cases:
+    seen: set[str] = set()
+    for index, item in enumerate(dataset):
+        case = _from_item(item, index, model)
         if case.id in seen:
             raise DatasetError(
-                f"duplicate case id {case.id!r} (items {seen[case.id]} and later); "
-                "give every case a unique 'id'"
+                f"duplicate case id {case.id!r} (item {index}); give every case a unique 'id'"
             )
-        seen[case.id] = 1
-    return cases
+        seen.add(case.id)
+        yield case
+
+
+def to_cases(dataset: Any, *, model: str = DEFAULT_MODEL) -> list[Case]:
+    """:func:`iter_cases` as a list."""
+    return list(iter_cases(dataset, model=model))
 
 
 # ------------------------------------------------------------------------------------
 # Parquet (for sharding across machines)
 # ------------------------------------------------------------------------------------
-def cases_to_parquet(dataset: Any, path: str | os.PathLike[str]) -> Path:
-    """Write recorded cases as Parquet: one row per case, JSON text columns
-    ``request``, ``chunks``, ``offsets`` (so any engine can shard by row group)."""
+_PARQUET_COLUMNS = ("request", "chunks", "offsets", "response", "production")
+
+
+def cases_to_parquet(dataset: Any, path: str | os.PathLike[str], batch: int = 1000) -> Path:
+    """Write recorded cases as Parquet: one row per case, column ``id`` and JSON text
+    columns ``request``, ``chunks``, ``offsets``, ``response``, ``production`` (so any
+    engine can shard by row group). Written ``batch`` cases at a time: a store's
+    cases never sit in memory all at once."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    cases = to_cases(dataset)
-    table = pa.table(
-        {
-            "id": [c.id for c in cases],
-            "request": [json.dumps(c.request, ensure_ascii=False) for c in cases],
-            "chunks": [
-                json.dumps(c.chunks, ensure_ascii=False) if c.chunks is not None else None
-                for c in cases
-            ],
-            "offsets": [json.dumps(c.offsets) if c.offsets is not None else None for c in cases],
-        }
-    )
+    schema = pa.schema([("id", pa.string())] + [(c, pa.string()) for c in _PARQUET_COLUMNS])
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(table, out)
+    tmp = out.with_name(out.name + ".part")
+
+    def dumps(value: Any) -> str | None:
+        return None if value is None else json.dumps(value, ensure_ascii=False, default=str)
+
+    rows: list[dict[str, Any]] = []
+    with pq.ParquetWriter(tmp, schema) as writer:
+
+        def flush() -> None:
+            writer.write_table(pa.Table.from_pylist(rows, schema=schema))
+            rows.clear()
+
+        for case in iter_cases(dataset):
+            data = case.to_dict()
+            rows.append({"id": case.id, **{c: dumps(data[c]) for c in _PARQUET_COLUMNS}})
+            if len(rows) >= batch:
+                flush()
+        flush()
+    os.replace(tmp, out)
     return out
 
 
 def case_from_row(row: Mapping[str, Any]) -> Case:
-    chunks = row.get("chunks")
-    offsets = row.get("offsets")
+    def load(name: str) -> Any:
+        value = row.get(name)
+        return json.loads(value) if value else None
+
+    production = load("production")
     return Case(
         id=str(row["id"]),
         request=json.loads(row["request"]),
-        chunks=json.loads(chunks) if chunks else None,
-        offsets=json.loads(offsets) if offsets else None,
+        chunks=load("chunks"),
+        offsets=load("offsets"),
+        response=load("response"),
+        production=Production.from_dict(production) if production else None,
     )
 
 
-def load_parquet_cases(path: str | os.PathLike[str]) -> list[Case]:
+def iter_parquet_cases(
+    path: str | os.PathLike[str], start: int = 0, stop: int | None = None
+) -> Iterator[Case]:
+    """The cases of rows ``start:stop`` of a Parquet export, read one row group at a
+    time (row groups outside the range are skipped unread)."""
     import pyarrow.parquet as pq
 
     try:
-        table = pq.read_table(path)
+        file = pq.ParquetFile(path)
     except FileNotFoundError:
         raise DatasetError(f"{path}: no such Parquet file") from None
-    missing = {"id", "request", "chunks"} - set(table.column_names)
+    missing = {"id", "request", "chunks"} - set(file.schema_arrow.names)
     if missing:
         raise DatasetError(
             f"{path}: Parquet dataset lacks column(s) {sorted(missing)}; "
             "write it with luthien_lab.evaluate.export_parquet"
         )
-    return [case_from_row(row) for row in table.to_pylist()]
+    stop = file.metadata.num_rows if stop is None else stop
+    first = 0
+    for group in range(file.num_row_groups):
+        size = file.metadata.row_group(group).num_rows
+        lo, hi = max(start, first), min(stop, first + size)
+        if lo < hi:
+            table = file.read_row_group(group).slice(lo - first, hi - lo)
+            for row in table.to_pylist():
+                yield case_from_row(row)
+        first += size
+        if first >= stop:
+            return
+
+
+def load_parquet_cases(path: str | os.PathLike[str]) -> list[Case]:
+    return list(iter_parquet_cases(path))

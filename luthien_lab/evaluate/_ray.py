@@ -19,7 +19,7 @@ from typing import Any
 
 import pandas as pd
 
-from luthien_lab.evaluate._cases import case_from_row, cases_to_parquet
+from luthien_lab.evaluate._cases import case_from_row, cases_to_parquet, iter_parquet_cases
 from luthien_lab.evaluate._report import COLUMNS, EvalResult
 from luthien_lab.evaluate._spec import load_policy_spec, portable_spec
 
@@ -27,7 +27,8 @@ __all__ = ["evaluate_on_ray", "export_parquet"]
 
 
 def export_parquet(dataset: Any, path: str | os.PathLike[str]) -> Any:
-    """Write a dataset (recordings, a recordings path, chunk lists...) as Parquet."""
+    """Write a dataset (recordings, a recordings path, chunk lists, a store's
+    ``store.cases(...)``...) as Parquet, a batch at a time."""
     return cases_to_parquet(dataset, path)
 
 
@@ -52,11 +53,11 @@ def _shard(
     """One shard, on a worker: rows -> (result rows, baseline rows)."""
     from luthien_lab.evaluate._run import evaluate_async, name_policies
 
-    if rows is None:
-        import pyarrow.parquet as pq
-
-        rows = pq.read_table(path).slice(start, stop - start).to_pylist()
-    cases = [case_from_row(row) for row in rows]
+    cases: Any = (
+        iter_parquet_cases(path, start, stop)
+        if rows is None
+        else (case_from_row(row) for row in rows)
+    )
     if isinstance(spec, dict) and spec and "policy" not in spec:
         policies: Any = {name: load_policy_spec(s) for name, s in spec.items()}
     else:
@@ -67,8 +68,10 @@ def _shard(
 
 
 def _baseline_name(baseline: Any) -> str | None:
-    if baseline is None or isinstance(baseline, str):
-        return baseline
+    if baseline is None:
+        return None
+    if isinstance(baseline, str):
+        return "passthrough"
     return type(baseline).__name__
 
 
@@ -80,7 +83,7 @@ def evaluate_on_ray(
     num_shards: int | None = None,
     pacing: str = "fast",
     concurrency: int = 8,
-    baseline: Any = "passthrough",
+    baseline: Any = "auto",
     ship_rows: bool = False,
     runtime_env: dict[str, Any] | None = None,
 ) -> EvalResult:
@@ -93,6 +96,11 @@ def evaluate_on_ray(
       ``"ray://head:10001"`` connects through Ray Client. Workers need luthien-lab
       installed: pass ``runtime_env={"pip": ["luthien-lab"]}`` or bake it in the image.
     - ``num_shards``: tasks to split the cases into (default: the cluster's CPU count).
+
+    ``parquet_path`` may be a store's export (``store.export_cases(path, since="7d")``
+    or ``export_parquet(store.cases(...), path)``): each case is then compared with
+    what production sent, as :func:`evaluate` does. Each worker reads only the row
+    groups of its range.
     """
     ray = _import_ray()
     import pyarrow.parquet as pq
@@ -141,9 +149,7 @@ def evaluate_on_ray(
     return EvalResult(
         df=df,
         policies=names,
-        baseline=None
-        if baseline is None
-        else ("passthrough" if baseline == "passthrough" else type(baseline).__name__),
+        baseline=_baseline_name(baseline) if base_rows else None,
         baseline_df=pd.DataFrame(base_rows, columns=COLUMNS) if base_rows else None,
         meta={"ray_shards": len(parts), "cases": total, "pacing": pacing},
     )

@@ -30,6 +30,10 @@ COLUMNS = [
     "chunks_out",
     "error",
     "transaction_id",
+    "reference",
+    "diff",
+    "model",
+    "started_at",
 ]
 
 
@@ -37,7 +41,12 @@ COLUMNS = [
 class EvalResult:
     """One row per (case, policy) in ``df`` (see :data:`COLUMNS`).
 
-    ``changed``: the final text or tool calls differ from what the provider sent;
+    ``changed``: the output differs from the ``reference``: for a case recorded in a
+    store, what production sent the client (``"production"``: text, tool calls,
+    finish reason or blocked differ); else what the provider sent (``"provider"``:
+    text or tool calls differ); ``diff``: how (a unified diff of the text, then tool
+    call / finish / blocked lines; None when unchanged); ``model``, ``started_at``:
+    the recorded transaction's (``started_at`` None for other cases);
     ``blocked``: status ``blocked`` or tool calls removed; ``refused``: the policy
     refused the request; ``added_*_ms``: time to first chunk / total, minus the
     baseline policy's on the same case (NaN without a baseline);

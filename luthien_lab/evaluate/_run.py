@@ -8,19 +8,19 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-import pandas as pd
-
 from luthien_lab._sync import run_sync
-from luthien_lab.evaluate._cases import DEFAULT_MODEL, Case, output_of, to_cases
-from luthien_lab.evaluate._replay import PACINGS, RunOutcome, raw_response, run_case
-from luthien_lab.evaluate._report import COLUMNS, EvalResult
+from luthien_lab.evaluate._cases import DEFAULT_MODEL, Case, iter_cases
+from luthien_lab.evaluate._output import Summary, summary_of_response
+from luthien_lab.evaluate._replay import PACINGS, SharedChunks, raw_summary, run_case
+from luthien_lab.evaluate._report import EvalResult
+from luthien_lab.evaluate._rows import Reference, Rows, outcome_row
 from luthien_lab.policies.base import Policy
 
 if TYPE_CHECKING:
     from luthien_lab.clients import LLMClient
     from luthien_lab.events import PipelineListener
 
-__all__ = ["evaluate", "evaluate_async", "name_policies", "outcome_row"]
+__all__ = ["evaluate", "evaluate_async", "name_policies"]
 
 
 def name_policies(policies: Any) -> dict[str, Policy]:
@@ -57,58 +57,28 @@ def _baseline_policy(baseline: Any) -> tuple[str | None, Policy | None]:
         return None, None
     if isinstance(baseline, Policy):
         return type(baseline).__name__, baseline
-    if baseline in ("passthrough", "noop"):
+    if baseline in ("passthrough", "noop", "auto"):
         from luthien_lab.policies.passthrough import NoOpPolicy
 
         return "passthrough", NoOpPolicy()
-    raise ValueError(f"baseline must be 'passthrough', a Policy or None, not {baseline!r}")
-
-
-def _ms(ns: int | None) -> float:
-    return float("nan") if ns is None else ns / 1e6
-
-
-def outcome_row(case: Case, name: str, run: RunOutcome, raw: Any) -> dict[str, Any]:
-    """One table row; ``raw`` is the provider's response for the case (recorded or
-    from a baseline run) used when the run itself never reached the provider."""
-    original = run.original if run.original is not None else raw
-    final_out = output_of(run.final)
-    raw_out = output_of(original)
-    return {
-        "case": case.id,
-        "policy": name,
-        "status": run.status,
-        "changed": (final_out.text, final_out.tool_calls) != (raw_out.text, raw_out.tool_calls),
-        "blocked": run.status == "blocked" or len(final_out.tool_calls) < len(raw_out.tool_calls),
-        "refused": run.refused,
-        "text": final_out.text,
-        "tool_calls": run.tool_calls_json(),
-        "finish_reason": final_out.finish_reason,
-        "ttfc_ms": _ms(run.ttfc_ns),
-        "total_ms": _ms(run.total_ns),
-        "added_ttfc_ms": float("nan"),
-        "added_total_ms": float("nan"),
-        "chunks_in": run.chunks_in,
-        "chunks_out": run.chunks_out,
-        "error": run.error_text,
-        "transaction_id": run.transaction_id,
-    }
+    raise ValueError(f"baseline must be 'auto', 'passthrough', a Policy or None, not {baseline!r}")
 
 
 class _Progress:
-    """tqdm (notebook-aware via tqdm.auto) when installed, else a line on stderr."""
+    """tqdm (notebook-aware via tqdm.auto) when installed, else a line on stderr.
+    ``total`` None: unknown (a generator of cases)."""
 
-    def __init__(self, total: int, enabled: bool, desc: str = "evaluate"):
+    def __init__(self, total: int | None, enabled: bool, desc: str = "evaluate"):
         self.bar: Any = None
         self.total = total
         self.done = 0
-        self.enabled = enabled and total > 0
+        self.enabled = enabled and total != 0
         if not self.enabled:
             return
         try:
             from tqdm.auto import tqdm
         except ImportError:
-            self.step = max(1, total // 10)
+            self.step = max(1, (total or 1000) // 10)
         else:
             self.bar = tqdm(total=total, desc=desc, unit="case", leave=False)
 
@@ -119,25 +89,116 @@ class _Progress:
         if self.bar is not None:
             self.bar.update(1)
         elif self.done % self.step == 0 or self.done == self.total:
-            print(f"evaluate: {self.done}/{self.total} cases", file=sys.stderr)
+            of = f"/{self.total}" if self.total else ""
+            print(f"evaluate: {self.done}{of} cases", file=sys.stderr)
 
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
 
 
-def _register_samples(cases: list[Case], client: LLMClient | None) -> None:
-    """Teach the local provider the scripted answers of prompt cases (default client only)."""
-    samples = [c.sample for c in cases if c.sample is not None]
-    if client is not None or not samples:
-        return
+def _register_sample(case: Case) -> None:
+    """Teach the local provider a prompt case's scripted answer (default client only)."""
     from luthien_lab.provider import shared_local_provider, target_is_local
 
-    if not any(target_is_local(c.request["model"]) for c in cases if c.sample is not None):
-        return
-    provider = shared_local_provider()
-    for sample in samples:
-        provider.add_case(sample.prompt, sample.response)
+    if target_is_local(case.request["model"]):
+        shared_local_provider().add_case(case.sample.prompt, case.sample.response)
+
+
+def _total(dataset: Any) -> int | None:
+    """How many cases, when that is cheap to know (``len()``), else None."""
+    try:
+        return len(dataset)
+    except TypeError:
+        return None
+
+
+class _Runner:
+    """Runs every policy (after the baseline, when it applies) over one case at a
+    time; ``concurrency`` workers pull cases from one shared iterator, so cases are
+    read as they are needed (a store streams them in batches)."""
+
+    def __init__(
+        self,
+        named: dict[str, Policy],
+        baseline: Any,
+        client: LLMClient | None,
+        options: dict[str, Any],
+        listeners: list[PipelineListener],
+        run_id: str,
+    ) -> None:
+        self.named = named
+        self.auto = baseline == "auto"
+        self.base_name, self.base_policy = _baseline_policy(baseline)
+        self.client = client
+        self.own_client = client is None
+        self.options = options
+        self.listeners = listeners
+        self.run_id = run_id
+        self.rows = Rows()
+        self.base_rows = Rows()
+
+    def baseline_for(self, case: Case) -> Policy | None:
+        # A stored case's reference is what production sent: no baseline run is
+        # needed, unless the caller named one (for latency deltas).
+        if self.auto and case.production is not None:
+            return None
+        return self.base_policy
+
+    async def run(
+        self,
+        policy: Policy,
+        case: Case,
+        shared: SharedChunks | None,
+        tags: dict[str, Any],
+        listeners: list[PipelineListener] | None = None,
+        raw: Summary | None = None,
+        last: bool = False,
+    ) -> Any:
+        if not case.recorded and self.client is None:
+            from luthien_lab.clients import LiteLLMClient
+
+            self.client = LiteLLMClient()
+        if case.sample is not None and self.own_client:
+            _register_sample(case)
+        return await run_case(
+            policy,
+            case,
+            self.client,
+            pacing=self.options["pacing"],
+            listeners=self.listeners if listeners is None else listeners,
+            tags={"eval_run": self.run_id, "case": case.id, **tags},
+            chunk_timeout=self.options["chunk_timeout"],
+            chunks=shared.for_run(policy, last and not self.listeners)
+            if shared is not None
+            else None,
+            raw=raw,
+        )
+
+    async def one(self, position: int, case: Case) -> None:
+        shared = SharedChunks(case) if case.chunks is not None else None
+        reference = Reference(case, raw_summary(case))
+        base_policy = self.baseline_for(case)
+        base_run = None
+        if base_policy is not None:
+            base_run = await self.run(
+                base_policy,
+                case,
+                shared,
+                {"policy": self.base_name, "baseline": True},
+                raw=reference.raw,
+            )
+            if reference.raw is None:
+                reference.raw = summary_of_response(base_run.original)
+            self.base_rows.add(
+                position, 0, outcome_row(case, str(self.base_name), base_run, reference)
+            )
+        final = len(self.named) - 1
+        for rank, (name, policy) in enumerate(self.named.items()):
+            run = await self.run(
+                policy, case, shared, {"policy": name}, raw=reference.raw, last=rank == final
+            )
+            self.rows.add(position, rank, outcome_row(case, name, run, reference, base_run))
 
 
 async def evaluate_async(
@@ -149,7 +210,7 @@ async def evaluate_async(
     concurrency: int = 8,
     progress: bool = True,
     store: Any = None,
-    baseline: Any = "passthrough",
+    baseline: Any = "auto",
     model: str = DEFAULT_MODEL,
     chunk_timeout: float | None = 60.0,
     listeners: Sequence[PipelineListener] = (),
@@ -160,13 +221,9 @@ async def evaluate_async(
     if concurrency < 1:
         raise ValueError(f"concurrency must be at least 1, got {concurrency}")
     named = name_policies(policies)
-    base_name, base_policy = _baseline_policy(baseline)
-    cases = to_cases(dataset, model=model)
-    if client is None and any(not c.recorded for c in cases):
-        from luthien_lab.clients import LiteLLMClient
-
-        _register_samples(cases, None)
-        client = LiteLLMClient()
+    _baseline_policy(baseline)  # a bad baseline fails before any case is read
+    total = _total(dataset)
+    cases = iter_cases(dataset, model=model)
     run_id = uuid.uuid4().hex[:12]
     recorder = None
     extra = list(listeners)
@@ -175,77 +232,47 @@ async def evaluate_async(
 
         recorder = recorder_for(store)
         extra.insert(0, recorder)
-    rows: dict[str, list[dict[str, Any]]] = {}
-    base_rows: dict[str, dict[str, Any]] = {}
-    semaphore = asyncio.Semaphore(concurrency)
-    bar = _Progress(len(cases), progress)
+    options = {"pacing": pacing, "chunk_timeout": chunk_timeout}
+    runner = _Runner(named, baseline, client, options, extra, run_id)
+    bar = _Progress(total, progress)
+    count = 0
 
-    async def one(case: Case) -> None:
-        async with semaphore:
-            tags = {"eval_run": run_id, "case": case.id}
-            raw = raw_response(case)
-            base_run = None
-            if base_policy is not None:
-                base_run = await run_case(
-                    base_policy,
-                    case,
-                    client,
-                    pacing=pacing,
-                    listeners=extra,
-                    tags={**tags, "policy": base_name, "baseline": True},
-                    chunk_timeout=chunk_timeout,
-                )
-                if raw is None:
-                    raw = base_run.original
-                base_rows[case.id] = outcome_row(case, str(base_name), base_run, raw)
-            out = []
-            for name, policy in named.items():
-                run = await run_case(
-                    policy,
-                    case,
-                    client,
-                    pacing=pacing,
-                    listeners=extra,
-                    tags={**tags, "policy": name},
-                    chunk_timeout=chunk_timeout,
-                )
-                row = outcome_row(case, name, run, raw)
-                if base_run is not None:
-                    if run.ttfc_ns is not None and base_run.ttfc_ns is not None:
-                        row["added_ttfc_ms"] = (run.ttfc_ns - base_run.ttfc_ns) / 1e6
-                    row["added_total_ms"] = (run.total_ns - base_run.total_ns) / 1e6
-                out.append(row)
-            rows[case.id] = out
-        bar.update()
+    async def worker() -> None:
+        nonlocal count
+        for case in cases:  # one shared iterator: next() never interleaves
+            position, count = count, count + 1
+            await runner.one(position, case)
+            bar.update()
 
     try:
-        if base_policy is not None and cases:
-            # Warm-up, discarded: the first run pays for imports and caches, which
-            # would otherwise show up as latency the policies "saved".
-            await run_case(base_policy, cases[0], client, chunk_timeout=chunk_timeout)
-        await asyncio.gather(*(one(case) for case in cases))
+        first = next(cases, None)
+        if first is not None:
+            warm = runner.baseline_for(first)
+            if warm is not None:
+                # Warm-up, discarded: the first run pays for imports and caches, which
+                # would otherwise show up as latency the policies "saved".
+                await runner.run(warm, first, None, {}, listeners=[])
+            count = 1
+            await runner.one(0, first)
+            bar.update()
+            await asyncio.gather(*(worker() for _ in range(concurrency)))
     finally:
         bar.close()
         if recorder is not None:
             await asyncio.to_thread(recorder.close)
-    ordered = [row for case in cases for row in rows.get(case.id, [])]
-    df = pd.DataFrame(ordered, columns=COLUMNS)
-    base_df = (
-        pd.DataFrame([base_rows[c.id] for c in cases if c.id in base_rows], columns=COLUMNS)
-        if base_rows
-        else None
-    )
+    df = runner.rows.frame()
+    base_df = runner.base_rows.frame() if len(runner.base_rows) else None
     store_path = None
     if recorder is not None:
         store_path = str(getattr(recorder.store, "path", store))
     return EvalResult(
         df=df,
         policies=list(named),
-        baseline=base_name,
+        baseline=runner.base_name if base_df is not None else None,
         baseline_df=base_df,
         store=store_path,
         run_id=run_id,
-        meta={"pacing": pacing, "concurrency": concurrency, "cases": len(cases)},
+        meta={"pacing": pacing, "concurrency": concurrency, "cases": count},
     )
 
 
@@ -258,7 +285,7 @@ def evaluate(
     concurrency: int = 8,
     progress: bool = True,
     store: Any = None,
-    baseline: Any = "passthrough",
+    baseline: Any = "auto",
     model: str = DEFAULT_MODEL,
     chunk_timeout: float | None = 60.0,
     listeners: Sequence[PipelineListener] = (),
@@ -274,10 +301,18 @@ def evaluate(
       taught each sample's scripted answer). A path loads either kind.
     - ``concurrency``: cases in flight at once; each case runs the baseline, then
       every policy, one after the other (so latency deltas compare like with like).
+    - ``dataset`` may also be ``store.cases(...)`` (recorded transactions, read in
+      batches as they are needed, see ``Store.cases``): each candidate output is
+      compared with what production sent the client (text, tool calls, finish
+      reason, blocked); ``diff`` says how it differs. Any iterable streams the same
+      way; ``len()``, when it has one, sizes the progress bar.
     - ``store``: a path or ``Store``: every run (baseline included) is recorded,
       tagged with ``eval_run``, ``case`` and ``policy``.
-    - ``baseline``: ``"passthrough"`` (default), another Policy, or None (no
-      latency deltas; prompt cases then compare with each run's own provider answer).
+    - ``baseline``: ``"auto"`` (default: a passthrough run for latency deltas and as
+      the provider reference, except for stored cases, whose reference is
+      production), ``"passthrough"`` (for every case, stored ones included),
+      another Policy, or None (no latency deltas; prompt cases then compare with
+      each run's own provider answer).
 
     Works in plain scripts and inside Jupyter's running loop (it then runs on a
     worker thread); in async code, ``await evaluate_async(...)``.
