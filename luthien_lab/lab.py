@@ -51,6 +51,7 @@ async def run_async(
     system: str | None = None,
     tools: Any = None,
     store: Any = "default",
+    shadow: Any = None,
 ) -> RunResult:
     """Run ``prompt`` through ``policy`` (an instance or a Policy subclass; default
     NoOpPolicy) on ``client`` (default :class:`~luthien_lab.LiteLLMClient`: the local
@@ -58,7 +59,9 @@ async def run_async(
 
     ``tools``: a list (or JSON text) of OpenAI tool specs. ``store``: ``"default"``
     records to the default DuckDB store, a path or ``Store`` records there, ``None``
-    records nothing.
+    records nothing. ``shadow``: shadow policies (a list, or ``{name: policy}``) run
+    on the same provider answer, never shown as the answer: ``result.shadows[name]``
+    (recorded too, linked to the live transaction).
     """
     return await execute(
         prompt,
@@ -69,6 +72,7 @@ async def run_async(
         system=system,
         tools=tools,
         store=store,
+        shadow=shadow,
     )
 
 
@@ -81,6 +85,7 @@ def run(
     system: str | None = None,
     tools: Any = None,
     store: Any = "default",
+    shadow: Any = None,
 ) -> RunResult:
     """The blocking twin of :func:`run_async`; works in a Jupyter cell (whose event
     loop is already running) and in plain Python alike."""
@@ -94,6 +99,7 @@ def run(
             system=system,
             tools=tools,
             store=store,
+            shadow=shadow,
         )
     )
 

@@ -28,7 +28,7 @@ from luthien_lab.gateway._anthropic_stream import AnthropicStreamWriter, sse_eve
 from luthien_lab.gateway._anthropic_translate import openai_request
 from luthien_lab.gateway._errors import classify
 from luthien_lab.gateway._native_http import NativeUpstreamError
-from luthien_lab.gateway._plumbing import forwarded_headers, json_response, make_request
+from luthien_lab.gateway._plumbing import WIRE_API, forwarded_headers, json_response, make_request
 from luthien_lab.gateway._sse import (
     ClientDisconnected,
     SSEResponse,
@@ -188,6 +188,7 @@ def add_messages_routes(app: FastAPI, gateway: Gateway) -> None:
     """Register the Messages dialect's routes on ``app``."""
 
     async def messages(http: HTTPRequest) -> Response:
+        WIRE_API.set("messages")
         return await handle_messages(gateway, http)
 
     async def count_tokens(http: HTTPRequest) -> Response:

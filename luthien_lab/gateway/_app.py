@@ -72,6 +72,7 @@ def create_app(
     store: Any = None,
     listeners: list[PipelineListener] | None = None,
     api_key: str | None = None,
+    shadows: Any = None,
 ) -> FastAPI:
     """The gateway app for ``policy``.
 
@@ -82,7 +83,11 @@ def create_app(
       recording); a store that cannot be opened raises :class:`StoreError` (the
       gateway never serves unrecorded traffic it was asked to record);
     - ``api_key``: required on every request when set (default: the value of the
-      env var ``settings.api_key_env``, if any).
+      env var ``settings.api_key_env``, if any);
+    - ``shadows``: shadow policies (``{name: policy}`` or a list; the config's
+      ``shadow:``): each request's upstream answer also runs through each of them on
+      its own thread, recorded to ``store`` linked to the live transaction, never sent
+      (:class:`~luthien_lab.shadows.Shadows`).
 
     The app is ready (``/health`` answers) only once everything slow to import has
     been imported.
@@ -108,6 +113,18 @@ def create_app(
                 "gateway.store: null in the config, or create_app(..., store=None)"
             ) from error
         all_listeners.insert(0, recorder)
+    shadow_set = None
+    if shadows:
+        from luthien_lab.shadows import Shadows
+
+        shadow_set = Shadows(
+            shadows,
+            listeners=[recorder] if recorder is not None else [],
+            buffer=settings.shadow_buffer,
+            hook_timeout=settings.hook_timeout,
+            hook_block_warning=settings.hook_block_warning,
+        )
+        all_listeners.append(shadow_set)
     gateway = Gateway(
         policy, settings=settings, llm_client=llm_client, listeners=all_listeners, api_key=api_key
     )
@@ -120,6 +137,9 @@ def create_app(
         await asyncio.to_thread(_warm_up)
         ready.set()
         yield
+        if shadow_set is not None:
+            # Before the recorder closes: the shadows' last transactions go to it.
+            await asyncio.to_thread(shadow_set.close, settings.shadow_grace)
         if recorder is not None:
             recorder.close()
         close = getattr(gateway.orchestrator.llm_client, "aclose", None)
@@ -135,6 +155,7 @@ def create_app(
     )
     app.state.gateway = gateway
     app.state.recorder = recorder
+    app.state.shadows = shadow_set
     name = policy_name(policy)
 
     @app.exception_handler(HTTPException)

@@ -20,7 +20,7 @@ from fastapi.responses import Response
 
 from luthien_lab.gateway._errors import GatewayError, classify, error_body, error_json
 from luthien_lab.gateway._openai_checks import check_chat_body
-from luthien_lab.gateway._plumbing import forwarded_headers, json_response, make_request
+from luthien_lab.gateway._plumbing import WIRE_API, forwarded_headers, json_response, make_request
 from luthien_lab.gateway._sse import (
     DONE,
     ClientDisconnected,
@@ -148,6 +148,7 @@ def add_chat_routes(app: FastAPI, gateway: Gateway) -> None:
     """Register the Chat Completions dialect's routes on ``app``."""
 
     async def chat_completions(http: HTTPRequest) -> Response:
+        WIRE_API.set("chat")
         return await handle_chat(gateway, http)
 
     app.add_api_route("/v1/chat/completions", chat_completions, methods=["POST"])

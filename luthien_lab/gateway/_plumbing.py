@@ -10,12 +10,14 @@ import hmac
 import json
 import os
 import re
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 from fastapi import Request as HTTPRequest
 from fastapi.responses import Response
 from pydantic import ValidationError
 
+from luthien_lab.events import PipelineListener, TransactionInfo
 from luthien_lab.gateway._errors import GatewayError
 from luthien_lab.gateway._settings import GatewaySettings
 from luthien_lab.gateway._upstream import build_upstream
@@ -25,10 +27,30 @@ from luthien_lab.request import Request
 
 if TYPE_CHECKING:
     from luthien_lab.clients import LLMClient
-    from luthien_lab.events import PipelineListener
     from luthien_lab.policies.base import Policy
 
-__all__ = ["Gateway", "check_json", "forwarded_headers", "json_response", "make_request"]
+__all__ = [
+    "WIRE_API",
+    "Gateway",
+    "check_json",
+    "forwarded_headers",
+    "json_response",
+    "make_request",
+]
+
+WIRE_API: ContextVar[str | None] = ContextVar("luthien_lab_wire_api", default=None)
+"""The wire API of the request being served (``chat``, ``messages``, ``responses``):
+each dialect's route sets it; every transaction it starts is tagged with it."""
+
+
+class _ApiTag(PipelineListener):
+    """Tags each transaction with the wire API that started it (``tags["api"]``)."""
+
+    def transaction_started(self, info: TransactionInfo) -> None:
+        api = WIRE_API.get()
+        if api is not None:
+            info.tags["api"] = api
+
 
 _JSON = "application/json"
 _SURROGATE_ESCAPE = re.compile(rb"\\[uU][dD][89a-fA-F]")
@@ -141,7 +163,10 @@ class Gateway:
         if llm_client is None:
             llm_client, self.natives = build_upstream(upstream, key)
         self.orchestrator = PolicyOrchestrator(
-            policy, llm_client, listeners=listeners or (), chunk_timeout=upstream.timeout
+            policy,
+            llm_client,
+            listeners=[_ApiTag(), *(listeners or ())],
+            chunk_timeout=upstream.timeout,
         )
         self.api_key = api_key
         self.prefix = upstream.provider or ("openai" if upstream.api_base else None)

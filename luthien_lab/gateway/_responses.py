@@ -25,7 +25,7 @@ from fastapi.responses import Response
 
 from luthien_lab.gateway._errors import classify, error_json
 from luthien_lab.gateway._native_http import NativeUpstreamError
-from luthien_lab.gateway._plumbing import forwarded_headers, json_response, make_request
+from luthien_lab.gateway._plumbing import WIRE_API, forwarded_headers, json_response, make_request
 from luthien_lab.gateway._responses_chat import chat_request
 from luthien_lab.gateway._responses_checks import check_body
 from luthien_lab.gateway._responses_object import to_response
@@ -137,6 +137,7 @@ def add_responses_routes(app: FastAPI, gateway: Gateway) -> None:
     """Register the Responses dialect's routes on ``app``."""
 
     async def responses(http: HTTPRequest) -> Response:
+        WIRE_API.set("responses")
         return await handle_responses(gateway, http)
 
     app.add_api_route("/v1/responses", responses, methods=["POST"])

@@ -14,6 +14,17 @@ gateway:                # optional, read by ``luthien-lab serve``
     api_key_env: UPSTREAM_KEY
     provider: openai
     model_map: {gpt-4o-mini: openai/gpt-4o-mini}
+
+``shadow:`` (optional) takes policies in the same format, run beside the live one on
+every request's upstream answer (no second upstream call), recorded, never sent: a
+list (each item may have a ``name:``; unnamed ones are called after their class) or
+a mapping ``name -> spec``::
+
+    shadow:
+      candidate: {class: "luthien_lab.policies.string_replace:StringReplacePolicy",
+                  config: {replacements: {"foo": "bar"}}}
+      blocker: {class: "luthien_lab.policies.regex_block:RegexBlockPolicy",
+                config: {patterns: ["rm -rf"]}}
 """
 
 from __future__ import annotations
@@ -25,7 +36,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from luthien_lab.errors import ConfigError
 from luthien_lab.policies._configurable import describe_validation_error
-from luthien_lab.policies._loading import policy_from_config, read_config
+from luthien_lab.policies._loading import policy_from_config, read_config, shadows_from_spec
 
 __all__ = ["GatewaySettings", "LoadedConfig", "UpstreamSettings", "load_config"]
 
@@ -72,6 +83,12 @@ class GatewaySettings(BaseModel):
     """Seconds a policy hook may run before its transaction fails with a
     ``HookTimeoutError`` (the client gets a policy error); null: no limit. A policy
     that declares its own ``hook_timeout`` keeps it."""
+    shadow_buffer: int = Field(default=4096, ge=1)
+    """Upstream chunks a shadow policy may fall behind on one request; past it chunks
+    are dropped (counted in ``shadow_dropped``) and its run is recorded ``incomplete``."""
+    shadow_grace: float = Field(default=5.0, ge=0)
+    """Seconds the gateway's shutdown lets shadow runs finish; the rest are recorded
+    ``cancelled``."""
     hook_block_warning: float | None = Field(default=0.1, gt=0)
     """A hook that holds the event loop longer than this in one go (seconds; every
     other request waits meanwhile) is logged and recorded as the event
@@ -86,19 +103,23 @@ class LoadedConfig(BaseModel):
 
     policy: Any
     gateway: GatewaySettings
+    shadows: dict[str, Any] = Field(default_factory=dict)
+    """The ``shadow:`` policies by name (empty: none)."""
 
 
 def load_config(source: str | os.PathLike[str] | dict[str, Any]) -> LoadedConfig:
-    """The policy and the ``gateway:`` settings (defaults when absent)."""
+    """The policy, the ``shadow:`` policies and the ``gateway:`` settings (defaults
+    when absent)."""
     data, where = read_config(source)
-    unknown = set(data) - {"policy", "gateway"}
+    unknown = set(data) - {"policy", "shadow", "gateway"}
     if unknown:
         raise ConfigError(
-            f"unknown top-level key(s) {sorted(unknown)} in {where}; valid: policy, gateway"
+            f"unknown top-level key(s) {sorted(unknown)} in {where}; valid: policy, shadow, gateway"
         )
     policy = policy_from_config(data, where)
+    shadows = shadows_from_spec(data.get("shadow"), where)
     try:
         gateway = GatewaySettings.model_validate(data.get("gateway") or {})
     except ValidationError as error:
         raise ConfigError(describe_validation_error("gateway", GatewaySettings, error)) from None
-    return LoadedConfig(policy=policy, gateway=gateway)
+    return LoadedConfig(policy=policy, gateway=gateway, shadows=shadows)

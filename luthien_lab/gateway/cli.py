@@ -63,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     store = None if args.no_record else (args.store or settings.store)
     try:
-        app = create_app(loaded.policy, settings=settings, store=store)
+        app = create_app(loaded.policy, settings=settings, store=store, shadows=loaded.shadows)
     except StoreError as error:
         # Never serve unrecorded traffic that was meant to be recorded.
         print(f"luthien-lab serve: refusing to start: {error}", file=sys.stderr)
@@ -72,7 +72,8 @@ def run(args: argparse.Namespace) -> int:
     port = args.port if args.port is not None else settings.port
     print(
         f"luthien-lab gateway: {type(loaded.policy).__name__} on http://{host}:{port}/v1 "
-        f"(recording: {store or 'off'})",
+        f"(recording: {store or 'off'})"
+        + (f", shadows: {', '.join(loaded.shadows)}" if loaded.shadows else ""),
         flush=True,
     )
     uvicorn.run(app, host=host, port=port, log_level=args.log_level, access_log=False)

@@ -86,12 +86,15 @@ async def execute(
     on_update: Callable[[TransactionTrace], None] | None = None,
     handle: RunHandle | None = None,
     chunk_timeout: float | None = 60.0,
+    shadow: Any = None,
 ) -> RunResult:
     """Run ``prompt`` through ``policy`` and return the traced :class:`RunResult`.
 
     Provider and policy errors do not raise: the result carries them (``status``,
     ``error``, ``exception``). A stop through ``handle`` ends with status
-    ``cancelled``; any other cancellation propagates.
+    ``cancelled``; any other cancellation propagates. ``shadow``: shadow policies
+    run on the same provider answer (``result.shadows[name]``; see
+    :mod:`luthien_lab.shadows`).
     """
     from luthien_lab.orchestrator import PolicyOrchestrator
 
@@ -110,6 +113,12 @@ async def execute(
     # The result keeps reading the store (its views), so the recorder leaves it open.
     recorder = recorder_for(store, keep_open=True)
     listeners = [recorder, listener] if recorder is not None else [listener]
+    shadows = None
+    if shadow is not None:
+        from luthien_lab.shadows._notebook import TracedShadows
+
+        shadows = TracedShadows(shadow, recorder)
+        listeners.append(shadows.shadows)
     orchestrator = PolicyOrchestrator(
         policy, client, listeners=listeners, chunk_timeout=chunk_timeout
     )
@@ -134,6 +143,8 @@ async def execute(
     except Exception as error:
         exception = error
     finally:
+        if shadows is not None:  # before the recorder closes: they record to it
+            await asyncio.shield(asyncio.to_thread(shadows.close))
         if recorder is not None:
             # Written by the recorder's thread; wait so that the store has the run.
             await asyncio.shield(asyncio.to_thread(recorder.close))
@@ -142,4 +153,7 @@ async def execute(
         trace.status = "cancelled" if isinstance(exception, asyncio.CancelledError) else "error"
         trace.error = str(exception) if exception else None
     result_store = recorder.store if recorder is not None else None
-    return RunResult(trace, exception=exception, store=result_store)
+    result = RunResult(trace, exception=exception, store=result_store)
+    if shadows is not None:
+        result.shadows = shadows.results(result_store)
+    return result

@@ -26,7 +26,8 @@ class RunResult:
     - ``status`` (ok, error, cancelled, blocked), ``error``, ``exception``;
     - ``trace``: DataFrame, one row per hook firing; ``trace_data``: the
       :class:`TransactionTrace` behind every view;
-    - ``timeline()``, ``diff()``: the widgets; ``show()``: all three views as a widget.
+    - ``timeline()``, ``diff()``: the widgets; ``show()``: all three views as a widget;
+    - ``shadows``: ``{name: RunResult}`` of the shadow policies (``lab.run(shadow=...)``).
 
     Displaying it in a notebook shows the three views as static HTML; its text
     form is deterministic (no ids, no timings) so that notebook tests can compare it.
@@ -42,6 +43,8 @@ class RunResult:
         self.trace_data = trace
         self.exception = exception
         self.store = store
+        self.shadows: dict[str, RunResult] = {}
+        """Each shadow policy's run on the same provider answer, by name."""
 
     @property
     def transaction_id(self) -> str:
@@ -126,6 +129,8 @@ class RunResult:
             lines.append("tool_calls: " + ", ".join(c["name"] for c in self.tool_calls))
         if t.error:
             lines.append(f"error: {t.error_type}: {t.error}")
+        for name, shadow in self.shadows.items():
+            lines.append(f"shadow {name}: {shadow.status}: {shadow.text!r}")
         return "\n".join(lines)
 
     def _repr_html_(self) -> str:

@@ -1,0 +1,66 @@
+"""``lab.run(..., shadow=[...])``: the shadows run on the same provider answer (one
+provider call), their results beside the live one, recorded and linked."""
+
+from __future__ import annotations
+
+import pytest
+
+from luthien_lab import Policy, ScriptedLLMClient, lab
+from luthien_lab.policies import StringReplacePolicy, UppercasePolicy
+from luthien_lab.store import Store
+from tests.support import text_stream
+
+pytestmark = pytest.mark.timeout(60)
+
+
+class Raising(Policy):
+    async def on_content_delta(self, ctx):
+        raise RuntimeError("shadow trouble")
+
+
+@pytest.mark.parametrize("stream", [True, False])
+def test_lab_run_shows_each_shadow_beside_the_live_answer(tmp_path, stream):
+    client = ScriptedLLMClient(text_stream("the magic ", "words"))
+    store_path = tmp_path / "lab.duckdb"
+    result = lab.run(
+        "hello",
+        policy=UppercasePolicy(),
+        client=client,
+        stream=stream,
+        store=str(store_path),
+        shadow=[StringReplacePolicy(replacements={"magic": "hidden"}), ("broken", Raising())],
+    )
+    assert result.status == "ok"
+    assert result.text == "THE MAGIC WORDS"
+    assert len(client.requests) == 1  # the shadows did not call the provider
+    assert set(result.shadows) == {"StringReplacePolicy", "broken"}
+    replaced = result.shadows["StringReplacePolicy"]
+    assert replaced.status == "ok" and replaced.text == "the hidden words"
+    assert replaced.raw_text == "the magic words"
+    broken = result.shadows["broken"]
+    if stream:
+        assert broken.status == "error" and "shadow trouble" in broken.error
+    else:  # no streaming hook runs on a full response
+        assert broken.status == "ok"
+    assert "shadow StringReplacePolicy: ok: 'the hidden words'" in repr(result)
+
+    store = Store(store_path, read_only=True)
+    try:
+        count = store.sql("SELECT count(*) AS n FROM transactions")["n"][0]
+        rows = store.sql(
+            "SELECT transaction_id, shadow_of, shadow_name FROM transactions "
+            "WHERE shadow_of IS NOT NULL"
+        ).to_dict("records")
+    finally:
+        store.close()
+    shadows = {r["shadow_name"]: r for r in rows}
+    assert set(shadows) == {"StringReplacePolicy", "broken"}
+    assert {r["shadow_of"] for r in rows} == {result.transaction_id}
+    assert shadows["StringReplacePolicy"]["transaction_id"] == replaced.transaction_id
+    assert count == 3
+
+
+def test_lab_run_without_shadows_has_none():
+    client = ScriptedLLMClient(text_stream("plain"))
+    result = lab.run("hi", client=client, store=None)
+    assert result.shadows == {} and result.text == "plain"
