@@ -10,26 +10,23 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
-import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from luthien_lab.errors import StoreError
+from luthien_lab.store._cases import API_SQL, transaction_filter
 
 __all__ = [
     "BrowseFilters",
     "Page",
     "distinct_values",
     "fetch_page",
-    "parse_time",
     "related",
     "store_summary",
     "where_clause",
 ]
 
-_AGO = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)\s*$")
-_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 # Text search: a case-insensitive literal regular expression (RE2), 3-4x faster than
 # ILIKE on long JSON texts; the original request/response only where the policy
 # changed them (most are the same text twice). On a 100,000-transaction store with
@@ -45,7 +42,7 @@ _SEARCH_SQL = """SELECT 1 FROM payloads p WHERE p.transaction_id = t.transaction
 # payload: 2.8 s a page on a 100,000-transaction store instead of milliseconds).
 ROWS_SQL = """WITH page AS (
     SELECT transaction_id, started_at, ended_at, duration_ms, status, model, policy_class,
-        api, streaming, shadow_of, shadow_name, shadow_dropped, error_type,
+        {api} AS api, streaming, shadow_of, shadow_name, shadow_dropped, error_type,
         count(*) OVER () AS total
     FROM transactions t WHERE {condition}
     ORDER BY {order} {limit}
@@ -66,34 +63,7 @@ NEWEST_FIRST = "t.started_at DESC, t.transaction_id"
 def rows_sql(condition: str, order: str = NEWEST_FIRST, limit: str = "") -> str:
     """The list's row query: transactions matching ``condition`` (over ``t``), in
     ``order``, cut by ``limit`` (``LIMIT n OFFSET m``) before payloads are read."""
-    return ROWS_SQL.format(condition=condition, order=order, limit=limit)
-
-
-def parse_time(value: Any, *, now: _dt.datetime | None = None, name: str = "since") -> Any:
-    """A point in time (UTC) from a datetime, a date, a timedelta or ``"7d"``-style text
-    (s, m, h, d, w: that long ago) or ISO text; None stays None."""
-    if value is None:
-        return None
-    now = now or _dt.datetime.now(_dt.UTC)
-    if isinstance(value, _dt.timedelta):
-        return now - value
-    if isinstance(value, _dt.datetime):
-        return value if value.tzinfo else value.replace(tzinfo=_dt.UTC)
-    if isinstance(value, _dt.date):
-        return _dt.datetime(value.year, value.month, value.day, tzinfo=_dt.UTC)
-    if isinstance(value, str):
-        match = _AGO.match(value)
-        if match:
-            seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
-            return now - _dt.timedelta(seconds=seconds)
-        try:
-            return parse_time(_dt.datetime.fromisoformat(value.strip()), now=now, name=name)
-        except ValueError:
-            pass
-    raise ValueError(
-        f"{name}={value!r} is not a time: give a datetime, a timedelta, an ISO time "
-        "('2026-11-30T08:00') or how long ago ('30m', '12h', '7d', '2w')"
-    )
+    return ROWS_SQL.format(condition=condition, order=order, limit=limit, api=API_SQL)
 
 
 def _names(value: str | Sequence[str] | None, name: str) -> list[str] | None:
@@ -104,19 +74,6 @@ def _names(value: str | Sequence[str] | None, name: str) -> list[str] | None:
     if isinstance(value, Sequence) and all(isinstance(v, str) for v in value):
         return list(value) or None
     raise ValueError(f"{name}={value!r}: give a string or a list of strings")
-
-
-def _tags(value: str | Mapping[str, Any] | None) -> dict[str, Any]:
-    """``"key"`` (the tag is set), ``"key=value"`` or ``{key: value}`` (None: is set)."""
-    if value is None or value == "":
-        return {}
-    if isinstance(value, Mapping):
-        return dict(value)
-    if isinstance(value, str):
-        key, sep, wanted = value.partition("=")
-        if key.strip():
-            return {key.strip(): wanted.strip() if sep else None}
-    raise ValueError(f"tag={value!r}: give 'key', 'key=value' or a dict of them")
 
 
 @dataclass(frozen=True)
@@ -131,7 +88,7 @@ class BrowseFilters:
     status: str | Sequence[str] | None = None
     model: str | Sequence[str] | None = None
     policy: str | None = None
-    tag: str | Mapping[str, Any] | None = None
+    tag: str | None = None
     api: str | Sequence[str] | None = None
     where: str | None = None
     search: str | None = None
@@ -140,15 +97,15 @@ class BrowseFilters:
 
     def __post_init__(self) -> None:
         # Checked now, so that a bad value fails where it was given.
-        for name in ("since", "until"):
-            parse_time(getattr(self, name), name=name)
         for name in ("status", "model", "api", "ids"):
             _names(getattr(self, name), name)
-        _tags(self.tag)
         if self.shadows not in (None, True, False, "only"):
             raise ValueError(f"shadows={self.shadows!r}: give None, True, False or 'only'")
-        if self.policy is not None and not isinstance(self.policy, str):
-            raise ValueError(f"policy={self.policy!r}: give a policy class name")
+        for name in ("policy", "tag", "where", "search"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, str):
+                raise ValueError(f"{name}={value!r}: give a string")
+        where_clause(self)
 
     def with_(self, **changes: Any) -> BrowseFilters:
         return replace(self, **changes)
@@ -162,50 +119,34 @@ def literal_pattern(text: str) -> str:
 def where_clause(
     filters: BrowseFilters, *, now: _dt.datetime | None = None
 ) -> tuple[str, list[Any]]:
-    """``(SQL condition over transactions t, parameters)`` for ``filters``."""
-    where: list[str] = []
-    params: list[Any] = []
-
-    def one_of(column: str, values: list[str] | None) -> None:
-        if values:
-            where.append(f"t.{column} IN ({', '.join('?' for _ in values)})")
-            params.extend(values)
-
+    """``(SQL condition over transactions t, parameters)`` for ``filters``: the
+    filters ``Store.cases`` takes (``store._cases.transaction_filter``), plus ``ids``,
+    ``search`` and the choice of live and shadow transactions."""
     ids = _names(filters.ids, "ids")
-    one_of("transaction_id", ids)
-    for name, column in (("since", ">="), ("until", "<")):
-        moment = parse_time(getattr(filters, name), now=now, name=name)
-        if moment is not None:
-            where.append(f"t.started_at {column} ?")
-            params.append(moment)
-    one_of("status", _names(filters.status, "status"))
-    one_of("model", _names(filters.model, "model"))
-    one_of("api", _names(filters.api, "api"))
-    if filters.policy:
-        where.append("(t.policy_class = ? OR t.policy_class LIKE ?)")
-        params.extend([filters.policy, f"%.{filters.policy}"])
-    for key, wanted in _tags(filters.tag).items():
-        path = '$."' + str(key).replace('"', '\\"') + '"'
-        if wanted is None:
-            where.append("json_exists(t.tags, ?)")
-            params.append(path)
-        else:
-            where.append("json_extract_string(t.tags, ?) = ?")
-            params.extend([path, str(wanted)])
-    shadows = filters.shadows
-    if shadows is None and not ids:
-        shadows = False
-    if shadows is False:
-        where.append("t.shadow_of IS NULL")
-    elif shadows == "only":
+    shadows = bool(ids) if filters.shadows is None else filters.shadows
+    condition, params = transaction_filter(
+        since=filters.since,
+        until=filters.until,
+        status=_names(filters.status, "status"),
+        model=_names(filters.model, "model"),
+        policy=filters.policy or None,
+        tag=filters.tag or None,
+        api=_names(filters.api, "api"),
+        where=filters.where if filters.where and filters.where.strip() else None,
+        shadows=shadows is not False,
+        now=now,
+    )
+    where = [condition]
+    if ids:
+        where.append(f"t.transaction_id IN ({', '.join('?' for _ in ids)})")
+        params.extend(ids)
+    if shadows == "only":
         where.append("t.shadow_of IS NOT NULL")
     if filters.search:
         where.append(f"(t.transaction_id LIKE ? OR EXISTS ({_SEARCH_SQL}))")
         params.append(filters.search.strip() + "%")
         params.extend([literal_pattern(filters.search)] * 4)
-    if filters.where and filters.where.strip():
-        where.append(f"({filters.where})")
-    return (" AND ".join(where) or "TRUE"), params
+    return " AND ".join(where), params
 
 
 @dataclass(frozen=True)
@@ -332,9 +273,10 @@ def distinct_values(store: Any, column: str, limit: int = 200) -> list[str]:
     """The values a filter can take (models, statuses...), most used first."""
     if column not in ("status", "model", "policy_class", "api"):
         raise ValueError(f"column={column!r}: not a filterable column")
+    value = API_SQL if column == "api" else f"t.{column}"
     frame = store.sql(
-        f"SELECT {column} AS v FROM transactions WHERE {column} IS NOT NULL "
-        f"GROUP BY {column} ORDER BY count(*) DESC, {column} LIMIT {int(limit)}"
+        f"SELECT {value} AS v FROM transactions t WHERE v IS NOT NULL "
+        f"GROUP BY v ORDER BY count(*) DESC, v LIMIT {int(limit)}"
     )
     return [str(v) for v in frame["v"]]
 
