@@ -183,7 +183,90 @@ cleanup = browser.page.rows[0]["transaction_id"]
 detail = browser.select(cleanup)
 [section in detail for section in ("raw vs transformed", "hook timeline", "raw → transformed")]
 
+# %% [markdown]
+# ## Replay it through a candidate
+#
+# The candidate: no shell commands for this assistant. `store.cases(...)` turns the
+# recorded transactions into evaluation cases (the request as it went upstream, the
+# exact upstream chunks with their timing, and what the client was sent);
+# `evaluate` replays each through the candidate and compares its output with what
+# production sent (no upstream call).
+
+# %%
+import litellm  # noqa: F401  (the tool calls SimplePolicy hands a policy are litellm's: import it up front, not in a hook)
+
+from luthien_lab.evaluate import evaluate
+from luthien_lab.policies import ToolFilterPolicy
+
+candidate = ToolFilterPolicy(deny=["run_shell"], blocked_message=" [no shell commands here]")
+cases = store.cases()
+result = evaluate({"no-shell": candidate}, cases, progress=False)
+result.summary()[["cases", "change_rate", "block_rate", "error_rate"]].round(3)
+
+# %%
+changed = result.df[result.df["changed"]]
+sorted(zip(changed["text"], changed["blocked"], strict=True))
+
+# %% [markdown]
+# Every row names the recorded transaction it replayed (`case`): the browser opens
+# exactly those, to see what production sent them.
+
+# %%
+browser = lab.browse(store, ids=list(changed["case"]))
+browser
+
+# %%
+browser.page.total, sorted(row["prompt"] for row in browser.page.rows)
+
+# %% [markdown]
+# ## Run the candidate as a shadow
+#
+# The gateway config takes `shadow:` policies, in the same format as `policy:`. Each
+# live request's upstream stream is fed to them too (no second upstream call); their
+# output is recorded, linked to the live transaction, and never sent. Restart the
+# gateway with the candidate as a shadow and replay the same traffic:
+
 # %%
 gateway.terminate()
-provider.terminate()
-gateway.wait(timeout=10), provider.wait(timeout=10)
+gateway.wait(timeout=10)
+shadow_config = work / "shadow.yaml"
+shadow_config.write_text(
+    live_config.read_text()
+    + """
+shadow:
+  no-shell:
+    class: "luthien_lab.policies.tool_filter:ToolFilterPolicy"
+    config: {deny: [run_shell], blocked_message: " [no shell commands here]"}
+"""
+)
+gateway = start(["serve", "--config", str(shadow_config), "--port", str(gateway_port)])
+wait_ready(f"{base}/health")
+watch = lab.watch(store_path, interval=0.2, shadows=True)
+sent = send_traffic()
+watch.wait_for(2 * sent, timeout=60)
+watch.stop()
+store.sql(
+    "SELECT coalesce(shadow_name, 'live') AS side, status, count(*) AS transactions "
+    "FROM transactions WHERE shadow_of IS NOT NULL "
+    "OR transaction_id IN (SELECT shadow_of FROM transactions) GROUP BY ALL ORDER BY ALL"
+)
+
+# %% [markdown]
+# A live transaction with a shadow shows both outputs side by side in the browser,
+# with the word diff from what the user saw to what the candidate would have sent:
+
+# %%
+shadowed = lab.browse(
+    store, search="clean up", where="transaction_id IN (SELECT shadow_of FROM transactions)"
+)
+shadowed
+
+# %%
+row = shadowed.page.rows[0]
+html = shadowed.select(row["transaction_id"])
+row["shadows"], "live vs shadow" in html, "differs from live" in html
+
+# %%
+for process in (gateway, provider):
+    process.terminate()
+    process.wait(timeout=10)
