@@ -14,11 +14,18 @@
   :func:`resplit` re-splits one recording for a regression test;
 - golden outputs: :func:`save_golden`, :func:`compare_golden`,
   :func:`assert_matches_golden` (pytest);
-- scale out: :func:`export_parquet` and :func:`evaluate_on_ray` (optional Ray extra);
-- ``luthien-lab eval`` (:mod:`luthien_lab.evaluate.cli`) for CI.
+- recorded traffic: ``evaluate(policies, store.cases(since="7d"))`` compares each
+  candidate with what production sent (``Store.cases``: :class:`Case` with a
+  :class:`Production`); :func:`divergence_report` summarises an evaluation or a
+  shadow period by candidate, model and day, with the transaction ids behind each cell;
+- scale out: :func:`export_parquet` (also of ``store.cases(...)``) and
+  :func:`evaluate_on_ray` (optional Ray extra);
+- ``luthien-lab eval`` (:mod:`luthien_lab.evaluate.cli`) for CI, and
+  ``luthien-lab eval --store PATH --since 7d POLICY`` over recorded traffic.
 """
 
-from luthien_lab.evaluate._cases import Case, Output
+from luthien_lab.evaluate._cases import Case, Output, Production
+from luthien_lab.evaluate._divergence import DivergenceReport, divergence_report
 from luthien_lab.evaluate._fuzz import (
     InvarianceFailure,
     InvarianceReport,
@@ -39,14 +46,17 @@ from luthien_lab.evaluate._run import evaluate, evaluate_async
 __all__ = [
     "BarChart",
     "Case",
+    "DivergenceReport",
     "EvalResult",
     "InvarianceFailure",
     "InvarianceReport",
     "Output",
+    "Production",
     "Regression",
     "assert_matches_golden",
     "check_chunk_invariance",
     "compare_golden",
+    "divergence_report",
     "evaluate",
     "evaluate_async",
     "evaluate_on_ray",

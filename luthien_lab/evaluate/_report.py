@@ -184,24 +184,36 @@ class BarChart:
         self.svg = svg
 
     @classmethod
-    def from_summary(cls, summary: pd.DataFrame) -> BarChart:
+    def from_summary(
+        cls,
+        summary: pd.DataFrame,
+        metrics: tuple[tuple[str, str, str], ...] = _METRICS,
+        latency: str | None = "median_added_total_ms",
+        title: str = "share of cases",
+    ) -> BarChart:
+        """One row per index entry of ``summary``: a bar per ``(column, label, color)``
+        of ``metrics`` (rates, 0..1), and beside them the ``latency`` column (ms),
+        when given."""
         names = [str(n) for n in summary.index]
-        label_w, bar_w, row_h, bar_h = 180, 240, 18 * len(_METRICS) + 10, 16
+        label_w, bar_w, row_h, bar_h = 180, 240, 18 * len(metrics) + 10, 16
         height = 40 + row_h * len(names)
-        width = label_w + 2 * bar_w + 80
-        latency = summary["median_added_total_ms"].fillna(0.0)
-        lat_max = max(float(latency.max()) if len(latency) else 0.0, 1e-9)
+        width = label_w + (2 if latency else 1) * bar_w + 80
+        lat = summary[latency].fillna(0.0) if latency else None
+        lat_max = max(float(lat.max()) if lat is not None and len(lat) else 0.0, 1e-9)
         parts = [
             f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
             'font-family="sans-serif" font-size="11">',
-            f'<text x="{label_w}" y="14" font-weight="bold">share of cases</text>',
-            f'<text x="{label_w + bar_w + 40}" y="14" font-weight="bold">'
-            "median added latency (ms)</text>",
+            f'<text x="{label_w}" y="14" font-weight="bold">{html.escape(title)}</text>',
         ]
+        if latency:
+            parts.append(
+                f'<text x="{label_w + bar_w + 40}" y="14" font-weight="bold">'
+                "median added latency (ms)</text>"
+            )
         for row, name in enumerate(names):
             y0 = 26 + row * row_h
             parts.append(f'<text x="4" y="{y0 + row_h / 2:.0f}">{html.escape(name[-28:])}</text>')
-            for i, (column, label, color) in enumerate(_METRICS):
+            for i, (column, label, color) in enumerate(metrics):
                 value = float(summary.loc[summary.index[row], column] or 0.0)
                 y = y0 + i * 18
                 parts.append(
@@ -212,7 +224,9 @@ class BarChart:
                     f'<text x="{label_w + bar_w * value + 4:.1f}" y="{y + 12}">'
                     f"{label} {value:.0%}</text>"
                 )
-            ms = float(latency.iloc[row])
+            if lat is None:
+                continue
+            ms = float(lat.iloc[row])
             parts.append(
                 f'<rect x="{label_w + bar_w + 40}" y="{y0}" width="{bar_w * ms / lat_max:.1f}" '
                 f'height="{bar_h}" fill="#54A24B"><title>{ms:.3f} ms</title></rect>'
