@@ -219,6 +219,20 @@ browser
 browser.page.total, sorted(row["prompt"] for row in browser.page.rows)
 
 # %% [markdown]
+# The divergence report summarises it: how often the candidate changed, blocked or
+# failed, by model and by day (`report.table`; here by model only, since the day is
+# today's), with the transaction ids behind each cell.
+
+# %%
+from luthien_lab.evaluate import divergence_report
+
+report = divergence_report(result)
+report.summary(("candidate", "model"))
+
+# %%
+report.plot()
+
+# %% [markdown]
 # ## Run the candidate as a shadow
 #
 # The gateway config takes `shadow:` policies, in the same format as `policy:`. Each
@@ -265,6 +279,20 @@ shadowed
 row = shadowed.page.rows[0]
 html = shadowed.select(row["transaction_id"])
 row["shadows"], "live vs shadow" in html, "differs from live" in html
+
+# %% [markdown]
+# ## The shadow period's divergence report
+#
+# `divergence_report(store, since=...)` pairs every shadow transaction with the live
+# one it shadowed and compares what each sent. The ids it gives open in the browser:
+
+# %%
+shadow_report = divergence_report(store)
+shadow_report.summary(("candidate", "model"))
+
+# %%
+blocked = lab.browse(store, ids=shadow_report.transactions("no-shell", kind="blocked"))
+blocked.page.total, sorted(row["prompt"] for row in blocked.page.rows)
 
 # %%
 for process in (gateway, provider):
