@@ -4,7 +4,8 @@ Opens ``browse_browser_test.ipynb`` (it records six live transactions, one of th
 with two shadows, and shows ``lab.browse(path, page_size=4)``), runs all cells, then
 works the widget as a user does: the list renders a page, searching and the model
 filter narrow it, next/previous page through it, and selecting a transaction shows
-its three views and its live vs shadow outputs side by side. A screenshot goes to
+its three views and its live vs shadow outputs side by side; a ``lab.watch`` shows
+two transactions recorded after its cell ran, then stops. A screenshot goes to
 ``test-artifacts/``. JupyterLab is started as in ``test_lab_in_browser``.
 """
 
@@ -55,15 +56,30 @@ def test_transaction_browser_in_jupyterlab(tmp_path, monkeypatch):
             page.goto(f"{base}/lab/tree/{NOTEBOOK}?token={token}")
             page.locator(".jp-NotebookPanel").wait_for()
             lab_server.wait_for_kernel_connection(base, token)
-            _run_all_until(page, ".luthien-browse-list select")
-
-            options = page.locator(".luthien-browse-list select option")
-            pager = page.locator(".luthien-browse-pager")
+            _run_all_until(page, ".luthien-watch .luthien-browse-list select")
+            # The notebook shows a browser, then a watch (a browser too): scope to each.
+            widget = page.locator(".luthien-browser:not(.luthien-watch)")
+            options = widget.locator(".luthien-browse-list select option")
+            pager = widget.locator(".luthien-browse-pager")
             # The list renders its first page.
             expect(options).to_have_count(4, timeout=60_000)
             expect(pager).to_contain_text("1–4 of 6 transactions · page 1/2")
+            # The watch: transactions recorded after its cell ran (the kernel idle)
+            # reach the page through its polling thread.
+            watch = page.locator(".luthien-watch")
+            expect(watch.locator(".luthien-watch-status")).to_contain_text(
+                "watching · 2 new transactions", timeout=60_000
+            )
+            watched = watch.locator(".luthien-browse-list select option")
+            expect(watched).to_have_count(8)
+            expect(watched.first).to_contain_text("late arrival 1")
+            watch.locator("button.luthien-watch-stop").click()
+            expect(watch.locator(".luthien-watch-status")).to_contain_text("stopped")
+            # The browser shows them once reloaded.
+            widget.locator("button.luthien-browse-refresh").click()
+            expect(pager).to_contain_text("1–4 of 8 transactions · page 1/2")
             # Search narrows it (the text box applies on Enter).
-            search = page.locator(".luthien-browse-search input")
+            search = widget.locator(".luthien-browse-search input")
             search.fill("lima")
             search.press("Enter")
             expect(options).to_have_count(1)
@@ -72,24 +88,24 @@ def test_transaction_browser_in_jupyterlab(tmp_path, monkeypatch):
             search.press("Enter")
             expect(options).to_have_count(4)
             # So does a filter.
-            model = page.locator(".luthien-browse-model select")
+            model = widget.locator(".luthien-browse-model select")
             model.select_option(label="claude-haiku")
             expect(options).to_have_count(1)
             model.select_option(label="any")
             expect(options).to_have_count(4)
             # Paging.
-            page.locator("button.luthien-browse-next").click()
-            expect(pager).to_contain_text("5–6 of 6 transactions · page 2/2")
-            expect(options).to_have_count(2)
-            expect(page.locator("button.luthien-browse-next")).to_be_disabled()
-            page.locator("button.luthien-browse-previous").click()
-            expect(pager).to_contain_text("1–4 of 6 transactions · page 1/2")
+            widget.locator("button.luthien-browse-next").click()
+            expect(pager).to_contain_text("5–8 of 8 transactions · page 2/2")
+            expect(options).to_have_count(4)
+            expect(widget.locator("button.luthien-browse-next")).to_be_disabled()
+            widget.locator("button.luthien-browse-previous").click()
+            expect(pager).to_contain_text("1–4 of 8 transactions · page 1/2")
             # Selecting the shadowed transaction shows the three views and live vs shadow.
             search.fill("Paris")
             search.press("Enter")
             expect(options).to_have_count(1)
-            page.locator(".luthien-browse-list select").select_option(index=0)
-            detail = page.locator(".luthien-browse-detail")
+            widget.locator(".luthien-browse-list select").select_option(index=0)
+            detail = widget.locator(".luthien-browse-detail")
             expect(detail.locator("pre.luthien-raw")).to_contain_text("Sunny in Paris")
             expect(detail.locator("pre.luthien-transformed")).to_contain_text("SUNNY IN PARIS")
             timeline = detail.locator("svg.luthien-timeline")
