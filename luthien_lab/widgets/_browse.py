@@ -49,16 +49,15 @@ _CHOICE_COLUMNS = (
 _TEXT_FIELDS = ("search", "since", "until", "tag", "where")
 
 
-def open_for_reading(store: Any) -> Any:
-    """A Store from a Store (as is), or a path (opened read-only: the browser never
-    writes, and holds the file only while each query runs)."""
+def open_for_reading(store: Any, lock_timeout: float = 30.0) -> Any:
+    """A Store from a Store (as is), or a path (None: the default store), opened
+    read-only: the browser never writes, and holds the file only while each query
+    runs; ``lock_timeout``: how long a query waits for a writer."""
     from luthien_lab.store import Store, open_store
 
     if isinstance(store, Store):
         return store
-    if store is None:
-        return open_store(read_only=True)
-    return open_store(store, read_only=True)
+    return open_store(store, read_only=True, lock_timeout=lock_timeout)
 
 
 def _options(values: list[str], current: Any) -> list[tuple[str, Any]]:

@@ -21,7 +21,7 @@ from typing import Any
 import ipywidgets
 
 from luthien_lab.errors import LuthienLabError
-from luthien_lab.widgets._browse import TransactionBrowser
+from luthien_lab.widgets._browse import TransactionBrowser, open_for_reading
 from luthien_lab.widgets._browse_query import store_summary
 
 __all__ = ["StorePoller", "TransactionWatch"]
@@ -125,10 +125,7 @@ class TransactionWatch(TransactionBrowser):
         page_size: int = 20,
         **filters: Any,
     ) -> None:
-        from luthien_lab.store import Store, open_store
-
-        if not isinstance(store, Store):
-            store = open_store(store, read_only=True, lock_timeout=WATCH_LOCK_TIMEOUT)
+        store = open_for_reading(store, lock_timeout=WATCH_LOCK_TIMEOUT)
         self._changed = threading.Condition()
         self.new_ids: list[str] = []
         self.new_count = 0
