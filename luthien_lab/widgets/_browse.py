@@ -47,6 +47,7 @@ _CHOICE_COLUMNS = (
     ("api", "api"),
 )
 _TEXT_FIELDS = ("search", "since", "until", "tag", "where")
+BROWSE_SCHEMA = 5  # the transactions' api and shadow columns
 
 
 def open_for_reading(store: Any, lock_timeout: float = 30.0) -> Any:
@@ -55,9 +56,23 @@ def open_for_reading(store: Any, lock_timeout: float = 30.0) -> Any:
     runs; ``lock_timeout``: how long a query waits for a writer."""
     from luthien_lab.store import Store, open_store
 
-    if isinstance(store, Store):
-        return store
-    return open_store(store, read_only=True, lock_timeout=lock_timeout)
+    opened = (
+        store
+        if isinstance(store, Store)
+        else open_store(store, read_only=True, lock_timeout=lock_timeout)
+    )
+    # Not ``Store.schema_version``: on an exclusive store's one connection it leaves a
+    # result unfetched, which the next query trips over.
+    version = int(opened.sql("SELECT max(version) AS v FROM schema_version")["v"].iloc[0])
+    if version < BROWSE_SCHEMA:
+        from luthien_lab.errors import StoreError
+
+        raise StoreError(
+            f"the store {opened.path} has schema version {version}; the "
+            f"browser reads version {BROWSE_SCHEMA} (API and shadow columns). Open it once "
+            f"writable to migrate it: open_store({str(opened.path)!r}).close()"
+        )
+    return opened
 
 
 def _options(values: list[str], current: Any) -> list[tuple[str, Any]]:

@@ -322,6 +322,21 @@ def test_browser_given_a_path_reads_it_read_only(tmp_path):
         TransactionBrowser(str(tmp_path / "missing.duckdb"))
 
 
+def test_an_old_store_is_refused_with_the_fix(tmp_path):
+    import duckdb
+
+    from luthien_lab.store._schema import migrate
+
+    path = tmp_path / "old.duckdb"
+    con = duckdb.connect(str(path))
+    migrate(con, upto=4)
+    con.close()
+    with pytest.raises(StoreError, match=r"schema version 4.*open_store"):
+        TransactionBrowser(str(path))
+    open_store(path).close()  # migrates
+    assert TransactionBrowser(str(path)).page.total == 0
+
+
 @pytest.mark.timeout(240)
 def test_browsing_a_recorded_store_never_imports_litellm(tmp_path):
     path = tmp_path / "runs.duckdb"
