@@ -317,7 +317,7 @@ class TransactionBrowser(ipywidgets.VBox):
         ids = [row["transaction_id"] for row in page.rows]
         self._quiet = True
         try:
-            self.list.options = [(row_label(row), row["transaction_id"]) for row in page.rows]
+            self.list.options = [(self._label(row), row["transaction_id"]) for row in page.rows]
             self.list.value = self.selected if self.selected in ids else None
         finally:
             self._quiet = False
@@ -345,6 +345,10 @@ class TransactionBrowser(ipywidgets.VBox):
                 finally:
                     self._quiet = False
             return self.detail.value
+
+    def _label(self, row: dict[str, Any]) -> str:
+        """A row's line in the list (the watch marks new ones)."""
+        return row_label(row)
 
     def _page_ids(self) -> list[str]:
         return [row["transaction_id"] for row in self.page.rows]

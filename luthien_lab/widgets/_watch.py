@@ -22,7 +22,7 @@ import ipywidgets
 
 from luthien_lab.errors import LuthienLabError
 from luthien_lab.widgets._browse import TransactionBrowser, open_for_reading
-from luthien_lab.widgets._browse_query import store_summary
+from luthien_lab.widgets._browse_query import fetch_page, store_summary
 
 __all__ = ["StorePoller", "TransactionWatch"]
 
@@ -154,18 +154,31 @@ class TransactionWatch(TransactionBrowser):
             if self._first_count is None:
                 self._first_count = count
             else:
-                self.refresh()
+                try:
+                    page = fetch_page(
+                        self.store, self.filters, offset=self.offset, limit=self.page_size
+                    )
+                except LuthienLabError as error:  # locked past a poll's wait: next time
+                    self._say(error)
+                    self.poller.last = None  # so that the next poll reloads
+                    return
                 fresh = [
                     row["transaction_id"]
-                    for row in self.page.rows
+                    for row in page.rows
                     if row["transaction_id"] not in self._seen
                 ]
                 self._seen.update(fresh)
                 self.new_ids = fresh + self.new_ids
                 self.new_count = count - self._first_count
+                self._show(page)  # after new_ids, so that the new rows are marked
+                self._refresh_choices()
             self._show_status()
         with self._changed:
             self._changed.notify_all()
+
+    def _label(self, row: dict[str, Any]) -> str:
+        label = super()._label(row)
+        return f"● {label}" if row["transaction_id"] in self.new_ids else f"  {label}"
 
     def _show_status(self) -> None:
         state = "watching" if self.poller.running else "stopped"

@@ -89,6 +89,7 @@ def test_watch_shows_what_another_process_records(store_file):
         labels = [label for label, _v in watch.list.options]
         assert len(labels) == 4
         assert ["gateway request 2" in labels[0], "before the watch" in labels[3]] == [True, True]
+        assert [label[0] for label in labels] == ["●", "●", "●", " "]  # new ones marked
         assert watch.new_ids == [v for _l, v in watch.list.options][:3]
         assert "watching · 3 new transactions" in watch.status.value
     finally:
