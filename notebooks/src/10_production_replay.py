@@ -102,8 +102,8 @@ watch = lab.watch(store_path, interval=0.2)
 watch
 
 # %% [markdown]
-# The traffic: a script of requests in the Chat Completions and Responses APIs,
-# streamed and not.
+# The traffic: a script of requests in the Chat Completions, Responses and Anthropic
+# Messages APIs, streamed and not.
 
 # %%
 PROMPTS = [
@@ -132,12 +132,24 @@ def responses(prompt):
     reply.raise_for_status()
 
 
+def messages(prompt, stream):
+    body = {
+        "model": "claude-3-5-haiku-latest",
+        "max_tokens": 200,
+        "messages": [{"role": "user", "content": prompt}],
+        "stream": stream,
+    }
+    reply = httpx.post(f"{base}/v1/messages", json=body, timeout=30)
+    reply.raise_for_status()
+
+
 def send_traffic():
     for n, prompt in enumerate(PROMPTS):
         chat(prompt, stream=n % 2 == 0)
     for prompt in PROMPTS[:2]:
         responses(prompt)
-    return len(PROMPTS) + 2
+        messages(prompt, stream=True)
+    return len(PROMPTS) + 4
 
 
 sent = send_traffic()
