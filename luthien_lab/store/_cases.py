@@ -9,8 +9,8 @@ Messages, OpenAI Responses) in one chat-completion shape, so every transaction r
 the same way.
 
 Cases are read in batches of ``batch_size`` transactions (keyset paging on
-``started_at, transaction_id``; two bulk queries per batch: transactions with their
-payloads, then the chunks of the whole batch), each batch under its own short hold of
+``started_at, transaction_id``; three bulk queries per batch: the page of
+transactions, then the payloads and the chunks of the whole page), each batch under its own short hold of
 the file: a store of any size streams in bounded memory, and the gateway can keep
 recording between batches.
 """
@@ -138,9 +138,17 @@ def transaction_filter(
 class StoreCases:
     """The recorded transactions matching some filters, as evaluation cases.
 
-    Iterating reads the store in batches (re-iterable: each pass reads again);
-    ``len()`` is one COUNT query. Shadow transactions (``shadow_of`` set) are left
-    out unless ``shadows=True``. See :meth:`Store.cases` for the filters.
+    Iterating reads the store in batches of ``batch_size`` (re-iterable: each pass
+    reads again); ``len()`` is one COUNT query. Filters:
+
+    - ``since``/``until``: a datetime, a timedelta or ``"7d"``/``"12h"``/``"30m"``
+      (that long ago), or ISO text; a bad value raises ValueError naming it;
+    - ``status``, ``model``, ``api`` (``chat``, ``messages``, ``responses``): one
+      value or several; ``policy``: the policy class, qualified or not;
+    - ``tag``: a key of the ``tags`` JSON, or ``"key=value"``;
+    - ``where``: a SQL condition on ``transactions`` (alias ``t``); ``limit``;
+    - ``shadows``: include shadow policies' transactions (``shadow_of`` set), left
+      out by default.
     """
 
     def __init__(
@@ -216,18 +224,28 @@ class StoreCases:
         query = (
             # Microseconds, not TIMESTAMPTZ: DuckDB converts those to Python through
             # the local time zone at milliseconds per value.
-            "SELECT t.transaction_id, epoch_us(t.started_at), t.model, t.policy_class, t.streaming, "
-            f"t.status, t.error, {API_SQL} AS api, "
-            "CAST(COALESCE(p.final_request, p.original_request) AS VARCHAR), "
-            "CAST(p.original_response AS VARCHAR), CAST(p.final_response AS VARCHAR) "
-            "FROM transactions t LEFT JOIN payloads p USING (transaction_id) "
+            "SELECT t.transaction_id, epoch_us(t.started_at), t.model, t.policy_class, "
+            f"t.streaming, t.status, t.error, {API_SQL} AS api FROM transactions t "
             f"WHERE {where} ORDER BY t.started_at, t.transaction_id LIMIT {int(size)}"
         )
+        # Three bulk queries: the page of transactions first, then only its payloads
+        # and chunks (joining payloads in the first query would read every payload
+        # of the store for each page).
         with self.store._connection() as con:
             rows = con.execute(query, params).fetchall()
             if not rows:
                 return []
             ids = [row[0] for row in rows]
+            payloads = {
+                row[0]: row[1:]
+                for row in con.execute(
+                    "SELECT transaction_id, "
+                    "CAST(COALESCE(final_request, original_request) AS VARCHAR), "
+                    "CAST(original_response AS VARCHAR), CAST(final_response AS VARCHAR) "
+                    "FROM payloads WHERE transaction_id IN (SELECT unnest(?::VARCHAR[]))",
+                    [ids],
+                ).fetchall()
+            }
             chunk_rows = con.execute(
                 "SELECT transaction_id, direction, chunk_index, offset_ns, egress_index, "
                 f"{_CHUNK_FIELDS}, CAST(raw_json AS VARCHAR) FROM chunk_rows "
@@ -239,7 +257,8 @@ class StoreCases:
             by_tx: dict[str, list[tuple[Any, ...]]] = {}
             for row in chunk_rows:
                 by_tx.setdefault(row[0], []).append(row)
-            return [_case(row, by_tx.get(row[0], ())) for row in rows]
+            none = (None, None, None)
+            return [_case(row + payloads.get(row[0], none), by_tx.get(row[0], ())) for row in rows]
 
 
 @contextlib.contextmanager

@@ -363,23 +363,17 @@ class Store:
     # -- cases -------------------------------------------------------------------
 
     def cases(self, **filters: Any) -> StoreCases:
-        """Recorded transactions as evaluation cases (``luthien_lab.evaluate.Case``),
-        oldest first, read lazily in batches; ``len()`` counts them. Filters:
-        ``since``/``until`` (datetime, timedelta, ``"7d"``, ``"12h"``, ``"30m"``: that
-        long ago, or ISO text), ``status``, ``model``, ``api`` (``chat``, ``messages``,
-        ``responses``), ``policy`` (class, qualified or not), ``tag`` (a key of
-        ``tags``, or ``"key=value"``), ``where`` (SQL on ``transactions`` aliased
-        ``t``), ``limit``, ``shadows`` (include shadow transactions), ``batch_size``.
-        See :class:`~luthien_lab.store._cases.StoreCases`.
-
-        ``evaluate({"candidate": p}, store.cases(since="7d"))`` replays them and
-        compares each candidate output with what production sent."""
+        """Recorded transactions as evaluation cases, oldest first, read lazily in
+        batches; ``len()`` counts them. Filters (``since="7d"``, ``status``, ``model``,
+        ``policy``, ``tag``, ``api``, ``where``, ``limit``, ``shadows``...): see
+        :class:`~luthien_lab.store._cases.StoreCases`. ``evaluate({"candidate": p},
+        store.cases(since="7d"))`` compares each candidate with what production sent."""
         from luthien_lab.store._cases import StoreCases
 
         return StoreCases(self, **filters)
 
     def export_cases(self, path: str | os.PathLike[str], **filters: Any) -> Path:
-        """Write :meth:`cases` (same filters) to Parquet, batch by batch, for
+        """:meth:`cases` (same filters) as Parquet, a batch at a time, for
         ``luthien_lab.evaluate.evaluate_on_ray``; returns the path."""
         from luthien_lab.evaluate._cases import cases_to_parquet
 

@@ -142,3 +142,15 @@ def test_a_candidate_that_differs_from_production_is_reported_with_a_diff(record
     assert (tool_rows["status"] == "blocked").all()
     assert tool_rows["diff"].str.contains("blocked: False -> True").all()
     assert tool_rows["diff"].str.contains("finish_reason: tool_calls -> stop").all()
+
+
+def test_a_stored_stream_replays_at_its_recorded_pace(recorded):
+    store = Store(recorded, read_only=True)
+    (case,) = [c for c in store.cases(api="chat", limit=1)]
+    assert case.offsets[-1] > 0
+    fast = evaluate({"same": production_policy()}, [case], progress=False)
+    paced = evaluate({"same": production_policy()}, [case], progress=False, pacing="original")
+    assert not paced.df["changed"].any()
+    # The last chunk is not sent before its recorded offset.
+    assert paced.df["total_ms"].iloc[0] >= case.offsets[-1] * 1000
+    assert list(paced.df["text"]) == list(fast.df["text"])
