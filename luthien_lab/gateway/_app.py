@@ -56,6 +56,22 @@ def _error_response(http: HTTPRequest, error: GatewayError) -> Response:
     return openai_error_response(error)
 
 
+class _ReleaseShadows:
+    """Starts the shadow policies on the live transactions a request ended once its
+    response is sent (ASGI middleware): they then compute while the live path is
+    free, not while it writes the response."""
+
+    def __init__(self, app: Any, shadows: Any) -> None:
+        self.app = app
+        self.shadows = shadows
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.shadows.release()
+
+
 def _warm_up() -> None:
     """What would otherwise make the first request wait seconds: importing litellm
     (and its per-call cost bookkeeping, off)."""
@@ -123,6 +139,7 @@ def create_app(
             buffer=settings.shadow_buffer,
             hook_timeout=settings.hook_timeout,
             hook_block_warning=settings.hook_block_warning,
+            hold=True,
         )
         all_listeners.append(shadow_set)
     gateway = Gateway(
@@ -154,6 +171,8 @@ def create_app(
         openapi_url=None,
     )
     app.state.gateway = gateway
+    if shadow_set is not None:
+        app.add_middleware(_ReleaseShadows, shadows=shadow_set)
     app.state.recorder = recorder
     app.state.shadows = shadow_set
     name = policy_name(policy)

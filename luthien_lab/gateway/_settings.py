@@ -1,6 +1,7 @@
 """The gateway's settings: the optional ``gateway:`` section of a policy config file.
 
 policy: {...}           # see luthien_lab.policies._loading
+shadow: {...}           # optional: shadow policies (luthien_lab.shadows._spec)
 gateway:                # optional, read by ``luthien-lab serve``
   host: 127.0.0.1
   port: 8000
@@ -9,22 +10,13 @@ gateway:                # optional, read by ``luthien-lab serve``
   max_request_bytes: 4194304
   hook_timeout: 60              # seconds a policy hook may run; null: no limit
   hook_block_warning: 0.1       # warn when a hook holds the event loop this long
+  shadow_buffer: 4096           # upstream chunks a shadow may fall behind on one request
+  shadow_grace: 5               # seconds shutdown lets shadow runs finish
   upstream:
     api_base: http://127.0.0.1:9000/v1
     api_key_env: UPSTREAM_KEY
     provider: openai
     model_map: {gpt-4o-mini: openai/gpt-4o-mini}
-
-``shadow:`` (optional) takes policies in the same format, run beside the live one on
-every request's upstream answer (no second upstream call), recorded, never sent: a
-list (each item may have a ``name:``; unnamed ones are called after their class) or
-a mapping ``name -> spec``::
-
-    shadow:
-      candidate: {class: "luthien_lab.policies.string_replace:StringReplacePolicy",
-                  config: {replacements: {"foo": "bar"}}}
-      blocker: {class: "luthien_lab.policies.regex_block:RegexBlockPolicy",
-                config: {patterns: ["rm -rf"]}}
 """
 
 from __future__ import annotations
@@ -36,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from luthien_lab.errors import ConfigError
 from luthien_lab.policies._configurable import describe_validation_error
-from luthien_lab.policies._loading import policy_from_config, read_config, shadows_from_spec
+from luthien_lab.policies._loading import policy_from_config, read_config
 
 __all__ = ["GatewaySettings", "LoadedConfig", "UpstreamSettings", "load_config"]
 
@@ -110,6 +102,8 @@ class LoadedConfig(BaseModel):
 def load_config(source: str | os.PathLike[str] | dict[str, Any]) -> LoadedConfig:
     """The policy, the ``shadow:`` policies and the ``gateway:`` settings (defaults
     when absent)."""
+    from luthien_lab.shadows import shadows_from_spec
+
     data, where = read_config(source)
     unknown = set(data) - {"policy", "shadow", "gateway"}
     if unknown:

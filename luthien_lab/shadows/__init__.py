@@ -20,6 +20,7 @@ it cannot keep up with is dropped, counted (``shadow_dropped``) and its run reco
 from luthien_lab.shadows._feed import INCOMPLETE, ShadowIncompleteError
 from luthien_lab.shadows._names import name_shadows
 from luthien_lab.shadows._runner import ShadowRunner
+from luthien_lab.shadows._spec import shadows_from_spec
 from luthien_lab.shadows._tap import DEFAULT_SHADOW_BUFFER, DEFAULT_SHADOW_GRACE, Shadows
 
 __all__ = [
@@ -30,4 +31,5 @@ __all__ = [
     "ShadowRunner",
     "Shadows",
     "name_shadows",
+    "shadows_from_spec",
 ]

@@ -6,6 +6,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from luthien_lab.errors import ConfigError
+from luthien_lab.policies._loading import resolve_policy
 from luthien_lab.policies.base import Policy
 
 __all__ = ["name_shadows", "unique_name"]
@@ -23,29 +24,36 @@ def unique_name(base: str, taken: Iterable[str]) -> str:
 
 
 def _policy(value: Any, where: str) -> Policy:
-    if isinstance(value, type) and issubclass(value, Policy):
-        return value()
-    if isinstance(value, Policy):
-        return value
-    raise ConfigError(f"{where} must be a luthien_lab Policy instance or subclass, got {value!r}")
+    if value is None:
+        raise ConfigError(f"{where} is None; give a policy (instance, class or spec)")
+    try:
+        return resolve_policy(value)
+    except ConfigError as error:
+        raise ConfigError(f"{where}: {error}") from None
 
 
 def name_shadows(shadows: Any) -> dict[str, Policy]:
     """``{name: policy}`` from ``shadows``: None, a mapping ``name -> policy``, or a
-    list of policies (instances or classes) and ``(name, policy)`` pairs. A policy
-    without a name is called after its class, made unique (``UppercasePolicy-2``)."""
+    list of policies and ``(name, policy)`` pairs; a policy is anything
+    :func:`~luthien_lab.policies.resolve_policy` takes (an instance, a class, a spec
+    dict, a YAML path, ``"module:Class"``). A policy without a name is called after
+    its class, made unique (``UppercasePolicy-2``)."""
     if shadows is None:
         return {}
     named: dict[str, Policy] = {}
+    if isinstance(shadows, Mapping) and ("policy" in shadows or "class" in shadows):
+        shadows = [shadows]  # one spec
     if isinstance(shadows, Mapping):
         for name, value in shadows.items():
             if not isinstance(name, str) or not name:
                 raise ConfigError(f"shadow names must be non-empty strings, got {name!r}")
             named[name] = _policy(value, f"shadow {name!r}")
         return named
-    if isinstance(shadows, Policy) or (isinstance(shadows, type) and issubclass(shadows, Policy)):
+    if isinstance(shadows, Policy | str) or (
+        isinstance(shadows, type) and issubclass(shadows, Policy)
+    ):
         shadows = [shadows]
-    if isinstance(shadows, str | bytes) or not isinstance(shadows, Iterable):
+    if not isinstance(shadows, Iterable):
         raise ConfigError(
             f"shadow must be a list of policies or a mapping name -> policy, got {shadows!r}"
         )

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import inspect
 import logging
 import threading
 import time
@@ -19,14 +20,8 @@ import uuid
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from luthien_lab.events import (
-    LISTENER_METHODS,
-    PipelineListener,
-    TransactionFinished,
-    TransactionInfo,
-    TransactionResult,
-    overridden,
-)
+from luthien_lab import events as _events
+from luthien_lab.events import PipelineListener, TransactionInfo, TransactionResult
 from luthien_lab.orchestrator import (
     DEFAULT_HOOK_BLOCK_WARNING,
     DEFAULT_HOOK_TIMEOUT,
@@ -48,30 +43,14 @@ MAX_PENDING_RUNS = 1024
 for good would otherwise hold every request it was given)."""
 
 
-class _Outlet(PipelineListener):
-    """The shadow orchestrator's only listener. It tags each shadow transaction
-    (``shadow_of``, ``shadow``, ``shadow_dropped``, ``api``), reports a run that missed
-    part of the answer as ``incomplete``, and forwards every event to the runner's
-    listeners (the recorder), until :meth:`detach`: a shadow stuck at shutdown has its
-    runs recorded as cancelled from outside, and what it reports later is dropped."""
+class _Tagger(PipelineListener):
+    """The shadow orchestrator's first listener: it tags each shadow transaction
+    (``shadow_of``, ``shadow``, ``shadow_dropped``, ``api``) before the others (the
+    recorder) see it, and turns a run that missed part of the answer into status
+    ``incomplete``."""
 
-    def __init__(self, runner: ShadowRunner, listeners: Iterable[PipelineListener]) -> None:
+    def __init__(self, runner: ShadowRunner) -> None:
         self.runner = runner
-        self.listeners = tuple(listeners)
-        self.detached = False
-        self.emit = {
-            method: tuple(getattr(x, method) for x in self.listeners if overridden(x, method))
-            for method in LISTENER_METHODS
-        }
-
-    def _send(self, method: str, *args: Any) -> None:
-        if self.detached:
-            return
-        for emit in self.emit[method]:
-            try:
-                emit(*args)
-            except Exception as error:  # one listener's failure is not the shadow's
-                _log.warning("shadow listener %r raised in %s: %s", emit, method, error)
 
     def transaction_started(self, info: TransactionInfo) -> None:
         run = self.runner.runs.get(info.transaction_id)
@@ -79,57 +58,21 @@ class _Outlet(PipelineListener):
             run.started = True
             info.tags.update(_tags(run))
             self.runner.infos[run.transaction_id] = info
-        self._send("transaction_started", info)
 
-    def transaction_finished(self, event: TransactionFinished) -> None:
-        transaction_id, result = event.transaction_id, event.result
+    # ``*args``: (transaction id, result), whether the orchestrator hands over the
+    # fields or unpacks its event record into them.
+    def transaction_finished(self, *args: Any) -> None:
+        transaction_id, result = args
         run = self.runner.runs.get(transaction_id)
-        if run is not None:
-            with self.runner.lock:
-                if run.finished:
-                    return
-                run.finished = True
-            info = self.runner.infos.pop(transaction_id, None)
-            if info is not None:
-                info.tags["shadow_dropped"] = run.dropped
-            if result.error_type == "ShadowIncompleteError":
-                result = _with_status(result, INCOMPLETE)
-        self._send("transaction_finished", TransactionFinished(transaction_id, result))
-
-    def cancel(self, run: ShadowRun, reason: str) -> None:
-        """Record ``run`` as cancelled from outside the shadow's thread (at shutdown)."""
+        if run is None:
+            return
         with self.runner.lock:
-            if run.finished:
-                return
             run.finished = True
-        was_detached, self.detached = self.detached, False
-        try:
-            info = self.runner.infos.pop(run.transaction_id, None)
-            if not run.started or info is None:
-                info = self.runner.info_for(run)
-                self._send("transaction_started", info)
+        info = self.runner.infos.pop(transaction_id, None)
+        if info is not None:
             info.tags["shadow_dropped"] = run.dropped
-            result = TransactionResult(
-                "cancelled", time.perf_counter_ns(), error=reason, error_type="ShadowCancelled"
-            )
-            self._send("transaction_finished", TransactionFinished(run.transaction_id, result))
-        finally:
-            self.detached = was_detached
-
-
-def _forwarder(method: str) -> Any:
-    # One record per call, like the listener methods it stands for (a ``*args``
-    # signature would be taken for a legacy listener and get positional fields).
-    def forward(self: _Outlet, event: Any) -> None:
-        self._send(method, event)
-
-    forward.__name__ = method
-    return forward
-
-
-for _method in LISTENER_METHODS:
-    if _method not in ("transaction_started", "transaction_finished"):
-        setattr(_Outlet, _method, _forwarder(_method))
+        if result.error_type == "ShadowIncompleteError":
+            result.status = INCOMPLETE  # before the listeners after this one see it
 
 
 def _tags(run: ShadowRun) -> dict[str, Any]:
@@ -139,18 +82,19 @@ def _tags(run: ShadowRun) -> dict[str, Any]:
     return tags
 
 
-def _with_status(result: TransactionResult, status: str) -> TransactionResult:
-    original, final = result.prebuilt_responses()
-    return TransactionResult(
-        status,
-        result.end_ns,
-        error=result.error,
-        error_type=result.error_type,
-        original_response=original,
-        final_response=final,
-        ingress_chunks=result.ingress_chunks,
-        egress_chunks=result.egress_chunks,
-    )
+def _report_finished(listener: PipelineListener, transaction_id: str, result: Any) -> None:
+    """``listener.transaction_finished`` called from outside the orchestrator, in the
+    form the listener takes: the fields, or one event record where events have one."""
+    method: Any = listener.transaction_finished
+    record = getattr(_events, "TransactionFinished", None)
+    try:
+        positional = len(inspect.signature(method).parameters) > 1
+    except (TypeError, ValueError):
+        positional = True
+    if record is None or positional:
+        method(transaction_id, result)
+    else:
+        method(record(transaction_id, result))
 
 
 class ShadowRunner:
@@ -178,11 +122,11 @@ class ShadowRunner:
         self.name = name
         self.policy = policy
         self.capacity = capacity
-        self.outlet = _Outlet(self, listeners)
+        self.listeners = tuple(listeners)
         self.orchestrator = PolicyOrchestrator(
             policy,
             FeedClient(),
-            listeners=[self.outlet],
+            listeners=[_Tagger(self), *self.listeners],
             chunk_timeout=None,  # the live transaction times its upstream out, and ends the feed
             hook_timeout=hook_timeout,
             hook_block_warning=hook_block_warning,
@@ -222,7 +166,7 @@ class ShadowRunner:
         self, live_id: str, request: Request, *, streaming: bool, api: str | None, provider: str
     ) -> ShadowRun | None:
         """A run for live transaction ``live_id`` (None once closed); the caller feeds
-        it. Called on the live thread: cheap, never blocks."""
+        it, and kicks it to start. Called on the live thread: cheap, never blocks."""
         if self.closed:
             return None
         if len(self.runs) >= MAX_PENDING_RUNS:
@@ -246,9 +190,9 @@ class ShadowRunner:
             provider=provider,
             capacity=self.capacity,
             loop=loop,
+            on_begin=self._begin,
         )
         self.runs[run.transaction_id] = run
-        loop.call_soon_threadsafe(self._begin, run)
         return run
 
     # ----- the shadow's thread -----
@@ -278,7 +222,7 @@ class ShadowRunner:
         except Exception as error:  # recorded by the orchestrator with its status
             _log.debug("shadow %s failed on %s: %s", self.name, run.live_id, error)
             if not run.started:
-                self.outlet.cancel(run, f"the shadow could not start: {error}")
+                self.cancel(run, f"the shadow could not start: {error}")
         try:
             await run.drain()
         finally:
@@ -286,8 +230,31 @@ class ShadowRunner:
 
     def _cancelled(self, run: ShadowRun, reason: str) -> None:
         if not run.finished:
-            self.outlet.cancel(run, reason)
+            self.cancel(run, reason)
         self.runs.pop(run.transaction_id, None)
+
+    def cancel(self, run: ShadowRun, reason: str) -> None:
+        """Record ``run`` as cancelled, from outside its orchestrator (a run that never
+        began, or one whose thread is blocked at shutdown)."""
+        with self.lock:
+            if run.finished:
+                return
+            run.finished = True
+        info = self.infos.pop(run.transaction_id, None)
+        begun = run.started and info is not None
+        if info is None:
+            info = self.info_for(run)
+        info.tags["shadow_dropped"] = run.dropped
+        result = TransactionResult(
+            "cancelled", time.perf_counter_ns(), error=reason, error_type="ShadowCancelled"
+        )
+        for listener in self.listeners:
+            try:
+                if not begun:
+                    listener.transaction_started(info)
+                _report_finished(listener, run.transaction_id, result)
+            except Exception as error:  # one listener's failure is not the others'
+                _log.warning("shadow listener %r raised: %s", listener, error)
 
     def info_for(self, run: ShadowRun) -> TransactionInfo:
         """The shadow transaction's info, for a run that never began."""
@@ -314,7 +281,7 @@ class ShadowRunner:
         return asyncio.run_coroutine_threadsafe(self._finish_all(grace), self.loop)
 
     async def _finish_all(self, grace: float) -> None:
-        await asyncio.sleep(0)  # runs opened just before: their tasks start now
+        await asyncio.sleep(0)  # runs kicked just before: their tasks start now
         tasks = [run.task for run in list(self.runs.values()) if run.task is not None]
         if tasks:
             _done, pending = await asyncio.wait(tasks, timeout=grace)
@@ -339,9 +306,12 @@ class ShadowRunner:
                     "are recorded as cancelled",
                     self.name,
                 )
+                # What it reports if it ever wakes up goes nowhere.
+                for listener in self.listeners:
+                    with contextlib.suppress(ValueError):
+                        self.orchestrator.remove_listener(listener)
                 for run in list(self.runs.values()):
-                    self.outlet.cancel(run, "the shadow's thread was blocked at shutdown")
-                self.outlet.detached = True
+                    self.cancel(run, "the shadow's thread was blocked at shutdown")
                 return
         if self.loop is not None and not self.loop.is_closed():
             with contextlib.suppress(RuntimeError):

@@ -8,6 +8,7 @@ and a shadow's failure never reaches it.
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections.abc import Iterable, Mapping
@@ -26,7 +27,8 @@ from luthien_lab.shadows._names import name_shadows
 from luthien_lab.shadows._runner import ShadowRunner
 
 if TYPE_CHECKING:
-    from luthien_lab.shadows._feed import ShadowRun
+    pass
+from luthien_lab.shadows._feed import ShadowRun
 
 __all__ = ["DEFAULT_SHADOW_BUFFER", "DEFAULT_SHADOW_GRACE", "Shadows"]
 
@@ -34,6 +36,11 @@ DEFAULT_SHADOW_BUFFER = 4096
 """Upstream chunks a shadow may hold unread, per live transaction, before dropping."""
 DEFAULT_SHADOW_GRACE = 5.0
 """Seconds :meth:`Shadows.close` lets unfinished shadow runs finish before cancelling."""
+
+
+def _kick(runs: tuple[ShadowRun, ...]) -> None:
+    for run in runs:
+        run.kick()
 
 
 class Shadows(PipelineListener):
@@ -49,7 +56,11 @@ class Shadows(PipelineListener):
       more listeners for the shadow of each name;
     - ``buffer``: upstream chunks each shadow may fall behind per live transaction;
       past it chunks are dropped, counted, and the shadow's run is ``incomplete``;
-    - ``hook_timeout`` / ``hook_block_warning``: the shadows' hook limits.
+    - ``hook_timeout`` / ``hook_block_warning``: the shadows' hook limits;
+    - ``hold``: start the shadows on a finished live transaction only at
+      :meth:`release` (the gateway calls it once the HTTP response is sent), not as
+      soon as the live loop is free: so they never compete with the live thread for
+      the interpreter while it still writes the response.
 
     Call :meth:`close` when done (the gateway does at shutdown).
     """
@@ -63,6 +74,7 @@ class Shadows(PipelineListener):
         buffer: int = DEFAULT_SHADOW_BUFFER,
         hook_timeout: float | None = DEFAULT_HOOK_TIMEOUT,
         hook_block_warning: float | None = DEFAULT_HOOK_BLOCK_WARNING,
+        hold: bool = False,
     ) -> None:
         listeners = tuple(listeners)
         more = shadow_listeners or {}
@@ -78,6 +90,9 @@ class Shadows(PipelineListener):
             for name, policy in name_shadows(shadows).items()
         )
         self.closed = False
+        self.hold = hold
+        self._held: list[tuple[ShadowRun, ...]] = []
+        self._timer: asyncio.TimerHandle | None = None
         self._live: dict[str, TransactionInfo] = {}
         self._runs: dict[str, tuple[ShadowRun, ...]] = {}
         self._lock = threading.Lock()
@@ -135,11 +150,46 @@ class Shadows(PipelineListener):
                 run.push_response(event.response)
 
     def transaction_finished(self, event: TransactionFinished) -> None:
-        self._live.pop(event.transaction_id, None)
-        runs = self._runs.pop(event.transaction_id, None)
+        transaction_id, result = event.transaction_id, event.result
+        self._live.pop(transaction_id, None)
+        runs = self._runs.pop(transaction_id, None)
         if runs is not None:
             for run in runs:
-                run.end(event.result.status, event.result.error)
+                run.end(result.status, result.error)
+            if self.hold:
+                self._held.append(runs)  # until release(): the response is sent
+                self._release_later()
+                return
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                _kick(runs)
+            else:
+                # Once the live loop is done with this step: the shadows compute while
+                # the live path has nothing left to do for this transaction.
+                loop.call_soon(_kick, runs)
+
+    def _release_later(self) -> None:
+        """A safety net for a transaction that ends outside any request (a stream
+        finalized late): what is held is released within a second anyway."""
+        if self._timer is None:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                return
+            self._timer = loop.call_later(1.0, self._released_late)
+
+    def _released_late(self) -> None:
+        self._timer = None
+        self.release()
+
+    def release(self) -> None:
+        """Start the shadows on every live transaction ended so far (with ``hold``:
+        the gateway calls it once each HTTP response is sent)."""
+        if self._held:
+            held, self._held = self._held, []
+            for runs in held:
+                _kick(runs)
 
     # ----- shutdown -----
 
@@ -152,11 +202,14 @@ class Shadows(PipelineListener):
             if self.closed:
                 return
             self.closed = True
+        self.release()
         # Live transactions still open (a shutdown that did not wait for them): their
         # shadows will never see the rest of the answer.
         for live_id in list(self._runs):
-            for run in self._runs.pop(live_id, ()):
+            runs = self._runs.pop(live_id, ())
+            for run in runs:
                 run.end("cancelled", "the shadows were closed before the live transaction ended")
+            _kick(runs)
         pending = [(runner, runner.begin_close(grace)) for runner in self.runners]
         deadline = time.monotonic() + grace + 2.0
         for runner, future in pending:

@@ -11,9 +11,8 @@ from luthien_lab import ConfigError, NoOpPolicy
 from luthien_lab.cli import main
 from luthien_lab.gateway import load_config
 from luthien_lab.policies import RegexBlockPolicy, StringReplacePolicy
-from luthien_lab.policies._loading import shadows_from_spec
 from luthien_lab.policies.serial import SerialPolicy
-from luthien_lab.shadows import name_shadows
+from luthien_lab.shadows import name_shadows, shadows_from_spec
 from tests.gateway.conftest import serve
 from tests.shadow.conftest import SCRIPT, text_of, transactions
 
@@ -126,3 +125,11 @@ def test_serve_runs_the_shadows_of_its_config(provider, tmp_path, monkeypatch, c
     assert rows["candidate"]["shadow_of"] == response.headers["x-luthien-transaction-id"]
     assert "hidden" in text_of(rows["candidate"]["final"])
     assert rows[None]["api"] == "chat"
+
+
+def test_the_example_config_declares_two_shadows():
+    from pathlib import Path
+
+    loaded = load_config(Path(__file__).parents[2] / "examples" / "shadow.yaml")
+    assert list(loaded.shadows) == ["redact", "no-destructive"]
+    assert isinstance(loaded.shadows["no-destructive"], RegexBlockPolicy)

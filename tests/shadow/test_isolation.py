@@ -52,11 +52,13 @@ def shadow_rows(store):
     return live[0], {r["shadow_name"]: r for r in rows if r["shadow_of"] is not None}
 
 
-@pytest.mark.parametrize("stream", [True, False])
-def test_failing_and_hanging_shadows_leave_the_live_response_alone(provider, tmp_path, stream):
-    prompt = f"isolation {stream}"
-    with gateway(provider, "chat", tmp_path) as plain:
-        expected = normalized(send(provider, plain.url, "chat", prompt, stream))
+@pytest.mark.parametrize(
+    ("api", "stream"), [("chat", True), ("chat", False), ("messages", True), ("responses", True)]
+)
+def test_failing_and_hanging_shadows_leave_the_live_response_alone(provider, tmp_path, api, stream):
+    prompt = f"isolation {api} {stream}"
+    with gateway(provider, api, tmp_path) as plain:
+        expected = normalized(send(provider, plain.url, api, prompt, stream))
     gate = threading.Event()
     blocks = Blocks(gate, hold=0.7)  # past the hook timeout once released
     shadows = {
@@ -65,8 +67,8 @@ def test_failing_and_hanging_shadows_leave_the_live_response_alone(provider, tmp
         "blocks": blocks,
         "replace": StringReplacePolicy(replacements={"magic": "hidden"}),
     }
-    with gateway(provider, "chat", tmp_path, shadows=shadows, hook_timeout=0.5) as gw:
-        got = send(provider, gw.url, "chat", prompt, stream)
+    with gateway(provider, api, tmp_path, shadows=shadows, hook_timeout=0.5) as gw:
+        got = send(provider, gw.url, api, prompt, stream)
         # The whole live response is here while the blocking shadow still waits.
         gate.set()
     assert normalized(got) == expected

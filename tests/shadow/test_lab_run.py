@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from luthien_lab import Policy, ScriptedLLMClient, lab
+from luthien_lab import Policy, RequestRefused, ScriptedLLMClient, lab
 from luthien_lab.policies import StringReplacePolicy, UppercasePolicy
 from luthien_lab.store import Store
 from tests.support import text_stream
@@ -64,3 +64,45 @@ def test_lab_run_without_shadows_has_none():
     client = ScriptedLLMClient(text_stream("plain"))
     result = lab.run("hi", client=client, store=None)
     assert result.shadows == {} and result.text == "plain"
+
+
+class Refuses(Policy):
+    async def on_request(self, request, context):
+        raise RequestRefused("not this one")
+
+
+class FailsOnTheFullResponse(Policy):
+    async def process_full_response(self, response, context):
+        raise RuntimeError("live policy broke")
+
+
+def test_a_refused_live_request_leaves_its_shadows_nothing_to_shadow():
+    client = ScriptedLLMClient(text_stream("never ", "sent"))
+    result = lab.run(
+        "hi",
+        policy=Refuses(),
+        client=client,
+        store=None,
+        shadow={"plain": StringReplacePolicy(replacements={"a": "b"}), "refuses": Refuses()},
+    )
+    assert result.status == "blocked" and client.requests == []
+    plain = result.shadows["plain"]
+    assert plain.status == "incomplete"
+    assert "without calling the upstream" in plain.error
+    # A shadow that refuses too needs no answer: it is blocked, like the live one.
+    assert result.shadows["refuses"].status == "blocked"
+
+
+def test_a_whole_response_is_shadowed_even_when_the_live_policy_fails_on_it():
+    client = ScriptedLLMClient(text_stream("the magic ", "words"))
+    result = lab.run(
+        "hi",
+        policy=FailsOnTheFullResponse(),
+        client=client,
+        stream=False,
+        store=None,
+        shadow=[StringReplacePolicy(replacements={"magic": "hidden"})],
+    )
+    assert result.status == "error"
+    shadow = result.shadows["StringReplacePolicy"]
+    assert shadow.status == "ok" and shadow.text == "the hidden words"
