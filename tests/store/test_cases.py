@@ -192,3 +192,23 @@ def test_case_chunks_are_the_stored_chunks(recorded):
         assert case.chunks == stored
         sent = [json.loads(raw) for raw in store.chunks(case.id, "egress")["raw"]]
         assert case.production.egress == sent
+
+
+def test_replaying_stored_cases_never_imports_litellm(recorded):
+    """Recorded cases replay on lite chunk objects: no provider, so no litellm."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from luthien_lab.evaluate import evaluate\n"
+        "from luthien_lab.policies import StringReplacePolicy\n"
+        "from luthien_lab.store import Store\n"
+        f"cases = Store({str(recorded)!r}, read_only=True).cases()\n"
+        "policy = StringReplacePolicy(replacements={'HELLO': 'bye'})\n"
+        "result = evaluate({'c': policy}, cases, progress=False)\n"
+        "print(len(result), 'litellm' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=90)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == [str(3 * len(DATASET)), "False"]
