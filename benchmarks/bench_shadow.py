@@ -4,11 +4,13 @@ Rows, for an agent's recorded request (``bench_gateway_apis``: Claude Code's on
 ``/v1/messages``, Codex's on ``/v1/responses``), streaming and not:
 
 - ``direct``: the local provider called directly;
-- ``gateway``: ``luthien-lab serve`` with a passthrough policy, no shadows;
+- ``gateway``: ``luthien-lab serve`` with a passthrough policy, no shadows, and
+  ``the same again`` (a second one: what two identical rows differ by here);
 - ``gateway + 2 shadows``: the same with ``shadow:`` StringReplacePolicy and
   RegexBlockPolicy (each on its own thread, fed the live upstream stream).
 
-Interleaved round by round, so that a slow phase of the machine hits every row alike.
+Interleaved round by round (in a shuffled order each round), so that a slow phase of
+the machine hits every row alike.
 The yardstick is the gateway's own added latency (gateway - direct, per round); the
 figure is what the shadows add on top (with shadows - gateway, per round) as a share
 of it (target: at most 10%), and the CPU per request of each gateway process
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import random
 import statistics
 import subprocess
 import sys
@@ -45,7 +48,13 @@ SHADOWS = (
     '    class: "luthien_lab.policies.regex_block:RegexBlockPolicy"\n'
     '    config: {patterns: ["rm -rf /", "DROP TABLE"]}\n'
 )
-GATEWAYS = {"gateway": PASSTHROUGH, "gateway + 2 shadows": PASSTHROUGH + SHADOWS}
+# "the same again": a second plain gateway, to see what two identical rows differ by
+# here (the noise floor of the figure).
+GATEWAYS = {
+    "gateway": PASSTHROUGH,
+    "the same again": PASSTHROUGH,
+    "gateway + 2 shadows": PASSTHROUGH + SHADOWS,
+}
 
 
 def wait_healthy(url: str, seconds: float = 180.0) -> None:
@@ -90,8 +99,11 @@ def measure(api: str, provider_url: str, gateways: dict, rounds: int, gap: float
                 for _ in range(5):
                     one(client, url + route, body, headers, end)
             cpu0 = {name: cpu_seconds(pid) for name, (_, pid) in gateways.items()}
+            order = list(rows.items())
+            shuffle = random.Random(0).shuffle
             for _ in range(rounds):
-                for name, url in rows.items():
+                shuffle(order)  # no row always follows the same one
+                for name, url in order:
                     times[name].append(one(client, url + route, body, headers, end))
                     time.sleep(gap)  # every row alike: what ran behind a request is done
             cpu1 = {name: cpu_seconds(pid) for name, (_, pid) in gateways.items()}
@@ -99,6 +111,8 @@ def measure(api: str, provider_url: str, gateways: dict, rounds: int, gap: float
         own = statistics.median(g - d for g, d in zip(plain, direct, strict=True))
         paired = statistics.median(s - g for s, g in zip(shadowed, plain, strict=True))
         apart = statistics.median(shadowed) - statistics.median(plain)
+        again = times["the same again"]
+        floor = statistics.median(a - g for a, g in zip(again, plain, strict=True))
         cpu = {name: (cpu1[name] - cpu0[name]) * 1000 / rounds for name in gateways}
         print(f"\n{api} ({route}), {label}: {len(body) / 1024:.0f} KB request, {rounds} rounds")
         print(f"{'row':<22} {'p25 ms':>8} {'median':>8} {'p75':>8} {'CPU ms/req':>11}")
@@ -111,6 +125,10 @@ def measure(api: str, provider_url: str, gateways: dict, rounds: int, gap: float
             f"added by the 2 shadows: {paired:+.2f} ms per round (median) = {paired / own:+.1%} "
             f"of the gateway's own; medians apart: {apart:+.2f} ms = {apart / own:+.1%} "
             "(target <= 10%)"
+        )
+        print(
+            f"two identical gateways differ by {floor:+.2f} ms per round (median) = "
+            f"{floor / own:+.1%}: the noise floor"
         )
         extra = cpu["gateway + 2 shadows"] - cpu["gateway"]
         print(

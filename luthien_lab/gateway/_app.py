@@ -109,6 +109,11 @@ def create_app(
     been imported.
     """
     settings = settings or GatewaySettings()
+    named_shadows: dict[str, Any] = {}
+    if shadows:  # checked before anything is opened
+        from luthien_lab.shadows import name_shadows
+
+        named_shadows = dict(name_shadows(shadows))
     if api_key is None and settings.api_key_env:
         api_key = os.environ.get(settings.api_key_env) or None
     all_listeners = list(listeners or [])
@@ -130,11 +135,11 @@ def create_app(
             ) from error
         all_listeners.insert(0, recorder)
     shadow_set = None
-    if shadows:
+    if named_shadows:
         from luthien_lab.shadows import Shadows
 
         shadow_set = Shadows(
-            shadows,
+            named_shadows,
             listeners=[recorder] if recorder is not None else [],
             buffer=settings.shadow_buffer,
             hook_timeout=settings.hook_timeout,

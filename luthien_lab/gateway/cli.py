@@ -70,10 +70,14 @@ def run(args: argparse.Namespace) -> int:
         return 2
     host = args.host or settings.host
     port = args.port if args.port is not None else settings.port
+    shadows = ""
+    if loaded.shadows:
+        shadows = f", shadows: {', '.join(loaded.shadows)}"
+        if not store:
+            shadows += " (run, but not recorded: recording is off)"
     print(
         f"luthien-lab gateway: {type(loaded.policy).__name__} on http://{host}:{port}/v1 "
-        f"(recording: {store or 'off'})"
-        + (f", shadows: {', '.join(loaded.shadows)}" if loaded.shadows else ""),
+        f"(recording: {store or 'off'}){shadows}",
         flush=True,
     )
     uvicorn.run(app, host=host, port=port, log_level=args.log_level, access_log=False)

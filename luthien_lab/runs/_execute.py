@@ -19,6 +19,9 @@ from luthien_lab.runs._trace import TransactionTrace
 __all__ = ["DEFAULT_MODEL", "RunHandle", "build_request", "execute", "resolve_policy"]
 
 DEFAULT_MODEL = "gpt-4o-mini"
+SHADOW_WAIT = 60.0
+"""Seconds a run waits for its shadows after the live answer (then what is unfinished
+is recorded ``cancelled``): the default hook timeout."""
 
 
 class RunHandle:
@@ -114,11 +117,18 @@ async def execute(
     recorder = recorder_for(store, keep_open=True)
     listeners = [recorder, listener] if recorder is not None else [listener]
     shadows = None
+    tracers: dict[str, TraceListener] = {}
     if shadow is not None:
-        from luthien_lab.shadows._notebook import TracedShadows
+        from luthien_lab.shadows import Shadows, name_shadows
 
-        shadows = TracedShadows(shadow, recorder)
-        listeners.append(shadows.shadows)
+        named = name_shadows(shadow)
+        tracers = {name: TraceListener() for name in named}
+        shadows = Shadows(
+            named,
+            listeners=[recorder] if recorder is not None else [],
+            shadow_listeners={name: [tracer] for name, tracer in tracers.items()},
+        )
+        listeners.append(shadows)
     orchestrator = PolicyOrchestrator(
         policy, client, listeners=listeners, chunk_timeout=chunk_timeout
     )
@@ -144,7 +154,7 @@ async def execute(
         exception = error
     finally:
         if shadows is not None:  # before the recorder closes: they record to it
-            await asyncio.shield(asyncio.to_thread(shadows.close))
+            await asyncio.shield(asyncio.to_thread(shadows.close, SHADOW_WAIT))
         if recorder is not None:
             # Written by the recorder's thread; wait so that the store has the run.
             await asyncio.shield(asyncio.to_thread(recorder.close))
@@ -154,6 +164,10 @@ async def execute(
         trace.error = str(exception) if exception else None
     result_store = recorder.store if recorder is not None else None
     result = RunResult(trace, exception=exception, store=result_store)
-    if shadows is not None:
-        result.shadows = shadows.results(result_store)
+    # The shadows that ran (a live run that never reached the provider gave them none).
+    result.shadows = {
+        name: RunResult(tracer.trace, store=result_store)
+        for name, tracer in tracers.items()
+        if tracer.traces
+    }
     return result

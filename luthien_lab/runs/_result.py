@@ -134,9 +134,15 @@ class RunResult:
         return "\n".join(lines)
 
     def _repr_html_(self) -> str:
-        from luthien_lab.widgets._panes import run_html
+        from html import escape
 
-        return run_html(self.trace_data)
+        from luthien_lab.widgets._panes import run_html, streams_html
+
+        shadows = "".join(
+            f"<h4>shadow {escape(name)}</h4>" + streams_html(shadow.trace_data)
+            for name, shadow in self.shadows.items()
+        )
+        return run_html(self.trace_data) + shadows
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
         return {"text/plain": repr(self), "text/html": self._repr_html_()}

@@ -133,3 +133,12 @@ def test_the_example_config_declares_two_shadows():
     loaded = load_config(Path(__file__).parents[2] / "examples" / "shadow.yaml")
     assert list(loaded.shadows) == ["redact", "no-destructive"]
     assert isinstance(loaded.shadows["no-destructive"], RegexBlockPolicy)
+
+
+def test_create_app_refuses_bad_shadows_before_opening_the_store(tmp_path):
+    from luthien_lab.gateway import create_app
+
+    store = tmp_path / "never.duckdb"
+    with pytest.raises(ConfigError, match="42"):
+        create_app(NoOpPolicy(), store=str(store), shadows=[42])
+    assert not store.exists()

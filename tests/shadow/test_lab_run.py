@@ -43,6 +43,8 @@ def test_lab_run_shows_each_shadow_beside_the_live_answer(tmp_path, stream):
     else:  # no streaming hook runs on a full response
         assert broken.status == "ok"
     assert "shadow StringReplacePolicy: ok: 'the hidden words'" in repr(result)
+    html = result._repr_html_()
+    assert "<h4>shadow StringReplacePolicy</h4>" in html and "the hidden words" in html
 
     store = Store(store_path, read_only=True)
     try:

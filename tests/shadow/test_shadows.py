@@ -106,3 +106,29 @@ def test_close_records_what_never_started_as_cancelled():
     assert [status for _tid, status in collector.finished] == ["ok"]
     shadows.close(0.5)  # a second close does nothing
     assert len(collector.finished) == 1
+
+
+class Stuck(Policy):
+    def __init__(self, gate: threading.Event) -> None:
+        self.gate = gate
+
+    async def on_chunk_received(self, ctx):
+        self.gate.wait(10)  # blocks its thread
+
+
+def test_a_stuck_shadow_skips_live_transactions_past_its_pending_limit(monkeypatch):
+    from luthien_lab.shadows import _runner
+
+    monkeypatch.setattr(_runner, "MAX_PENDING_RUNS", 1)
+    gate = threading.Event()
+    collector = Collector()
+    shadows = Shadows({"stuck": Stuck(gate)}, listeners=[collector])
+    try:
+        first, _ = asyncio.run(live_run(shadows, text_stream("one")))
+        second, _ = asyncio.run(live_run(shadows, text_stream("two")))
+        assert (first, second) == (["one"], ["two"])  # the live runs never waited
+        assert shadows.runners[0].skipped == 1
+    finally:
+        gate.set()
+        shadows.close(5)
+    assert [status for _tid, status in collector.finished] == ["ok"]
