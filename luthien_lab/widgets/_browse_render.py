@@ -3,7 +3,7 @@
 Pure functions of the rows ``_browse_query`` returns and of
 :class:`~luthien_lab.widgets.TransactionTrace` objects, so they are tested without a
 browser. A selected transaction is drawn with the same three views a notebook run
-shows (``_result.streams_html``, ``_timeline``, ``_diff``); a transaction with shadows
+shows (``_panes.run_html``); a transaction with shadows
 adds the live output beside each shadow's, with the word diff between them.
 """
 
@@ -14,9 +14,8 @@ from typing import Any
 
 from luthien_lab.runs import TransactionTrace
 from luthien_lab.widgets._browse_query import Page
-from luthien_lab.widgets._diff import compare, diff_html, render_diff
-from luthien_lab.widgets._panes import pane_html, stream_text, streams_html
-from luthien_lab.widgets._timeline import draw_timeline, timeline_html
+from luthien_lab.widgets._diff import diff_html
+from luthien_lab.widgets._panes import pane_html, run_html, stream_text
 
 __all__ = [
     "HEADER",
@@ -168,10 +167,6 @@ def detail_html(
         parts.append(_SECTION.format("live vs shadow"))
         parts.append(shadows_html(live, shadows))
     parts.append(_SECTION.format("raw vs transformed"))
-    parts.append(streams_html(trace))
-    parts.append(_SECTION.format("hook timeline"))
-    parts.append(timeline_html(draw_timeline(trace)))
-    parts.append(_SECTION.format("raw → transformed"))
-    parts.append(render_diff(compare(trace)))
+    parts.append(run_html(trace))  # the streams, the hook timeline, the diff
     parts.append("</div>")
     return "".join(parts)
