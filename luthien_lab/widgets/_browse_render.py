@@ -3,8 +3,8 @@
 Pure functions of the rows ``_browse_query`` returns and of
 :class:`~luthien_lab.widgets.TransactionTrace` objects, so they are tested without a
 browser. A selected transaction is drawn with the same three views a notebook run
-shows (``_panes.run_html``); a transaction with shadows
-adds the live output beside each shadow's, with the word diff between them.
+shows (``_panes.run_html``); a transaction with shadows adds the live output beside
+each shadow's, with the word diff between them.
 """
 
 from __future__ import annotations
