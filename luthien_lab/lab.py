@@ -8,6 +8,8 @@
 
     result = await lab.run_async("Say hi", policy=MyPolicy())
     lab.runner()                                          # the live prompt runner widget
+    lab.browse(store, status="blocked", search="rm -rf")  # recorded transactions
+    lab.watch(store)                                      # ... as the gateway records them
 
 Errors from the provider or the policy do not raise: the result shows them
 (``result.status``, ``result.error``; ``result.raise_for_status()`` re-raises).
@@ -28,7 +30,16 @@ from typing import Any
 from luthien_lab.runs import DEFAULT_MODEL, RunResult, execute, shutdown
 from luthien_lab.runs import background_loop as _background
 
-__all__ = ["DEFAULT_MODEL", "RunResult", "run", "run_async", "runner", "shutdown"]
+__all__ = [
+    "DEFAULT_MODEL",
+    "RunResult",
+    "browse",
+    "run",
+    "run_async",
+    "runner",
+    "shutdown",
+    "watch",
+]
 
 
 async def run_async(
@@ -98,3 +109,24 @@ def runner(**kw: Any) -> Any:
     from luthien_lab.widgets import PromptRunner
 
     return PromptRunner(**kw)
+
+
+def browse(store: Any = None, *, page_size: int = 20, **filters: Any) -> Any:
+    """A :class:`~luthien_lab.widgets.TransactionBrowser` over ``store`` (a Store or
+    a path; default the default store, read-only): the recorded transactions a page at
+    a time, filtered (``since``/``until``: ``"7d"``, a datetime...; ``status``,
+    ``model``, ``policy``, ``tag``, ``api``, ``where`` (SQL), ``search`` (text in
+    requests and responses), ``shadows``, ``ids``); selecting one shows its raw vs
+    transformed streams, hook timeline and diff, and live vs shadow outputs."""
+    from luthien_lab.widgets import TransactionBrowser
+
+    return TransactionBrowser(store, page_size=page_size, **filters)
+
+
+def watch(store: Any = None, *, interval: float = 1.0, **filters: Any) -> Any:
+    """A :class:`~luthien_lab.widgets.TransactionWatch`: the browser, showing new
+    transactions as another process (the gateway) records them to ``store``; it polls
+    every ``interval`` seconds without holding the file. ``.stop()`` ends it."""
+    from luthien_lab.widgets import TransactionWatch
+
+    return TransactionWatch(store, interval=interval, **filters)

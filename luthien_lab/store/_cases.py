@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from luthien_lab.evaluate import Case
     from luthien_lab.store._store import Store
 
-__all__ = ["API_SQL", "StoreCases", "parse_time"]
+__all__ = ["API_SQL", "StoreCases", "parse_time", "transaction_filter"]
 
 # The wire API a transaction came in on: the ``api`` column (set from the ``api`` tag);
 # for transactions recorded before it was set, told by the upstream client the gateway
@@ -75,6 +75,66 @@ def _as_list(value: str | Sequence[str]) -> list[str]:
     return [value] if isinstance(value, str) else list(value)
 
 
+def transaction_filter(
+    *,
+    since: Any = None,
+    until: Any = None,
+    status: str | Sequence[str] | None = None,
+    model: str | Sequence[str] | None = None,
+    policy: str | None = None,
+    tag: str | None = None,
+    api: str | Sequence[str] | None = None,
+    where: str | None = None,
+    shadows: bool = False,
+    now: _dt.datetime | None = None,
+) -> tuple[str, list[Any]]:
+    """``(SQL condition over transactions aliased t, parameters)`` for the filters
+    :meth:`Store.cases` takes (the transaction browser takes the same ones)."""
+    clauses: list[str] = []
+    params: list[Any] = []
+    start, end = parse_time("since", since, now), parse_time("until", until, now)
+    if start is not None:
+        clauses.append("t.started_at >= ?")
+        params.append(start)
+    if end is not None:
+        clauses.append("t.started_at < ?")
+        params.append(end)
+    if status is not None:
+        values = _as_list(status)
+        clauses.append(f"t.status IN ({', '.join('?' for _ in values)})")
+        params.extend(values)
+    if model is not None:
+        values = _as_list(model)
+        clauses.append(f"t.model IN ({', '.join('?' for _ in values)})")
+        params.extend(values)
+    if policy is not None:
+        clauses.append("(t.policy_class = ? OR t.policy_class LIKE ?)")
+        params.extend([policy, f"%.{policy}"])
+    if tag is not None:
+        key, sep, value = tag.partition("=")
+        if not key.strip():
+            raise ValueError(f"tag={tag!r}: pass a tag key or 'key=value'")
+        path = '$."' + key.strip().replace('"', '\\"') + '"'
+        if sep:
+            clauses.append("json_extract_string(t.tags, ?) = ?")
+            params.extend([path, value])
+        else:
+            clauses.append("json_extract(t.tags, ?) IS NOT NULL")
+            params.append(path)
+    if api is not None:
+        values = _as_list(api)
+        bad = [v for v in values if v not in _APIS]
+        if bad:
+            raise ValueError(f"api={bad[0]!r}: pass one of {', '.join(_APIS)}")
+        clauses.append(f"{API_SQL} IN ({', '.join('?' for _ in values)})")
+        params.extend(values)
+    if where:
+        clauses.append(f"({where})")
+    if not shadows:
+        clauses.append("t.shadow_of IS NULL")
+    return " AND ".join(clauses) or "TRUE", params
+
+
 class StoreCases:
     """The recorded transactions matching some filters, as evaluation cases.
 
@@ -115,50 +175,17 @@ class StoreCases:
         self.limit = limit
         self.batch_size = batch_size
         self._len: int | None = None
-        clauses: list[str] = []
-        params: list[Any] = []
-        start, end = parse_time("since", since), parse_time("until", until)
-        if start is not None:
-            clauses.append("t.started_at >= ?")
-            params.append(start)
-        if end is not None:
-            clauses.append("t.started_at < ?")
-            params.append(end)
-        if status is not None:
-            values = _as_list(status)
-            clauses.append(f"t.status IN ({', '.join('?' for _ in values)})")
-            params.extend(values)
-        if model is not None:
-            values = _as_list(model)
-            clauses.append(f"t.model IN ({', '.join('?' for _ in values)})")
-            params.extend(values)
-        if policy is not None:
-            clauses.append("(t.policy_class = ? OR t.policy_class LIKE ?)")
-            params.extend([policy, f"%.{policy}"])
-        if tag is not None:
-            key, sep, value = tag.partition("=")
-            if not key.strip():
-                raise ValueError(f"tag={tag!r}: pass a tag key or 'key=value'")
-            path = '$."' + key.strip().replace('"', '\\"') + '"'
-            if sep:
-                clauses.append("json_extract_string(t.tags, ?) = ?")
-                params.extend([path, value])
-            else:
-                clauses.append("json_extract(t.tags, ?) IS NOT NULL")
-                params.append(path)
-        if api is not None:
-            values = _as_list(api)
-            bad = [v for v in values if v not in _APIS]
-            if bad:
-                raise ValueError(f"api={bad[0]!r}: pass one of {', '.join(_APIS)}")
-            clauses.append(f"{API_SQL} IN ({', '.join('?' for _ in values)})")
-            params.extend(values)
-        if where:
-            clauses.append(f"({where})")
-        if not shadows:
-            clauses.append("t.shadow_of IS NULL")
-        self._where = " AND ".join(clauses) or "TRUE"
-        self._params = params
+        self._where, self._params = transaction_filter(
+            since=since,
+            until=until,
+            status=status,
+            model=model,
+            policy=policy,
+            tag=tag,
+            api=api,
+            where=where,
+            shadows=shadows,
+        )
 
     def __repr__(self) -> str:
         return f"<StoreCases {self._where!r} limit={self.limit} in {self.store.path}>"
