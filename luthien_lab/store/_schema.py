@@ -166,11 +166,13 @@ def current_version(con: Any) -> int:
         "SELECT count(*) FROM information_schema.tables "
         "WHERE table_name = 'schema_version' AND table_schema = 'main' "
         "AND table_catalog = current_database()"
-    ).fetchone()[0]
+    ).fetchall()[0][0]
     if not exists:
         return 0
-    row = con.execute("SELECT max(version) FROM schema_version").fetchone()
-    return int(row[0] or 0)
+    # fetchall: a result left unfinished (fetchone) makes the connection's next
+    # query fail with "unfinished result" (in-memory and user connections).
+    (version,) = con.execute("SELECT max(version) FROM schema_version").fetchall()[0]
+    return int(version or 0)
 
 
 def migrate(con: Any, upto: int | None = None) -> int:

@@ -215,7 +215,7 @@ class Store:
             # connection serves queries too, so it is switched for the write only.
             threads = 1
             if self.exclusive:
-                threads = con.execute("SELECT current_setting('threads')").fetchone()[0]
+                threads = con.execute("SELECT current_setting('threads')").fetchall()[0][0]
                 con.execute("SET threads = 1")
             try:
                 con.execute("BEGIN TRANSACTION")

@@ -180,3 +180,16 @@ class _InsertWatch:
 
     def __getattr__(self, name):
         return getattr(self._con, name)
+
+
+def test_schema_version_leaves_the_connection_usable():
+    """Reading the version must finish its results: an in-memory store keeps one
+    connection, whose next query failed with "unfinished result"."""
+    store = Store.memory()
+    try:
+        assert store.schema_version == SCHEMA_VERSION
+        assert len(store.transactions()) == 0
+        assert store.schema_version == SCHEMA_VERSION
+        assert store.sql("SELECT count(*) AS n FROM chunks")["n"].tolist() == [0]
+    finally:
+        store.close()
