@@ -222,6 +222,24 @@ def test_eval_over_recordings(tmp_path):
     assert probe(code.replace("CONFIG", repr(str(config))), tmp_path) == []
 
 
+def test_evaluating_stored_tool_calls(recorded_store, tmp_path):
+    """Replaying stored cases through a tool-call policy (SimplePolicy builds each
+    call's ``block.tool_call``) stays on litellm-free objects: importing litellm inside
+    a hook would hold the event loop for seconds."""
+    code = f"""
+    from luthien_lab.evaluate import evaluate
+    from luthien_lab.policies import ToolFilterPolicy
+    from luthien_lab.store import Store
+    policy = ToolFilterPolicy(deny=["get_weather"], blocked_message="[blocked {{name}}]")
+    with Store({str(recorded_store)!r}, read_only=True) as store:
+        result = evaluate({{"filter": policy}}, store.cases(), progress=False)
+    assert len(result) == 1, len(result)
+    assert result["status"].tolist() == ["blocked"], result["status"].tolist()
+    assert "get_weather" in str(result["diff"].tolist()), result["diff"].tolist()
+    """
+    assert probe(code, tmp_path) == []
+
+
 # ----- replays without litellm: the litellm-free chunks -----
 
 

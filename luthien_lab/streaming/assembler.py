@@ -30,6 +30,7 @@ from luthien_lab.streaming.fields import (
     read_delta,
     read_signature,
 )
+from luthien_lab.streaming.lite import is_lite
 from luthien_lab.streaming.state import StreamState
 
 if TYPE_CHECKING:
@@ -203,7 +204,10 @@ class StreamingChunkAssembler:
         block = state.tool_blocks.get(tool_index)
         if block is None:
             block = ToolCallStreamBlock(
-                id=call_id or f"call_{tool_index}", index=tool_index, name=name or ""
+                id=call_id or f"call_{tool_index}",
+                index=tool_index,
+                name=name or "",
+                lite=is_lite(tool_call),
             )
             state.tool_blocks[tool_index] = block
             state.blocks.append(block)

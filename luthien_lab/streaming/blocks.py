@@ -95,13 +95,18 @@ class ToolCallStreamBlock(StreamBlock):
     """
 
     kind: ClassVar[str] = "tool_call"
-    __slots__ = ("arguments", "index", "name")
+    __slots__ = ("arguments", "index", "lite", "name")
 
-    def __init__(self, id: str, index: int, name: str = "", arguments: str = "") -> None:
+    def __init__(
+        self, id: str, index: int, name: str = "", arguments: str = "", lite: bool = False
+    ) -> None:
         super().__init__(id)
         self.index = index
         self.name = name
         self.arguments = arguments
+        # Whether the stream's chunks are litellm-free objects: then so is tool_call,
+        # and reading it never imports litellm (seconds, inside a hook).
+        self.lite = lite
 
     @property
     def parsed_arguments(self) -> Any:
@@ -110,11 +115,12 @@ class ToolCallStreamBlock(StreamBlock):
 
     @property
     def tool_call(self) -> Any:
-        """The block as a litellm ``ChatCompletionMessageToolCall`` (its litellm-free
-        equivalent when litellm is not imported: same fields)."""
+        """The block as a litellm ``ChatCompletionMessageToolCall``, or its litellm-free
+        equivalent (same fields) when the stream's chunks are litellm-free or litellm
+        is not imported in a process that prefers those."""
         from luthien_lab.streaming import lite
 
-        if lite.use_litellm():
+        if not self.lite and lite.use_litellm():
             from luthien_lab.clients._litellm import litellm_types
 
             types = litellm_types()
