@@ -115,6 +115,10 @@ def build(name: str) -> Path:
         if cell.cell_type == "code":
             for output in cell.get("outputs", []):
                 output.get("metadata", {}).pop("execution", None)
+    # The widgets' saved state (every model a cell made: hundreds for a browser) is
+    # neither checked by nbval nor rendered outside a live kernel; it made one notebook
+    # half a megabyte of diff per rebuild.
+    nb.metadata.pop("widgets", None)
     nb.metadata[HASH_KEY] = {"source_sha256": source_hash(notebook_cells(nb))}
     target = NOTEBOOKS / f"{name}.ipynb"
     nbformat.write(nb, str(target))
