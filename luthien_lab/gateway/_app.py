@@ -22,6 +22,7 @@ from starlette.exceptions import HTTPException
 
 from luthien_lab.gateway._anthropic import add_messages_routes, error_type
 from luthien_lab.gateway._errors import GatewayError, classify
+from luthien_lab.gateway._hot_routes import install_hot_routes
 from luthien_lab.gateway._models import list_models
 from luthien_lab.gateway._openai_chat import add_chat_routes, openai_error_response
 from luthien_lab.gateway._plumbing import Gateway, json_response
@@ -164,4 +165,5 @@ def create_app(
     add_chat_routes(app, gateway)
     add_messages_routes(app, gateway)
     add_responses_routes(app, gateway)
+    install_hot_routes(app)
     return app

@@ -33,6 +33,18 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="record nothing (without it, serve refuses to start when the store cannot be opened)",
     )
     parser.add_argument("--log-level", default="warning", help="uvicorn log level")
+    parser.add_argument(
+        "--http",
+        choices=["auto", "httptools", "h11"],
+        default="auto",
+        help="HTTP parser (auto: httptools when installed)",
+    )
+    parser.add_argument(
+        "--loop",
+        choices=["auto", "uvloop", "asyncio"],
+        default="auto",
+        help="event loop (auto: uvloop when installed)",
+    )
 
 
 # "auto" picks httptools and uvloop (the ``serve`` extra installs both): uvicorn's
@@ -82,5 +94,6 @@ def run(args: argparse.Namespace) -> int:
         f"(recording: {store or 'off'})",
         flush=True,
     )
-    uvicorn.run(app, host=host, port=port, log_level=args.log_level, **SERVER_OPTIONS)
+    options = {**SERVER_OPTIONS, "http": args.http, "loop": args.loop}
+    uvicorn.run(app, host=host, port=port, log_level=args.log_level, **options)
     return 0

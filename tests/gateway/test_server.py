@@ -44,3 +44,28 @@ def test_a_served_request_runs_on_uvloop():
         response = httpx.get(f"{url}/health", timeout=10)
     assert response.status_code == 200, response.text
     assert len(seen) == 1 and seen[0].startswith("uvloop"), seen
+
+
+def test_api_calls_skip_fastapi_routing():
+    from luthien_lab.gateway._hot_routes import HOT_PATHS, HotRoutes
+
+    app = create_app(NoOpPolicy(), llm_client=ScriptedLLMClient(text_stream("hi")))
+    hot = [m for m in app.user_middleware if m.cls is HotRoutes]
+    assert len(hot) == 1
+    assert set(hot[0].kwargs["endpoints"]) == HOT_PATHS
+
+
+def test_a_hot_route_answers_and_errors_keep_their_format():
+    app = create_app(NoOpPolicy(), llm_client=ScriptedLLMClient(text_stream("hi")))
+    with serve(app) as url:
+        ok = httpx.post(
+            f"{url}/v1/chat/completions",
+            json={"model": "m", "messages": [{"role": "user", "content": "x"}]},
+            timeout=10,
+        )
+        bad = httpx.post(f"{url}/v1/messages", json={"model": "m"}, timeout=10)
+        wrong_method = httpx.get(f"{url}/v1/messages", timeout=10)
+    assert ok.status_code == 200 and ok.json()["choices"][0]["message"]["content"] == "hi"
+    assert bad.status_code == 400 and bad.json()["type"] == "error", bad.text
+    assert "max_tokens" in bad.json()["error"]["message"]
+    assert wrong_method.status_code == 405 and wrong_method.json()["type"] == "error"
