@@ -2,8 +2,8 @@
 
 Every request for an API call (chat completions, messages, count_tokens, responses)
 went through FastAPI's routing (a regex per route), its dependency solving and its
-exception-handling wrappers: ~13% of the gateway's CPU per streamed request. This
-ASGI middleware sends an exact ``POST`` on one of those paths straight to the route's
+exception-handling wrappers: ~13% of the gateway's CPU per streamed request.
+``GatewayApp`` sends an exact ``POST`` on one of those paths straight to the route's
 endpoint (which turns every failure into an error in its API's format itself); any
 other request, lifespan included, goes on to the FastAPI app unchanged, so 404s,
 405s, ``/health`` and ``/v1/models`` behave as before.
@@ -12,15 +12,14 @@ other request, lifespan included, goes on to the FastAPI app unchanged, so 404s,
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 from fastapi import FastAPI
 from fastapi import Request as HTTPRequest
 from fastapi.routing import APIRoute
 from starlette.responses import Response
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
-__all__ = ["HOT_PATHS", "HotRoutes", "install_hot_routes"]
+__all__ = ["HOT_PATHS", "GatewayApp", "install_hot_routes"]
 
 Endpoint = Callable[[HTTPRequest], Awaitable[Response]]
 
@@ -29,26 +28,27 @@ HOT_PATHS = frozenset(
 )
 
 
-class HotRoutes:
-    """Dispatch ``POST`` on ``endpoints``' paths directly; pass the rest to ``app``."""
+class GatewayApp(FastAPI):
+    """A FastAPI app that serves ``POST`` on its :data:`HOT_PATHS` routes itself, in
+    front of FastAPI's middleware (its telemetry, body limit and error wrappers wrap
+    every ``send``) and routing; every other request goes to FastAPI."""
 
-    def __init__(self, app: ASGIApp, endpoints: dict[str, Endpoint]) -> None:
-        self.app = app
-        self.endpoints = endpoints
+    hot_endpoints: dict[str, Endpoint] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "POST":
-            endpoint = self.endpoints.get(scope["path"])
+            endpoint = self.hot_endpoints.get(scope["path"])
             if endpoint is not None:
+                scope["app"] = self
                 response = await endpoint(HTTPRequest(scope, receive, send))
                 await response(scope, receive, send)
                 return
-        await self.app(scope, receive, send)
+        await super().__call__(scope, receive, send)
 
 
-def install_hot_routes(app: FastAPI) -> dict[str, Any]:
-    """Serve ``app``'s POST routes on :data:`HOT_PATHS` through :class:`HotRoutes`
-    (call once every route is registered); returns the endpoints it took."""
+def install_hot_routes(app: GatewayApp) -> dict[str, Endpoint]:
+    """Serve ``app``'s POST routes on :data:`HOT_PATHS` directly (call once every
+    route is registered); returns the endpoints it took."""
     endpoints: dict[str, Endpoint] = {}
     for route in app.router.routes:
         if (
@@ -57,5 +57,5 @@ def install_hot_routes(app: FastAPI) -> dict[str, Any]:
             and "POST" in (route.methods or ())
         ):
             endpoints[route.path] = route.endpoint
-    app.add_middleware(HotRoutes, endpoints=endpoints)
+    app.hot_endpoints = endpoints
     return endpoints

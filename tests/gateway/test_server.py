@@ -47,12 +47,11 @@ def test_a_served_request_runs_on_uvloop():
 
 
 def test_api_calls_skip_fastapi_routing():
-    from luthien_lab.gateway._hot_routes import HOT_PATHS, HotRoutes
+    from luthien_lab.gateway._hot_routes import HOT_PATHS, GatewayApp
 
     app = create_app(NoOpPolicy(), llm_client=ScriptedLLMClient(text_stream("hi")))
-    hot = [m for m in app.user_middleware if m.cls is HotRoutes]
-    assert len(hot) == 1
-    assert set(hot[0].kwargs["endpoints"]) == HOT_PATHS
+    assert isinstance(app, GatewayApp)
+    assert set(app.hot_endpoints) == HOT_PATHS
 
 
 def test_a_hot_route_answers_and_errors_keep_their_format():
