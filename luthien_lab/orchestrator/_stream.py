@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from luthien_lab._listeners import notify
@@ -37,6 +37,7 @@ async def run_stream(
     egress: EgressQueue = ctx.egress_queue
     assert assembler is not None
     producer: asyncio.Task[None] | None = None
+    chunks: AsyncGenerator[Any, None] | None = None
     status = "ok"
     failure: BaseException | None = None
     try:
@@ -48,22 +49,17 @@ async def run_stream(
             return
         produce = _produce(settings, client, tx, ctx, assembler, egress)
         producer = asyncio.get_running_loop().create_task(produce)
-        # The loop of the queue's own iterator, inlined: one async generator less
-        # between a hook's put and the caller, per chunk.
-        pending = egress.pending
-        take = pending.popleft
-        while True:
-            while pending:
-                yield take()
-            if egress.closed:
-                break
-            await egress.wakeup()
+        chunks = aiter(egress)
+        async for chunk in chunks:
+            yield chunk
         await producer  # re-raises the producer's error, if any
     except BaseException as error:
         failure = error
         status = status_of(error)
         raise
     finally:
+        if chunks is not None:
+            await chunks.aclose()  # now, rather than by the loop's finalizer, later
         if producer is not None and not producer.done():
             producer.cancel()
             # The producer was cancelled on purpose; what it raises now is moot.

@@ -173,18 +173,6 @@ class EgressQueue:
         self._buffer.clear()
         return items
 
-    @property
-    def pending(self) -> deque[Any]:
-        """The chunks put and not yet taken, oldest first (take with ``popleft``)."""
-        return self._buffer
-
-    def wakeup(self) -> asyncio.Future[None]:
-        """A future done at the next put or close: what a consumer that found
-        :attr:`pending` empty (and the queue open) awaits. For a consumer that inlines
-        :meth:`__aiter__`'s loop (one async generator fewer per chunk)."""
-        waiter = self._waiter = asyncio.get_running_loop().create_future()
-        return waiter
-
     def __aiter__(self) -> AsyncGenerator[Any, None]:
         """Every chunk put, in order, each as soon as it is put; ends once the queue
         is closed and every chunk put before has been taken. An async generator, not
