@@ -1,4 +1,4 @@
-"""``HotRoutes``: the API calls, served without FastAPI's per-request machinery.
+"""``GatewayApp``: the API calls, served without FastAPI's per-request machinery.
 
 Every request for an API call (chat completions, messages, count_tokens, responses)
 went through FastAPI's routing (a regex per route), its dependency solving and its
