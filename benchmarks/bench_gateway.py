@@ -56,7 +56,10 @@ POLICIES = {
         '  config:\n    replacements: {"Hello": "Howdy", "secret": "[redacted]"}\n'
     ),
 }
-ROWS = ("floor", *POLICIES, "litellm")
+# ``--baseline``: passthrough on uvicorn's pure-Python pieces, to show what httptools and
+# uvloop bring in the same run.
+BASELINE = "passthrough h11"
+ROWS = ("floor", *POLICIES, BASELINE, "litellm")
 MODEL = "gpt-4o-mini"
 WARMUP_PER_CLIENT = 3
 
@@ -151,7 +154,15 @@ def floor_proxy(upstream: str, port: int) -> None:
     app.cleanup_ctx.append(session_ctx)
     app.router.add_route("*", "/{tail:.*}", handle)
     print(f"floor proxy on http://127.0.0.1:{port}", flush=True)
-    web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None)
+    # On uvloop when installed, as the gateway is (SERVER_OPTIONS): the yardstick gets
+    # the same event loop.
+    try:
+        import uvloop
+    except ImportError:
+        loop = None
+    else:
+        loop = uvloop.new_event_loop()
+    web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None, loop=loop)
 
 
 # --- LiteLLM's proxy, the peer ------------------------------------------------------------
@@ -343,6 +354,9 @@ def main() -> int:
     )
     parser.add_argument("--rounds", type=int, default=5, help="turns the rows take per setting")
     parser.add_argument("--only", nargs="*", choices=ROWS, default=list(ROWS))
+    parser.add_argument(
+        "--baseline", action="store_true", help=f"add the row {BASELINE!r} (h11, asyncio)"
+    )
     parser.add_argument("--upstream-client", choices=["auto", "litellm", "http"], default="auto")
     parser.add_argument("--record", action="store_true", help="record to DuckDB (temp file)")
     parser.add_argument("--floor-proxy", nargs=2, metavar=("UPSTREAM", "PORT"), help="internal")
@@ -368,7 +382,10 @@ def main() -> int:
                 proc, url = start([], r"floor proxy on (\S+)", env, me)
                 procs.append(proc)
                 targets["floor"] = (url, proc.pid)
-            for name, policy in POLICIES.items():
+            rows = dict(POLICIES)
+            if args.baseline:
+                rows[BASELINE] = POLICIES["passthrough"]
+            for name, policy in rows.items():
                 if name not in args.only:
                     continue
                 config = tmp / f"policy-{len(procs)}.yaml"
@@ -377,6 +394,8 @@ def main() -> int:
                 serve = ["serve", "--config", str(config), "--port", str(port)]
                 serve += ["--upstream", f"{provider_url}/v1"]
                 serve += ["--upstream-client", args.upstream_client]
+                if name == BASELINE:
+                    serve += ["--http", "h11", "--loop", "asyncio"]
                 store = ["--store", str(tmp / f"bench-{port}.duckdb")]
                 serve += store if args.record else ["--no-record"]
                 proc, _ = start(serve, r"(gateway)", env)

@@ -22,6 +22,7 @@ from starlette.exceptions import HTTPException
 
 from luthien_lab.gateway._anthropic import add_messages_routes, error_type
 from luthien_lab.gateway._errors import GatewayError, classify
+from luthien_lab.gateway._hot_routes import GatewayApp, install_hot_routes
 from luthien_lab.gateway._models import list_models
 from luthien_lab.gateway._openai_chat import add_chat_routes, openai_error_response
 from luthien_lab.gateway._plumbing import Gateway, json_response
@@ -168,7 +169,7 @@ def create_app(
         if close is not None:
             await close()
 
-    app = FastAPI(
+    app = GatewayApp(
         title="luthien-lab gateway",
         lifespan=lifespan,
         docs_url=None,
@@ -209,4 +210,5 @@ def create_app(
     add_chat_routes(app, gateway)
     add_messages_routes(app, gateway)
     add_responses_routes(app, gateway)
+    install_hot_routes(app)
     return app

@@ -67,31 +67,49 @@ async def unless_disconnected(http: Any, awaitable: Any) -> Any:
     """Await ``awaitable``, cancelling it the moment the client disconnects (then raise
     :class:`ClientDisconnected`). Before the response starts nothing else listens for
     the disconnect, so without this a client that hangs up before the first chunk, or
-    during a non-streaming call, leaves the upstream call running to its end."""
-    work = asyncio.ensure_future(awaitable)
-    watcher = asyncio.ensure_future(_disconnected(http))
+    during a non-streaming call, leaves the upstream call running to its end.
+
+    ``awaitable`` runs in this task (a task of its own and ``asyncio.wait`` cost more
+    than the rest of a short request's handling); a watcher task cancels this one when
+    the client goes."""
+    gone: list[bool] = []
+    watcher = _watch_for_disconnect(http.receive, gone)
     try:
-        await asyncio.wait((work, watcher), return_when=asyncio.FIRST_COMPLETED)
+        result = await awaitable
+    except asyncio.CancelledError:
+        if not gone:
+            raise
     finally:
-        if not work.done():
-            work.cancel()
-            with contextlib.suppress(BaseException):
-                await work
-        if not watcher.done():
-            watcher.cancel()
-            with contextlib.suppress(BaseException):
-                await watcher
-    if work.cancelled() or not work.done():
+        watcher.cancel()
+    if gone:
+        _own_cancel_done()
         raise ClientDisconnected
-    return work.result()
+    return result
 
 
-async def _disconnected(http: Any) -> None:
-    # The body was read whole already: what receive() gets next is the disconnect.
-    while True:
-        message = await http.receive()
-        if message["type"] == "http.disconnect":
-            return
+def _watch_for_disconnect(receive: Any, gone: list[bool]) -> asyncio.Task[None]:
+    """A task that, on ``http.disconnect``, notes it in ``gone`` and cancels the
+    current task."""
+    task = asyncio.current_task()
+    assert task is not None
+
+    async def watch() -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                gone.append(True)
+                task.cancel()
+                return
+
+    return asyncio.get_running_loop().create_task(watch())
+
+
+def _own_cancel_done() -> None:
+    """The watcher's cancellation of this task was handled: take it back, so that
+    this task's later awaits are not cancelled too."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        task.uncancel()
 
 
 class SSEResponse(Response):
@@ -108,18 +126,21 @@ class SSEResponse(Response):
         self.background = None
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        loop = asyncio.get_running_loop()
-        streamer = loop.create_task(self._stream(send))
-        watcher = loop.create_task(self._watch(receive))
+        # The body is written in this task; a watcher task cancels it on disconnect
+        # (cheaper than a task for each and asyncio.wait, per request).
+        gone: list[bool] = []
+        watcher = _watch_for_disconnect(receive, gone)
         try:
-            await asyncio.wait((streamer, watcher), return_when=asyncio.FIRST_COMPLETED)
+            await self._stream(send)
+        except asyncio.CancelledError:
+            if not gone:
+                raise
+        except OSError:
+            pass  # the connection broke while writing: nobody to tell
         finally:
-            for task in (streamer, watcher):
-                if not task.done():
-                    task.cancel()
-            for task in (streamer, watcher):
-                with contextlib.suppress(asyncio.CancelledError, OSError):
-                    await task
+            watcher.cancel()
+            if gone:
+                _own_cancel_done()
             close = getattr(self.stream, "aclose", None)
             if close is not None:
                 with contextlib.suppress(Exception):
@@ -157,13 +178,6 @@ class SSEResponse(Response):
         if ready:
             await send(_body(ready))
         await send({"type": "http.response.body", "body": b"", "more_body": False})
-
-    @staticmethod
-    async def _watch(receive: Any) -> None:
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return
 
 
 def _body(ready: list[bytes]) -> dict[str, Any]:

@@ -165,7 +165,8 @@ class SimplePolicy(Policy):
         state = ctx.ingress_state
         chunk = state.raw_chunks[-1]
         progress = ctx.scratchpad.get(_STATE_KEY) or self._progress(ctx)
-        text = read_text_only(chunk)
+        # The assembler's reading of this chunk, when it took it (it nearly always has).
+        text = state.text_only if state.text_only_of is chunk else read_text_only(chunk)
         if text is not None:  # the common chunk: one text delta
             if progress.text_live and not (text[1] and progress.role_sent):
                 progress.role_sent = True

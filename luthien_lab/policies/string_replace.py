@@ -174,9 +174,11 @@ class StringReplacePolicy(Policy):
         return state
 
     async def on_chunk_received(self, ctx: StreamingResponseContext) -> None:
-        chunk = ctx.ingress_state.raw_chunks[-1]
+        state = ctx.ingress_state
+        chunk = state.raw_chunks[-1]
         replacer = ctx.scratchpad.get(_STATE_KEY) or self._state(ctx)
-        plain = read_text_only(chunk)
+        # The assembler's reading of this chunk, when it took it (it nearly always has).
+        plain = state.text_only if state.text_only_of is chunk else read_text_only(chunk)
         if plain is not None:  # the common chunk: one text delta and nothing else
             out = replacer.feed(plain[0])
             if out == plain[0]:

@@ -29,6 +29,8 @@ from luthien_lab.streaming.fields import (
     read_chunk,
     read_delta,
     read_signature,
+    read_text_only,
+    read_usage,
 )
 from luthien_lab.streaming.lite import is_lite
 from luthien_lab.streaming.state import StreamState
@@ -95,6 +97,21 @@ class StreamingChunkAssembler:
         state = self.state
         index = len(state.raw_chunks)
         state.raw_chunks.append(chunk)
+        plain = state.text_only = read_text_only(chunk)
+        state.text_only_of = chunk
+        if plain is not None:
+            # The common chunk: one more piece of the open text block. One reading of
+            # the chunk instead of three (hooks reuse it through state.text_only).
+            open_text = state.content_block
+            if (
+                open_text is not None
+                and state.current_block is open_text
+                and not open_text.is_complete
+                and read_usage(chunk) is None
+            ):
+                open_text.append(plain[0])
+                open_text.chunk_indices.append(index)
+                return [(DELTA, open_text)]
         usage, delta, finish_reason = read_chunk(chunk)
         if usage is not None:
             state.usage = usage

@@ -19,6 +19,7 @@ __all__ = [
     "read_delta_role",
     "read_signature",
     "read_text_only",
+    "read_usage",
 ]
 
 _MISSING = object()
@@ -77,6 +78,17 @@ def read_chunk(chunk: Any) -> tuple[Any, Any, Any]:
             field_of(choices[0], "delta"),
             field_of(choices[0], "finish_reason"),
         )
+
+
+def read_usage(chunk: Any) -> Any:
+    """The chunk's usage, or None (:func:`read_chunk`'s first item, alone)."""
+    try:
+        extra = chunk.__pydantic_extra__
+        if extra:
+            return extra.get("usage") or chunk.__dict__.get("usage")
+        return chunk.__dict__.get("usage")
+    except AttributeError:
+        return field_of(chunk, "usage")
 
 
 def read_delta(delta: Any) -> tuple[Any, Any, Any]:

@@ -277,6 +277,52 @@ class Chunk(LiteObject):
         }
     )
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Any:
+        # LiteObject.from_dict, unrolled for the shape of a stream chunk (the gateway
+        # builds one per upstream event: the generic walk cost as much as the JSON
+        # parse); the same objects.
+        if cls is not Chunk:
+            return super().from_dict(data)
+        obj = _new(Chunk)
+        values = obj.__dict__
+        values.update(data)
+        choices = values.get("choices")
+        if choices is not None:
+            if type(choices) is list:
+                values["choices"] = [
+                    _stream_choice(item) if type(item) is dict else item for item in choices
+                ]
+            else:
+                values["choices"] = StreamChoice._convert(choices)
+        usage = values.get("usage")
+        if usage is not None:
+            values["usage"] = Usage._convert(usage)
+        return obj
+
+
+_new = object.__new__
+
+
+def _stream_choice(data: dict[str, Any]) -> StreamChoice:
+    """``StreamChoice.from_dict(data)``, unrolled (see ``Chunk.from_dict``)."""
+    choice = _new(StreamChoice)
+    values = choice.__dict__
+    values.update(data)
+    delta = values.get("delta")
+    if delta is not None:
+        if type(delta) is dict:
+            new = _new(Delta)
+            fields = new.__dict__
+            fields.update(delta)
+            tool_calls = fields.get("tool_calls")
+            if tool_calls is not None:
+                fields["tool_calls"] = ToolCallDelta._convert(tool_calls)
+            values["delta"] = new
+        else:
+            values["delta"] = Delta._convert(delta)
+    return choice
+
 
 class Message(LiteObject):
     """A response's message (litellm ``Message``)."""

@@ -32,6 +32,9 @@ class StreamState:
     - ``last_emission_index``: how many raw chunks ``passthrough_accumulated_chunks``
       has already forwarded.
     - ``usage``: the last usage object seen (OpenAI's ``include_usage`` trailer, say).
+    - ``text_only``: ``read_text_only`` of the chunk ``text_only_of`` (the latest one
+      the assembler took): its (content, role) when text is its only payload, else
+      None. Read once per chunk, so that hooks need not read the chunk again.
     """
 
     blocks: list[StreamBlock] = field(default_factory=list)
@@ -44,6 +47,8 @@ class StreamState:
     content_block: ContentStreamBlock | None = None
     thinking_block: ThinkingStreamBlock | None = None
     tool_blocks: dict[int, ToolCallStreamBlock] = field(default_factory=dict)
+    text_only: tuple[str, Any] | None = None
+    text_only_of: Any = None
 
     @property
     def tool_calls(self) -> list[ToolCallStreamBlock]:

@@ -11,6 +11,8 @@ import time
 
 import uvicorn
 
+from luthien_lab.gateway.cli import SERVER_OPTIONS
+
 
 @contextlib.contextmanager
 def serve(app):
@@ -19,7 +21,7 @@ def serve(app):
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    config = uvicorn.Config(app, log_level="error", access_log=False, lifespan="on")
+    config = uvicorn.Config(app, log_level="error", lifespan="on", **SERVER_OPTIONS)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
