@@ -57,22 +57,6 @@ def _error_response(http: HTTPRequest, error: GatewayError) -> Response:
     return openai_error_response(error)
 
 
-class _ReleaseShadows:
-    """Starts the shadow policies on the live transactions a request ended once its
-    response is sent (ASGI middleware): they then compute while the live path is
-    free, not while it writes the response."""
-
-    def __init__(self, app: Any, shadows: Any) -> None:
-        self.app = app
-        self.shadows = shadows
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        try:
-            await self.app(scope, receive, send)
-        finally:
-            self.shadows.release()
-
-
 def _warm_up() -> None:
     """What would otherwise make the first request wait seconds: importing litellm
     (and its per-call cost bookkeeping, off)."""
@@ -178,7 +162,9 @@ def create_app(
     )
     app.state.gateway = gateway
     if shadow_set is not None:
-        app.add_middleware(_ReleaseShadows, shadows=shadow_set)
+        # The shadows start on the transactions a request ended once its response is
+        # sent: they then compute while the live path is free, not while it writes.
+        app.after_response = shadow_set.release
     app.state.recorder = recorder
     app.state.shadows = shadow_set
     name = policy_name(policy)

@@ -33,11 +33,21 @@ class GatewayApp(FastAPI):
     front of FastAPI's middleware (its telemetry, body limit and error wrappers wrap
     every ``send``) and routing; every other request goes to FastAPI."""
 
-    hot_endpoints: dict[str, Endpoint] = {}
+    hot_endpoints: dict[str, Endpoint]
+    # Called once each HTTP response is sent (or the request failed): what must wait
+    # until the live path is done with a request (the shadow policies start then).
+    after_response: Callable[[], None] | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await self._serve(scope, receive, send)
+        finally:
+            if self.after_response is not None and scope["type"] == "http":
+                self.after_response()
+
+    async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "POST":
-            endpoint = self.hot_endpoints.get(scope["path"])
+            endpoint = getattr(self, "hot_endpoints", {}).get(scope["path"])
             if endpoint is not None:
                 scope["app"] = self
                 response = await endpoint(HTTPRequest(scope, receive, send))
