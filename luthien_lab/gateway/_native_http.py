@@ -30,10 +30,12 @@ class NativeUpstreamError(UpstreamError):
 
 
 class SessionPool:
-    """One ``aiohttp.ClientSession`` for the running event loop, made on first use."""
+    """One ``aiohttp.ClientSession`` for the running event loop, made on first use
+    (a session belongs to one loop); ``headers`` go with every request."""
 
-    def __init__(self, max_connections: int = 256) -> None:
+    def __init__(self, max_connections: int = 256, headers: dict[str, str] | None = None) -> None:
         self._max = max_connections
+        self._headers = headers
         self._session: aiohttp.ClientSession | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -43,10 +45,15 @@ class SessionPool:
         if session is None or session.closed or self._loop is not loop:
             import aiohttp
 
-            # Timeouts are the orchestrator's (chunk_timeout), none here.
+            if session is not None and not session.closed:
+                _let_go(session)
+            # Timeouts are the orchestrator's (chunk_timeout), none here (aiohttp's
+            # default would end any response after 300 s).
             connector = aiohttp.TCPConnector(limit=self._max, ttl_dns_cache=300)
             session = aiohttp.ClientSession(
-                connector=connector, timeout=aiohttp.ClientTimeout(total=None)
+                connector=connector,
+                timeout=aiohttp.ClientTimeout(total=None),
+                headers=self._headers,
             )
             self._session, self._loop = session, loop
         return session
@@ -55,6 +62,16 @@ class SessionPool:
         session, self._session = self._session, None
         if session is not None and not session.closed:
             await session.close()
+
+
+def _let_go(session: aiohttp.ClientSession) -> None:
+    """Drop a session made in an event loop that is gone (its connections cannot be
+    closed from another loop): its sockets are closed now, not reported as leaked
+    when the process exits."""
+    connector = session.connector
+    session.detach()
+    if connector is not None:
+        connector._close()  # the synchronous part of close(): closes the transports
 
 
 async def forward(

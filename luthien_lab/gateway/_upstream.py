@@ -17,7 +17,6 @@ parser is C, roughly doubles that).
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
@@ -26,7 +25,7 @@ from luthien_lab.clients import LLMClient
 from luthien_lab.clients._base import set_stream_mode
 from luthien_lab.clients._litellm import import_litellm
 from luthien_lab.errors import ConfigError, UpstreamError
-from luthien_lab.gateway._native_http import fail, sse_frames
+from luthien_lab.gateway._native_http import SessionPool, fail, sse_frames
 from luthien_lab.gateway._wire import WireContext, wire_of
 from luthien_lab.streaming.lite import Chunk, Response
 
@@ -50,40 +49,23 @@ class OpenAIHTTPClient(LLMClient):
     """Posts to ``{api_base}/chat/completions``; ``provider/`` model prefixes are
     stripped (``openai/gpt-4o`` is sent as ``gpt-4o``).
 
-    The aiohttp session is made on first use, in the running event loop (a session
-    belongs to one loop); ``aclose()`` closes it.
+    The aiohttp session comes from a :class:`SessionPool` (one per event loop);
+    ``aclose()`` closes it.
     """
 
     def __init__(self, api_base: str, api_key: str = "", *, max_connections: int = 256) -> None:
         self.url = api_base.rstrip("/") + "/chat/completions"
-        self._headers = {"content-type": "application/json"}
+        headers = {"content-type": "application/json"}
         if api_key:
-            self._headers["authorization"] = f"Bearer {api_key}"
-        self._max_connections = max_connections
-        self._session: aiohttp.ClientSession | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
+            headers["authorization"] = f"Bearer {api_key}"
+        self._pool = SessionPool(max_connections, headers)
         # litellm is imported now, not on the first request (seconds, during which a
         # serving event loop would answer nothing); the gateway uses it for other
         # upstreams and its Responses translation.
         import_litellm()
 
     def _client(self) -> aiohttp.ClientSession:
-        loop = asyncio.get_running_loop()
-        session = self._session
-        if session is None or session.closed or self._loop is not loop:
-            import aiohttp
-
-            # Timeouts are the orchestrator's (chunk_timeout): none here (aiohttp's
-            # default would end any response after 300 s).
-            connector = aiohttp.TCPConnector(limit=self._max_connections, ttl_dns_cache=300)
-            session = aiohttp.ClientSession(
-                connector=connector,
-                timeout=aiohttp.ClientTimeout(total=None),
-                headers=self._headers,
-                auto_decompress=True,
-            )
-            self._session, self._loop = session, loop
-        return session
+        return self._pool.session()
 
     def _body(self, request: Request, stream: bool) -> tuple[bytes, dict[str, str] | None]:
         """The body to post, and the client headers to forward (None: no wire)."""
@@ -150,9 +132,7 @@ class OpenAIHTTPClient(LLMClient):
         return _PROVIDER
 
     async def aclose(self) -> None:
-        session, self._session = self._session, None
-        if session is not None and not session.closed:
-            await session.close()
+        await self._pool.aclose()
 
 
 def native_chat_body(wire: WireContext, request: Request, stream: bool) -> bytes:
