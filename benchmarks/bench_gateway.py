@@ -109,6 +109,16 @@ async def wait_healthy(url: str, path: str = "/health") -> None:
     raise SystemExit(f"{url} never became healthy")
 
 
+def stop_all(procs: list) -> None:
+    """Terminate every process started here (kill what does not stop in 10 s)."""
+    for proc in procs:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
 def cpu_seconds(pid: int) -> float:
     """User+system CPU time of process ``pid`` so far."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -421,12 +431,7 @@ def main() -> int:
             )
             report(measure(targets, args), skipped)
         finally:
-            for proc in procs:
-                proc.terminate()
-                try:
-                    proc.wait(10)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
+            stop_all(procs)
     return 0
 
 

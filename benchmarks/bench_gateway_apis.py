@@ -35,7 +35,7 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_gateway import cpu_seconds, free_port, start, wait_healthy
+from bench_gateway import cpu_seconds, free_port, start, stop_all, wait_healthy
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "tests" / "fixtures"
@@ -95,9 +95,18 @@ UPSTREAMS = {
 }
 
 
-def start_gateways(api: str, provider_url: str, tmp: str, env: dict[str, str], procs: list) -> dict:
+def start_gateways(
+    api: str,
+    provider_url: str,
+    tmp: str,
+    env: dict[str, str],
+    procs: list,
+    configs: dict[str, str] = POLICIES,
+) -> dict:
+    """One gateway per ``configs`` entry (name -> YAML before its ``gateway:``), in
+    front of the provider, each healthy when this returns: name -> (url, pid)."""
     gateways = {}
-    for name, policy in POLICIES.items():
+    for name, policy in configs.items():
         config = Path(tmp) / f"{api}-{len(gateways)}.yaml"
         config.write_text(
             policy + "gateway:\n  upstream:\n" + UPSTREAMS[api].format(url=provider_url)
@@ -167,12 +176,7 @@ def main() -> int:
                     gateway_proc.wait(10)
                 del procs[1:]
         finally:
-            for proc in procs:
-                proc.terminate()
-                try:
-                    proc.wait(10)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
+            stop_all(procs)
     return 0
 
 

@@ -35,8 +35,15 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_gateway import free_port, start
-from bench_gateway_apis import APIS, RULES, UPSTREAMS, cpu_seconds, one, requests_for
+from bench_gateway import free_port, start, stop_all
+from bench_gateway_apis import (
+    APIS,
+    RULES,
+    cpu_seconds,
+    one,
+    requests_for,
+    start_gateways,
+)
 
 PASSTHROUGH = 'policy:\n  class: "luthien_lab.policies:NoOpPolicy"\n'
 SHADOWS = (
@@ -55,38 +62,6 @@ GATEWAYS = {
     "the same again": PASSTHROUGH,
     "gateway + 2 shadows": PASSTHROUGH + SHADOWS,
 }
-
-
-def wait_healthy(url: str, seconds: float = 180.0) -> None:
-    """Like bench_gateway's, with room for a slow start on a loaded machine (the
-    gateway imports litellm before it says it is healthy)."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/health", timeout=5).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise SystemExit(f"{url} never became healthy")
-
-
-def start_gateways(api: str, provider_url: str, tmp: str, env: dict[str, str], procs: list) -> dict:
-    gateways = {}
-    for name, config_text in GATEWAYS.items():
-        config = Path(tmp) / f"{api}-{len(gateways)}.yaml"
-        upstream = UPSTREAMS[api].format(url=provider_url)
-        config.write_text(config_text + "gateway:\n  upstream:\n" + upstream)
-        port = free_port()
-        proc, _ = start(
-            ["serve", "--config", str(config), "--port", str(port), "--no-record"],
-            r"luthien-lab (gateway):",
-            env,
-        )
-        procs.append(proc)
-        gateways[name] = (f"http://127.0.0.1:{port}", proc.pid)
-        wait_healthy(gateways[name][0])
-    return gateways
 
 
 def measure(api: str, provider_url: str, gateways: dict, rounds: int, gap: float) -> None:
@@ -158,19 +133,14 @@ def main() -> int:
             )
             procs.append(provider)
             for api in args.api:
-                gateways = start_gateways(api, provider_url, tmp, env, procs)
+                gateways = start_gateways(api, provider_url, tmp, env, procs, GATEWAYS)
                 measure(api, provider_url, gateways, args.requests, args.gap)
                 for gateway_proc in procs[1:]:
                     gateway_proc.terminate()
                     gateway_proc.wait(10)
                 del procs[1:]
         finally:
-            for proc in procs:
-                proc.terminate()
-                try:
-                    proc.wait(10)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
+            stop_all(procs)
     return 0
 
 
