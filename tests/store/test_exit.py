@@ -20,8 +20,11 @@ ROOT = Path(__file__).resolve().parents[2]
 # writer is still busy with them when the process is told to end.
 CHILD = textwrap.dedent(
     """
-    import os, sys, time
+    import os, signal, sys, time
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    # Ctrl-C raises KeyboardInterrupt, as in a terminal, even when this test runs as a
+    # shell's background job (which starts its children with SIGINT ignored).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     from litellm.types.utils import ModelResponseStream
     from luthien_lab.events import (
         ChunkEvent, TransactionFinished, TransactionInfo, TransactionResult
