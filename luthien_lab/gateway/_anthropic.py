@@ -32,7 +32,7 @@ from luthien_lab.gateway._plumbing import WIRE_API, forwarded_headers, json_resp
 from luthien_lab.gateway._sse import (
     ClientDisconnected,
     SSEResponse,
-    first_chunk,
+    start_stream,
     unless_disconnected,
     write_events,
 )
@@ -121,10 +121,10 @@ async def _stream(
     gateway: Gateway, http: HTTPRequest, request: Request, tid: str, model: str
 ) -> Response:
     chunks = gateway.orchestrator.process_streaming_response(request, tid)
-    first = await unless_disconnected(http, first_chunk(chunks))
+    first, watch = await start_stream(http, chunks)
     writer = AnthropicStreamWriter(f"msg_{tid}", model, request._wire, anthropic_error)
     headers = [(b"x-luthien-transaction-id", tid.encode())]
-    return SSEResponse(write_events(chunks, first, writer, sse_event, _log), headers)
+    return SSEResponse(write_events(chunks, first, writer, sse_event, _log), headers, watch)
 
 
 def _error_response(error: BaseException) -> Response:

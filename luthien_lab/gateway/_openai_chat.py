@@ -25,12 +25,12 @@ from luthien_lab.gateway._sse import (
     DONE,
     ClientDisconnected,
     SSEResponse,
-    first_chunk,
     sse_chunk,
     sse_data,
+    start_stream,
     unless_disconnected,
 )
-from luthien_lab.gateway._wire import WireContext, bind_wire
+from luthien_lab.gateway._wire import WireContext, bind_wire, wire_attr
 from luthien_lab.request import Request
 
 if TYPE_CHECKING:
@@ -81,7 +81,7 @@ async def _complete(gateway: Gateway, http: HTTPRequest, request: Request, tid: 
     response = await unless_disconnected(
         http, gateway.orchestrator.process_full_response(request, tid)
     )
-    wire: WireContext | None = request._wire
+    wire: WireContext | None = wire_attr(request)
     if wire is not None and wire.response is not None and wire.response[0] is response:
         body = wire.response[1]  # the upstream's own bytes: the policy returned it as it was
     else:
@@ -91,9 +91,9 @@ async def _complete(gateway: Gateway, http: HTTPRequest, request: Request, tid: 
 
 async def _stream(gateway: Gateway, http: HTTPRequest, request: Request, tid: str) -> Response:
     chunks = gateway.orchestrator.process_streaming_response(request, tid)
-    first = await unless_disconnected(http, first_chunk(chunks))
+    first, watch = await start_stream(http, chunks)
     headers = [(b"x-luthien-transaction-id", tid.encode())]
-    return SSEResponse(_events(chunks, first, request._wire), headers)
+    return SSEResponse(_events(chunks, first, wire_attr(request)), headers, watch)
 
 
 def _encode(chunk: Any, wire: WireContext | None) -> bytes | None:

@@ -34,7 +34,7 @@ from luthien_lab.gateway._responses_stream import ResponsesStreamWriter, sse_eve
 from luthien_lab.gateway._sse import (
     ClientDisconnected,
     SSEResponse,
-    first_chunk,
+    start_stream,
     unless_disconnected,
     write_events,
 )
@@ -99,10 +99,10 @@ async def _stream(
     gateway: Gateway, http: HTTPRequest, request: Request, tid: str, body: dict[str, Any]
 ) -> Response:
     chunks = gateway.orchestrator.process_streaming_response(request, tid)
-    first = await unless_disconnected(http, first_chunk(chunks))
+    first, watch = await start_stream(http, chunks)
     writer = ResponsesStreamWriter(f"resp_{tid}", body, request._wire)
     headers = [(b"x-luthien-transaction-id", tid.encode())]
-    return SSEResponse(write_events(chunks, first, writer, sse_event, _log), headers)
+    return SSEResponse(write_events(chunks, first, writer, sse_event, _log), headers, watch)
 
 
 def _error_response(error: BaseException) -> Response:

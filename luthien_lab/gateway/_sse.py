@@ -20,10 +20,12 @@ from starlette.responses import Response
 __all__ = [
     "DONE",
     "ClientDisconnected",
+    "DisconnectWatch",
     "SSEResponse",
     "first_chunk",
     "sse_chunk",
     "sse_data",
+    "start_stream",
     "unless_disconnected",
     "write_events",
 ]
@@ -59,11 +61,40 @@ async def first_chunk(chunks: AsyncIterator[Any]) -> Any:
         raise
 
 
+async def start_stream(http: Any, chunks: AsyncIterator[Any]) -> tuple[Any, DisconnectWatch]:
+    """The stream's first chunk (:func:`first_chunk`) under a disconnect watch, and the
+    watch, for the :class:`SSEResponse` that streams the rest to keep."""
+    watch = DisconnectWatch(http.receive)
+    try:
+        return await unless_disconnected(http, first_chunk(chunks), watch), watch
+    except BaseException:
+        watch.stop()
+        raise
+
+
 class ClientDisconnected(Exception):
     """The client hung up before the gateway had anything to send."""
 
 
-async def unless_disconnected(http: Any, awaitable: Any) -> Any:
+class DisconnectWatch:
+    """One request's watcher of ``http.disconnect``: a task that, when the client
+    goes, notes it in ``gone`` and cancels the request's task. A streamed response
+    keeps the one it waited for its first chunk under (see :class:`SSEResponse`): a
+    task per request, not one per phase."""
+
+    __slots__ = ("_task", "gone")
+
+    def __init__(self, receive: Any) -> None:
+        self.gone: list[bool] = []
+        self._task = _watch_for_disconnect(receive, self.gone)
+
+    def stop(self) -> None:
+        self._task.cancel()
+
+
+async def unless_disconnected(
+    http: Any, awaitable: Any, watch: DisconnectWatch | None = None
+) -> Any:
     """Await ``awaitable``, cancelling it the moment the client disconnects (then raise
     :class:`ClientDisconnected`). Before the response starts nothing else listens for
     the disconnect, so without this a client that hangs up before the first chunk, or
@@ -71,16 +102,19 @@ async def unless_disconnected(http: Any, awaitable: Any) -> Any:
 
     ``awaitable`` runs in this task (a task of its own and ``asyncio.wait`` cost more
     than the rest of a short request's handling); a watcher task cancels this one when
-    the client goes."""
-    gone: list[bool] = []
-    watcher = _watch_for_disconnect(http.receive, gone)
+    the client goes: ``watch`` when given (the caller stops it), else one of its own."""
+    own = watch is None
+    if watch is None:
+        watch = DisconnectWatch(http.receive)
+    gone = watch.gone
     try:
         result = await awaitable
     except asyncio.CancelledError:
         if not gone:
             raise
     finally:
-        watcher.cancel()
+        if own:
+            watch.stop()
     if gone:
         _own_cancel_done()
         raise ClientDisconnected
@@ -117,19 +151,24 @@ class SSEResponse(Response):
     body iterator is cancelled and closed."""
 
     def __init__(
-        self, body: AsyncIterator[bytes], headers: list[tuple[bytes, bytes]] | None = None
+        self,
+        body: AsyncIterator[bytes],
+        headers: list[tuple[bytes, bytes]] | None = None,
+        watch: DisconnectWatch | None = None,
     ) -> None:
         # Not Response.__init__: the body is an iterator and the headers are sent raw.
         self.stream = body
         self.raw_headers = _HEADERS + (headers or [])
         self.status_code = 200
         self.background = None
+        self.watch = watch
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        # The body is written in this task; a watcher task cancels it on disconnect
-        # (cheaper than a task for each and asyncio.wait, per request).
-        gone: list[bool] = []
-        watcher = _watch_for_disconnect(receive, gone)
+        # The body is written in this task; a watcher task (the request's, when it
+        # handed one over) cancels it on disconnect (cheaper than a task for each and
+        # asyncio.wait, per request).
+        watcher = self.watch or DisconnectWatch(receive)
+        gone = watcher.gone
         try:
             await self._stream(send)
         except asyncio.CancelledError:
@@ -138,7 +177,7 @@ class SSEResponse(Response):
         except OSError:
             pass  # the connection broke while writing: nobody to tell
         finally:
-            watcher.cancel()
+            watcher.stop()
             if gone:
                 _own_cancel_done()
             close = getattr(self.stream, "aclose", None)

@@ -26,7 +26,7 @@ from luthien_lab.clients._base import set_stream_mode
 from luthien_lab.clients._litellm import import_litellm
 from luthien_lab.errors import ConfigError, UpstreamError
 from luthien_lab.gateway._native_http import SessionPool, fail, sse_frames
-from luthien_lab.gateway._wire import WireContext, wire_of
+from luthien_lab.gateway._wire import WireContext, wire_attr, wire_of
 from luthien_lab.streaming.lite import Chunk, Response
 
 if TYPE_CHECKING:
@@ -142,9 +142,13 @@ def native_chat_body(wire: WireContext, request: Request, stream: bool) -> bytes
     final = request.model_dump()
     changed = wire.changed_fields(final) - {"model", "stream"}
     model = request.model.split("/", 1)[1] if "/" in request.model else request.model
-    usage_asked = not stream or wire.extra.get("client_usage")
-    if not changed and model == wire.body["model"] and usage_asked and wire.raw is not None:
-        return wire.raw
+    if not changed and model == wire.body["model"] and wire.raw is not None:
+        if not stream or wire.extra.get("client_usage"):
+            return wire.raw
+        if wire.body.get("stream") is True and "stream_options" not in wire.body:
+            # The client's bytes with the usage trailer asked for, rather than the
+            # body parsed and written again: cheaper, and nothing else differs.
+            return _asking_usage(wire.raw)
     body = dict(wire.body)
     for key in changed:
         if final.get(key) is None:
@@ -153,6 +157,13 @@ def native_chat_body(wire: WireContext, request: Request, stream: bool) -> bytes
             body[key] = final[key]
     body["model"] = model
     return json.dumps(set_stream_mode(body, stream), ensure_ascii=False).encode()
+
+
+def _asking_usage(raw: bytes) -> bytes:
+    """A JSON object's bytes with ``"stream_options":{"include_usage":true}`` added as
+    its last member (the caller knows it has no ``stream_options`` and is not empty)."""
+    end = raw.rindex(b"}")
+    return raw[:end].rstrip() + b',"stream_options":{"include_usage":true}' + raw[end:]
 
 
 class _Router(LLMClient):
@@ -208,7 +219,7 @@ class WireRouter(_Router):
         self.natives = natives
 
     def _pick(self, request: Request) -> LLMClient:
-        wire = getattr(request, "_wire", None)
+        wire = wire_attr(request)
         api = getattr(wire, "api", None)
         if api is not None:
             native = self.natives.get(api)

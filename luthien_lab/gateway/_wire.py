@@ -24,7 +24,7 @@ from typing import Any
 
 from luthien_lab.streaming.fields import NO_CHOICES, read_chunk, read_delta
 
-__all__ = ["NativeEvent", "WireContext", "bind_wire", "payload_of", "wire_of"]
+__all__ = ["NativeEvent", "WireContext", "bind_wire", "payload_of", "wire_attr", "wire_of"]
 
 
 def payload_of(chunk: Any) -> tuple[Any, ...]:
@@ -150,9 +150,20 @@ class WireContext:
 _ABSENT = object()
 
 
+def wire_attr(request: Any) -> Any:
+    """``request._wire`` (None when unset), read from pydantic's private dict: reading a
+    private attribute goes through ``BaseModel.__getattr__``, a Python call, and the
+    upstream clients ask several times per request."""
+    try:
+        private = request.__pydantic_private__
+    except AttributeError:
+        return getattr(request, "_wire", None)
+    return private.get("_wire") if private else None
+
+
 def wire_of(request: Any, api: str) -> WireContext | None:
     """The request's wire context when it came from the ``api`` dialect."""
-    wire = getattr(request, "_wire", None)
+    wire = wire_attr(request)
     return wire if isinstance(wire, WireContext) and wire.api == api else None
 
 

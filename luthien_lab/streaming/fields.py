@@ -11,6 +11,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from luthien_lab.streaming.lite import Delta as _LiteDelta
+from luthien_lab.streaming.lite import StreamChoice as _LiteChoice
+
 __all__ = [
     "NO_CHOICES",
     "field_of",
@@ -149,6 +152,17 @@ def read_text_only(chunk: Any) -> tuple[str, Any] | None:
     :func:`read_delta_role`."""
     try:
         choice = chunk.__dict__["choices"][0]
+        if type(choice) is _LiteChoice:
+            # A lightweight chunk holds only the fields the provider sent (a missing one
+            # reads as None): indexing would raise, and raising costs more than the read.
+            cx = choice.__dict__
+            delta = cx.get("delta")
+            if type(delta) is _LiteDelta and not cx.get("finish_reason"):
+                dx = delta.__dict__
+                content = dx.get("content")
+                if not content or dx.get("tool_calls") or dx.get("reasoning_content"):
+                    return None
+                return content, dx.get("role")
         cx = choice.__pydantic_extra__ or choice.__dict__
         if cx["finish_reason"]:
             return None

@@ -12,7 +12,8 @@ import pytest
 from luthien_lab import NoOpPolicy, Request
 from luthien_lab.errors import UpstreamError
 from luthien_lab.gateway import GatewaySettings, UpstreamSettings, create_app
-from luthien_lab.gateway._upstream import OpenAIHTTPClient
+from luthien_lab.gateway._upstream import OpenAIHTTPClient, native_chat_body
+from luthien_lab.gateway._wire import bind_wire
 from luthien_lab.provider import ScriptedResponse
 from tests.gateway.conftest import serve
 
@@ -150,3 +151,37 @@ async def test_http_errors_and_malformed_events_are_upstream_errors(provider):
                 [c async for c in client.stream(request())]
         finally:
             await client.aclose()
+
+
+def _bound(raw: bytes, usage: bool):
+    body = json.loads(raw)
+    request = Request(**body)
+    wire = bind_wire(request, "chat", body, None, {}, {"client_usage": usage})
+    wire.raw = raw
+    return wire, request
+
+
+def test_an_unchanged_stream_request_is_the_clients_bytes_asking_for_usage():
+    # Odd spacing, key order and an unknown field: all kept byte for byte.
+    raw = b'{ "stream" : true,"messages":[{"role":"user","content":"hi \\u2603"}],\n "model":"gpt-4o-mini", "x_new": [1, {"a": null}] }\n'
+    wire, request = _bound(raw, usage=False)
+    sent = native_chat_body(wire, request, True)
+    assert (
+        sent
+        == raw[: raw.rindex(b"}")].rstrip() + b',"stream_options":{"include_usage":true}' + b"}\n"
+    )
+    assert json.loads(sent) == {**json.loads(raw), "stream_options": {"include_usage": True}}
+    # Asked by the client already: its own bytes.
+    asked = raw.replace(b'"x_new"', b'"stream_options":{"include_usage":true}, "x_new"')
+    wire, request = _bound(asked, usage=True)
+    assert native_chat_body(wire, request, True) is asked
+
+
+def test_a_changed_request_is_written_again():
+    raw = b'{"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"hi"}]}'
+    wire, request = _bound(raw, usage=False)
+    request.temperature = 0.5
+    sent = json.loads(native_chat_body(wire, request, True))
+    assert sent["temperature"] == 0.5
+    assert sent["stream_options"] == {"include_usage": True}
+    assert sent["messages"] == [{"role": "user", "content": "hi"}]
