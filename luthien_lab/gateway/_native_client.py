@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from luthien_lab.clients import LLMClient
 from luthien_lab.clients._litellm import import_litellm
 from luthien_lab.errors import UpstreamError
-from luthien_lab.gateway._native_http import SessionPool, fail, forward, sse_frames
+from luthien_lab.gateway._native_http import SessionPool, fail, forward, sse_batches
 from luthien_lab.gateway._wire import WireContext, wire_of
 from luthien_lab.streaming.lite import Chunk, Response
 
@@ -116,20 +116,21 @@ class NativeClient(LLMClient):
     ) -> AsyncIterator[Any]:
         """POST, then one normalized chunk per SSE event (``normalize(event)``, which
         may raise for an error event), each registered on ``wire``."""
-        session = self._pool.session()
+        session = self._pool.client()
         async with session.post(url, data=data, headers=headers) as response:
             if response.status >= 400:
                 raise await fail(response, self.provider)
-            async for event, raw in sse_frames(response, self.provider):
-                chunk = normalize(event)
-                wire.register(chunk, event, raw)
-                yield chunk
+            async for batch in sse_batches(response, self.provider):
+                for event, raw in batch:
+                    chunk = normalize(event)
+                    wire.register(chunk, event, raw)
+                    yield chunk
 
     async def post_json(
         self, url: str, headers: dict[str, str], data: bytes
     ) -> tuple[dict[str, Any], bytes]:
         """POST, then the upstream's JSON object and its raw bytes."""
-        session = self._pool.session()
+        session = self._pool.client()
         async with session.post(url, data=data, headers=headers) as response:
             if response.status >= 400:
                 raise await fail(response, self.provider)

@@ -18,7 +18,7 @@ from luthien_lab.errors import UpstreamError
 if TYPE_CHECKING:
     import aiohttp
 
-__all__ = ["NativeUpstreamError", "SessionPool", "fail", "forward", "sse_frames"]
+__all__ = ["NativeUpstreamError", "SessionPool", "fail", "forward", "sse_batches"]
 
 
 class NativeUpstreamError(UpstreamError):
@@ -30,14 +30,33 @@ class NativeUpstreamError(UpstreamError):
 
 
 class SessionPool:
-    """One ``aiohttp.ClientSession`` for the running event loop, made on first use
-    (a session belongs to one loop); ``headers`` go with every request."""
+    """The upstream clients of the running event loop, made on first use (each belongs
+    to one loop); ``headers`` go with every request. :meth:`client` serves the API
+    calls (the gateway's own HTTP/1.1 client, :mod:`._http1`; aiohttp's without
+    httptools), :meth:`session` every other request (an ``aiohttp.ClientSession``)."""
 
     def __init__(self, max_connections: int = 256, headers: dict[str, str] | None = None) -> None:
         self._max = max_connections
         self._headers = headers
         self._session: aiohttp.ClientSession | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._http1: Any = None
+        self._http1_loop: asyncio.AbstractEventLoop | None = None
+
+    def client(self) -> Any:
+        """What posts the API calls: ``async with client.post(url, data=, headers=)``."""
+        loop = asyncio.get_running_loop()
+        client = self._http1
+        if client is None or client.closed or self._http1_loop is not loop:
+            try:
+                from luthien_lab.gateway._http1 import Http1Client
+            except ImportError:  # no httptools: aiohttp's client does it
+                return self.session()
+            if client is not None:
+                client.close()  # its loop is gone: its connections are closed now
+            client = self._http1 = Http1Client(self._max, self._headers)
+            self._http1_loop = loop
+        return client
 
     def session(self) -> aiohttp.ClientSession:
         loop = asyncio.get_running_loop()
@@ -59,6 +78,9 @@ class SessionPool:
         return session
 
     async def aclose(self) -> None:
+        client, self._http1 = self._http1, None
+        if client is not None:
+            client.close()
         session, self._session = self._session, None
         if session is not None and not session.closed:
             await session.close()
@@ -95,19 +117,22 @@ async def fail(response: aiohttp.ClientResponse, provider: str) -> NativeUpstrea
     )
 
 
-async def sse_frames(
-    response: aiohttp.ClientResponse, provider: str
-) -> AsyncIterator[tuple[dict[str, Any], bytes]]:
-    """Each SSE event of ``response`` as (parsed ``data``, the frame's raw bytes).
+async def sse_batches(
+    response: Any, provider: str
+) -> AsyncIterator[list[tuple[dict[str, Any], bytes]]]:
+    """The SSE events of ``response``, as (parsed ``data``, the frame's raw bytes), in
+    one list per read of the body: a read often holds several events, and a consumer
+    that loops over a list pays less per event than one more async generator step.
 
     Frames without data (comments, keep-alives) are skipped; ``[DONE]`` ends.
     """
     pending = b""
     async for part in response.content.iter_any():
-        # One read often holds several events: walk it by position, keep only the tail.
+        # Walk the read by position, keep only the tail.
         buffer = pending + part if pending else part
         if b"\r" in buffer:  # on the joined bytes: a CRLF may straddle two reads
             buffer = buffer.replace(b"\r\n", b"\n")
+        batch: list[tuple[dict[str, Any], bytes]] = []
         start = 0
         while True:
             end = buffer.find(b"\n\n", start)
@@ -117,17 +142,35 @@ async def sse_frames(
             start = end + 2
             event = _parse(frame, provider)
             if event is _DONE:
+                if batch:
+                    yield batch
                 return
             if event is not None:
-                yield event, frame
+                batch.append((event, frame))
+        if batch:
+            yield batch
         pending = buffer[start:]
     if pending.strip():
         event = _parse(pending + b"\n\n", provider)
         if event is not None and event is not _DONE:
-            yield event, pending + b"\n\n"
+            yield [(event, pending + b"\n\n")]
 
 
 _DONE: Any = object()
+_scan = json.JSONDecoder().scan_once  # type: ignore[attr-defined]  # the C scanner, undeclared
+
+
+def _load(data: bytes) -> Any:
+    """``json.loads(data)``, calling the C scanner directly: ``json.loads`` runs three
+    Python functions around it (half its cost on an event of a few hundred bytes).
+    Anything unusual (surrounding whitespace, text that is not UTF-8, a malformed
+    document) goes through ``json.loads``, which also words the error."""
+    try:
+        text = data.decode()
+        value, end = _scan(text, 0)
+    except (UnicodeDecodeError, StopIteration, ValueError):
+        return json.loads(data)
+    return value if end == len(text) else json.loads(data)
 
 
 def _parse(frame: bytes, provider: str) -> Any:
@@ -144,7 +187,7 @@ def _parse(frame: bytes, provider: str) -> Any:
     if data == b"[DONE]":
         return _DONE
     try:
-        event = json.loads(data)
+        event = _load(data)
     except ValueError:
         raise UpstreamError(
             f"malformed SSE event from the provider: {data[:200]!r}", provider=provider

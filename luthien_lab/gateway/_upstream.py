@@ -25,7 +25,7 @@ from luthien_lab.clients import LLMClient
 from luthien_lab.clients._base import set_stream_mode
 from luthien_lab.clients._litellm import import_litellm
 from luthien_lab.errors import ConfigError, UpstreamError
-from luthien_lab.gateway._native_http import SessionPool, fail, sse_frames
+from luthien_lab.gateway._native_http import SessionPool, fail, sse_batches
 from luthien_lab.gateway._wire import WireContext, wire_attr, wire_of
 from luthien_lab.streaming.lite import Chunk, Response
 
@@ -64,8 +64,8 @@ class OpenAIHTTPClient(LLMClient):
         # upstreams and its Responses translation.
         import_litellm()
 
-    def _client(self) -> aiohttp.ClientSession:
-        return self._pool.session()
+    def _client(self) -> Any:
+        return self._pool.client()
 
     def _body(self, request: Request, stream: bool) -> tuple[bytes, dict[str, str] | None]:
         """The body to post, and the client headers to forward (None: no wire)."""
@@ -93,19 +93,20 @@ class OpenAIHTTPClient(LLMClient):
         async with session.post(self.url, data=data, headers=headers) as response:
             if response.status >= 400:
                 raise await self._fail(response)
-            # Frames are split by sse_frames rather than aiohttp's readline, which
+            # Frames are split by sse_batches rather than aiohttp's readline, which
             # refuses lines over its buffer size (a large tool-call argument can be one
             # event); each keeps its raw bytes, re-sent as they are when unchanged.
-            async for event, raw in sse_frames(response, _PROVIDER):
-                if "error" in event:
-                    raise UpstreamError(
-                        f"the provider sent an error mid-stream: {event['error']}",
-                        provider=_PROVIDER,
-                    )
-                item = chunk(event)
-                if wire is not None:
-                    wire.register(item, event, raw)
-                yield item
+            async for batch in sse_batches(response, _PROVIDER):
+                for event, raw in batch:
+                    if "error" in event:
+                        raise UpstreamError(
+                            f"the provider sent an error mid-stream: {event['error']}",
+                            provider=_PROVIDER,
+                        )
+                    item = chunk(event)
+                    if wire is not None:
+                        wire.register(item, event, raw)
+                    yield item
 
     async def complete(self, request: Request) -> Any:
         session = self._client()

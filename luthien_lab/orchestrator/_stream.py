@@ -37,7 +37,7 @@ async def run_stream(
     egress: EgressQueue = ctx.egress_queue
     assert assembler is not None
     producer: asyncio.Task[None] | None = None
-    chunks: AsyncGenerator[Any, None] | None = None
+    chunks: AsyncGenerator[list[Any], None] | None = None
     status = "ok"
     failure: BaseException | None = None
     try:
@@ -49,9 +49,10 @@ async def run_stream(
             return
         produce = _produce(settings, client, tx, ctx, assembler, egress)
         producer = asyncio.get_running_loop().create_task(produce)
-        chunks = aiter(egress)
-        async for chunk in chunks:
-            yield chunk
+        chunks = egress.batches()
+        async for batch in chunks:
+            for chunk in batch:
+                yield chunk
         await producer  # re-raises the producer's error, if any
     except BaseException as error:
         failure = error

@@ -179,6 +179,25 @@ class EgressQueue:
         an ``__anext__`` coroutine: that would cost a coroutine per chunk."""
         return self._chunks()
 
+    async def batches(self) -> AsyncGenerator[list[Any], None]:
+        """What ``async for`` gives, as lists of the chunks ready together: a consumer
+        that loops over a list pays less per chunk than one more async generator step."""
+        buffer = self._buffer
+        loop = asyncio.get_running_loop()
+        while True:
+            if buffer:
+                batch = list(buffer)
+                buffer.clear()
+                yield batch
+                continue
+            if self._closed:
+                return
+            waiter = self._waiter = loop.create_future()
+            try:
+                await waiter
+            finally:
+                self._waiter = None
+
     async def _chunks(self) -> AsyncGenerator[Any, None]:
         buffer = self._buffer
         loop = asyncio.get_running_loop()

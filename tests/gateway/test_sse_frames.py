@@ -1,14 +1,15 @@
-"""SSE framing of upstream streams (``_native_http.sse_frames``) and the batched SSE
+"""SSE framing of upstream streams (``_native_http.sse_batches``) and the batched SSE
 writer (``_sse.SSEResponse``)."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 
 import pytest
 
 from luthien_lab.errors import UpstreamError
-from luthien_lab.gateway._native_http import sse_frames
+from luthien_lab.gateway._native_http import _load, sse_batches
 from luthien_lab.gateway._sse import SSEResponse
 
 STREAM = (
@@ -34,7 +35,7 @@ class _Response:
 
 def _frames(parts: list[bytes]) -> list:
     async def collect() -> list:
-        return [item async for item in sse_frames(_Response(parts), "test")]
+        return [item async for batch in sse_batches(_Response(parts), "test") for item in batch]
 
     return asyncio.run(collect())
 
@@ -101,3 +102,26 @@ def test_a_failed_write_unwinds_the_waiting_body():
 
     asyncio.run(asyncio.wait_for(run(), 5))
     assert closed == ["body"]
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b'{"a": [1, 2.5, "\\u2603 \\ud83d\\ude00", null, true, {"b": {}}]}',
+        b'  {"padded": 1}  ',
+        b'{"a": NaN, "b": -Infinity}',
+        '{"text": "caf\u00e9 \u2603"}'.encode(),
+        b'{"lone": "\\ud800"}',
+    ],
+)
+def test_event_data_parses_as_json_loads_would(data):
+    assert repr(_load(data)) == repr(json.loads(data))
+
+
+@pytest.mark.parametrize("data", [b'{"a": 1}x', b'{"a": 1} {"b": 2}', b'{"a": ', b"\xff{}", b""])
+def test_malformed_event_data_fails_as_json_loads_would(data):
+    with pytest.raises(ValueError) as ours:
+        _load(data)
+    with pytest.raises(ValueError) as theirs:
+        json.loads(data)
+    assert str(ours.value) == str(theirs.value)

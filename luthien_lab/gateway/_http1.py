@@ -1,0 +1,427 @@
+"""``Http1Client``: the gateway's own HTTP/1.1 client for its calls upstream.
+
+Every API call the gateway serves makes one upstream call, and a streamed answer
+arrives as one HTTP chunk per event. aiohttp's client spends a dozen Python calls on
+each chunk (its stream reader, flow control, chunk bookkeeping) and more on each
+request (its request and response objects, connector, timers): a fifth of the
+gateway's CPU on a streamed request, as much as everything the pipeline does with
+the events. This client parses with ``httptools`` (the C parser uvicorn serves the
+gateway with) straight into the response (one Python call per chunk) and writes each
+request in one ``write``.
+
+What it does: keep-alive connections pooled per origin (``max_connections`` open at
+most; a request waits for one beyond that), ``http`` and ``https`` (the system's
+trust store), ``Content-Length`` or chunked responses or a body that ends when the
+connection does, ``gzip``/``deflate`` bodies (it never asks for them), a request
+sent again on a new connection when a pooled one turns out to have been closed by
+the upstream before it answered a single byte. No timeouts: the orchestrator's
+``chunk_timeout`` cancels a silent upstream (a cancelled request closes its
+connection). No proxies, no redirects: as the aiohttp session it replaces.
+
+The interface is the part of aiohttp's the gateway uses (``async with
+client.post(url, data=..., headers=...) as response``, ``response.status``,
+``.headers``, ``await response.read()``, ``response.content.iter_any()``), so
+:class:`~._native_http.SessionPool` hands out either (aiohttp without httptools).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ssl
+import zlib
+from collections import deque
+from collections.abc import AsyncIterator
+from typing import Any
+from urllib.parse import urlsplit
+
+import httptools
+
+__all__ = ["Http1Client", "Http1Response", "UpstreamConnectionError"]
+
+# Buffered, unread response bytes above which the connection stops reading.
+_HIGH_WATER = 1 << 20
+_USER_AGENT = "luthien-lab"
+_OWN_HEADERS = frozenset({"host", "content-length", "transfer-encoding", "connection"})
+
+
+class UpstreamConnectionError(ConnectionError):
+    """The upstream connection failed or closed before the response was complete."""
+
+
+class _Origin:
+    __slots__ = ("host", "host_header", "key", "port", "tls")
+
+    def __init__(self, scheme: str, host: str, port: int | None) -> None:
+        if scheme not in ("http", "https"):
+            raise ValueError(f"upstream URL scheme must be http or https, got {scheme!r}")
+        self.tls = scheme == "https"
+        default = 443 if self.tls else 80
+        self.host = host
+        self.port = port or default
+        shown = f"[{host}]" if ":" in host else host
+        self.host_header = shown if self.port == default else f"{shown}:{self.port}"
+        self.key = (scheme, host, self.port)
+
+
+class _Connection(asyncio.Protocol):
+    """One keep-alive connection; the response in progress gets its bytes."""
+
+    def __init__(self, client: Http1Client, origin: _Origin) -> None:
+        self.client = client
+        self.origin = origin
+        self.transport: Any = None
+        self.response: Http1Response | None = None
+        self.parser: Any = None
+        self.closed = False
+        self.paused = False
+        self.served = 0  # responses completed on it (0: a new connection)
+
+    def connection_made(self, transport: Any) -> None:
+        self.transport = transport
+
+    def start(self, response: Http1Response) -> None:
+        self.response = response
+        self.parser = httptools.HttpResponseParser(response)
+
+    def data_received(self, data: bytes) -> None:
+        response = self.response
+        if response is None:  # bytes nobody asked for: nothing after them can be trusted
+            self.close()
+            return
+        response.received = True
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserError as error:
+            response.fail(UpstreamConnectionError(f"malformed HTTP from the upstream: {error}"))
+        if response.error is not None:
+            self.close()
+
+    def eof_received(self) -> bool:
+        return False  # close: HTTP/1.1 has no half-closed connections
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self.client._forget(self)
+        response = self.response
+        if response is not None and not response.done:
+            response.connection_ended(exc)
+
+    def pause(self, on: bool) -> None:
+        if on != self.paused and not self.closed:
+            self.paused = on
+            if on:
+                self.transport.pause_reading()
+            else:
+                self.transport.resume_reading()
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self.client._forget(self)
+            self.transport.close()
+
+    def finished(self, keep_alive: bool) -> None:
+        """The response in progress is complete: the connection is free again."""
+        self.response = self.parser = None
+        self.served += 1
+        self.pause(False)
+        if keep_alive and not self.closed:
+            self.client._idle_again(self)
+        else:
+            self.close()
+
+
+class _Content:
+    """``response.content``: what ``sse_batches`` reads (aiohttp's name)."""
+
+    __slots__ = ("_response",)
+
+    def __init__(self, response: Http1Response) -> None:
+        self._response = response
+
+    def iter_any(self) -> AsyncIterator[bytes]:
+        return self._response._parts()
+
+
+class Http1Response:
+    """A response being received: status and headers once :meth:`Http1Client.post`
+    returned it, the body as it comes (``content.iter_any()``) or whole (``read()``).
+    The httptools parser calls its ``on_*`` methods. ``on_end`` is called once, when
+    the connection is free again or gone (the client's slot for it)."""
+
+    def __init__(
+        self, connection: _Connection, loop: asyncio.AbstractEventLoop, on_end: Any
+    ) -> None:
+        self.connection = connection
+        self.status = 0
+        self.headers: dict[str, str] = {}
+        self.content = _Content(self)
+        self.done = False
+        self.received = False  # any byte of it arrived
+        self.error: BaseException | None = None
+        self._loop = loop
+        self._on_end = on_end
+        self._buffer: deque[bytes] = deque()
+        self._size = 0
+        self._waiter: asyncio.Future[None] | None = None
+        self._head: asyncio.Future[None] = loop.create_future()
+        self._decoder: Any = None
+        self._delimited = False  # the body has a length or chunks (else: until the close)
+
+    # ----- the parser's callbacks -----
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        key = name.decode("latin-1").lower()
+        text = value.decode("latin-1")
+        old = self.headers.get(key)
+        self.headers[key] = text if old is None else f"{old}, {text}"
+
+    def on_headers_complete(self) -> None:
+        self.status = self.connection.parser.get_status_code()
+        headers = self.headers
+        self._delimited = "content-length" in headers or "chunked" in headers.get(
+            "transfer-encoding", ""
+        )
+        encoding = headers.get("content-encoding", "identity").strip().lower()
+        if encoding in ("gzip", "x-gzip", "deflate"):
+            self._decoder = zlib.decompressobj(47)  # gzip or zlib, told by the header
+        elif encoding not in ("identity", ""):
+            self.fail(UpstreamConnectionError(f"unsupported content-encoding {encoding!r}"))
+            return
+        if not self._head.done():
+            self._head.set_result(None)
+
+    def on_body(self, body: bytes) -> None:
+        if self.error is not None:
+            return
+        if self._decoder is not None:
+            body = self._decoder.decompress(body)
+        self._buffer.append(body)
+        self._size += len(body)
+        if self._size > _HIGH_WATER:
+            self.connection.pause(True)
+        self._wake()
+
+    def on_message_complete(self) -> None:
+        if self.done:
+            return
+        self.done = True
+        if self._decoder is not None:
+            self._buffer.append(self._decoder.flush())
+        self.connection.finished(self.connection.parser.should_keep_alive())
+        self._end()
+        self._wake()
+
+    # ----- the connection's end, failures -----
+
+    def connection_ended(self, exc: Exception | None) -> None:
+        if self._head.done() and not self._delimited and self.error is None:
+            self.on_message_complete()  # a body that ends with the connection
+            return
+        why = f": {exc}" if exc else ""
+        self.fail(UpstreamConnectionError(f"the upstream closed the connection{why}"))
+
+    def fail(self, error: BaseException) -> None:
+        if self.error is None and not self.done:
+            self.error = error
+            if not self._head.done():
+                self._head.set_exception(error)
+                self._head.exception()  # retrieved: nobody may await it any more
+            self._end()
+            self._wake()
+
+    def _end(self) -> None:
+        on_end, self._on_end = self._on_end, None
+        if on_end is not None:
+            on_end()
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    # ----- reading -----
+
+    async def _parts(self) -> AsyncIterator[bytes]:
+        buffer = self._buffer
+        while True:
+            if buffer:
+                part = buffer.popleft() if len(buffer) == 1 else b"".join(buffer)
+                buffer.clear()
+                self._size = 0
+                self.connection.pause(False)
+                if part:
+                    yield part
+                continue
+            if self.error is not None:
+                raise self.error
+            if self.done:
+                return
+            self._waiter = self._loop.create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+
+    async def read(self) -> bytes:
+        return b"".join([part async for part in self._parts()])
+
+    def release(self) -> None:
+        """Done with it: a response not read to its end closes its connection."""
+        if not self.done and self.error is None:
+            self.done = True
+            self.connection.close()
+            self._end()
+
+
+class _Post:
+    """``async with client.post(...) as response``."""
+
+    __slots__ = ("_args", "_client", "_response")
+
+    def __init__(self, client: Http1Client, args: tuple[Any, ...]) -> None:
+        self._client = client
+        self._args = args
+        self._response: Http1Response | None = None
+
+    async def __aenter__(self) -> Http1Response:
+        self._response = await self._client.request(*self._args)
+        return self._response
+
+    async def __aexit__(self, *exc: object) -> None:
+        response = self._response
+        if response is not None:
+            response.release()
+
+
+class Http1Client:
+    """Pooled HTTP/1.1 connections of one event loop (see the module doc); ``headers``
+    go with every request (a request's own headers win)."""
+
+    def __init__(self, max_connections: int = 256, headers: dict[str, str] | None = None) -> None:
+        self._idle: dict[tuple[str, str, int], list[_Connection]] = {}
+        self._open: set[_Connection] = set()
+        self._slots = asyncio.Semaphore(max_connections)
+        self._headers = {name.lower(): value for name, value in (headers or {}).items()}
+        self._origins: dict[str, tuple[_Origin, str]] = {}
+        self._tls: ssl.SSLContext | None = None
+        self.closed = False
+
+    def post(self, url: str, *, data: bytes, headers: dict[str, str] | None = None) -> _Post:
+        return _Post(self, ("POST", url, data, headers))
+
+    async def request(
+        self, method: str, url: str, data: bytes | None, headers: dict[str, str] | None
+    ) -> Http1Response:
+        """Send the request; returns once the response's status and headers are in."""
+        origin, target = self._origin(url)
+        head = self._head(method, target, origin, data, headers)
+        message = head + data if data else head
+        loop = asyncio.get_running_loop()
+        slots = self._slots
+        while True:
+            await slots.acquire()
+            try:
+                connection = self._pooled(origin) or await self._connect(origin)
+            except BaseException:
+                slots.release()
+                raise
+            response = Http1Response(connection, loop, slots.release)
+            connection.start(response)
+            try:
+                connection.transport.write(message)
+                await response._head
+            except UpstreamConnectionError:
+                if connection.served and not response.received:
+                    continue  # a pooled connection the upstream had closed: a new one
+                raise
+            except BaseException:
+                response.release()
+                raise
+            return response
+
+    def _pooled(self, origin: _Origin) -> _Connection | None:
+        idle = self._idle.get(origin.key)
+        while idle:
+            connection = idle.pop()
+            if not connection.closed and not connection.transport.is_closing():
+                return connection
+        return None
+
+    async def _connect(self, origin: _Origin) -> _Connection:
+        loop = asyncio.get_running_loop()
+        tls = None
+        if origin.tls:
+            tls = self._tls = self._tls or ssl.create_default_context()
+        _transport, connection = await loop.create_connection(
+            lambda: _Connection(self, origin),
+            origin.host,
+            origin.port,
+            ssl=tls,
+            server_hostname=origin.host if tls else None,
+        )
+        self._open.add(connection)
+        return connection
+
+    def _idle_again(self, connection: _Connection) -> None:
+        if self.closed:
+            connection.close()
+            return
+        self._idle.setdefault(connection.origin.key, []).append(connection)
+
+    def _forget(self, connection: _Connection) -> None:
+        self._open.discard(connection)
+        idle = self._idle.get(connection.origin.key)
+        if idle and connection in idle:
+            idle.remove(connection)
+
+    def _origin(self, url: str) -> tuple[_Origin, str]:
+        known = self._origins.get(url)
+        if known is None:
+            parts = urlsplit(url)
+            if not parts.hostname:
+                raise ValueError(f"upstream URL has no host: {url!r}")
+            target = parts.path or "/"
+            if parts.query:
+                target += "?" + parts.query
+            known = (_Origin(parts.scheme, parts.hostname, parts.port), target)
+            if len(self._origins) < 64:
+                self._origins[url] = known
+        return known
+
+    def _head(
+        self,
+        method: str,
+        target: str,
+        origin: _Origin,
+        data: bytes | None,
+        headers: dict[str, str] | None,
+    ) -> bytes:
+        merged = dict(self._headers)
+        for name, value in (headers or {}).items():
+            merged[name.lower()] = value
+        merged.setdefault("user-agent", _USER_AGENT)
+        merged.setdefault("accept", "*/*")
+        lines = [f"{method} {target} HTTP/1.1\r\nhost: {origin.host_header}\r\n"]
+        for name, value in merged.items():
+            if name in _OWN_HEADERS:
+                continue
+            if "\r" in value or "\n" in value or not name.isascii() or ":" in name or " " in name:
+                raise ValueError(f"invalid upstream header {name!r}: {value!r}")
+            lines.append(f"{name}: {value}\r\n")
+        lines.append(f"content-length: {len(data) if data else 0}\r\n\r\n")
+        return "".join(lines).encode("latin-1")
+
+    async def aclose(self) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close every connection (those of an event loop that is gone included)."""
+        self.closed = True
+        for connection in list(self._open):
+            connection.closed = True
+            with contextlib.suppress(Exception):
+                connection.transport.abort()
+        self._open.clear()
+        self._idle.clear()
