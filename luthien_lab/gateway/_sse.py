@@ -214,15 +214,14 @@ class SSEResponse(Response):
             except StopAsyncIteration:
                 break
             ready.append(event)
-        if ready:
-            await send(_body(ready))
-        await send({"type": "http.response.body", "body": b"", "more_body": False})
+        # The last events and the end of the response in one send (one write).
+        await send(_body(ready, more=False))
 
 
-def _body(ready: list[bytes]) -> dict[str, Any]:
+def _body(ready: list[bytes], more: bool = True) -> dict[str, Any]:
     data = ready[0] if len(ready) == 1 else b"".join(ready)
     ready.clear()
-    return {"type": "http.response.body", "body": data, "more_body": True}
+    return {"type": "http.response.body", "body": data, "more_body": more}
 
 
 @types.coroutine
