@@ -45,12 +45,19 @@ browser:
 bench: install
 	$(BIN)/python benchmarks/bench_pipeline.py
 
-## Optional: LiteLLM's proxy extras (pinned to the locked litellm), for bench_gateway.py's
-## peer row. Not part of install: they pull in dozens of packages (and pin websockets<16).
-LITELLM_VERSION = $(shell sed -n 's/^litellm==//p' requirements.lock)
-bench-peers: install
-	$(BIN)/python -m pip install -q "litellm[proxy]==$(LITELLM_VERSION)"
-	$(BIN)/python benchmarks/bench_gateway.py
+## Optional: LiteLLM's proxy for bench_gateway.py's peer row, in a venv of its own
+## (.cache/peers): its extras pull in dozens of packages and pin some (websockets<16)
+## that the workbench's venv must not change. The version is the newest whose proxy
+## extras install from the package registries here (1.108 and later need
+## litellm-proxy / litellm-proxy-extras releases the registries do not carry).
+PEER_LITELLM = 1.106.12
+PEERS := .cache/peers
+$(PEERS)/.installed-$(PEER_LITELLM):
+	test -x $(PEERS)/bin/python || $(PYTHON) -m venv $(PEERS)
+	$(PEERS)/bin/python -m pip install -q "litellm[proxy]==$(PEER_LITELLM)"
+	touch $@
+bench-peers: install $(PEERS)/.installed-$(PEER_LITELLM)
+	$(BIN)/python benchmarks/bench_gateway.py --litellm $(PEERS)/bin/litellm
 
 ## Coding-agent CLIs (tools/agents: exact pins + lock) into the ignored .cache/agents;
 ## reinstalls only when the pins or the lock change. Binary: .cache/agents/node_modules/.bin/claude

@@ -8,8 +8,9 @@ worker and no recording:
   it is the yardstick: every row is shown as a ratio to it, measured in the same run;
 - ``passthrough``: ``luthien-lab serve`` with ``NoOpPolicy``;
 - ``string replacement``: ``luthien-lab serve`` with ``StringReplacePolicy``;
-- ``litellm``: LiteLLM's proxy (the peer), when its proxy extras are installed
-  (``make bench-peers``), else the row says ``skipped``.
+- ``litellm``: LiteLLM's proxy (the peer), when it is installed (``make bench-peers``
+  puts it in a venv of its own, ``.cache/peers``; ``--litellm PATH`` for another),
+  else the row says ``skipped``.
 
 Each is driven at 1 and at 50 clients (each client its own keep-alive connection,
 warmed up first), streaming and not; per setting the rows take turns (``--rounds``),
@@ -32,15 +33,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib.metadata
 import os
 import re
-import shutil
 import socket
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -92,6 +92,10 @@ def start(
             break
         match = re.search(ready, line)
         if match:
+            # Keep reading what it prints: a server that logs each request (LiteLLM's
+            # proxy) would otherwise block once the pipe is full.
+            drain = threading.Thread(target=proc.stdout.read, daemon=True)
+            drain.start()
             return proc, match.group(1)
     proc.kill()
     raise SystemExit(f"{args[0]} did not start: {line!r}")
@@ -178,23 +182,33 @@ def floor_proxy(upstream: str, port: int) -> None:
 # --- LiteLLM's proxy, the peer ------------------------------------------------------------
 
 
-def litellm_proxy_missing() -> list[str]:
-    """The distributions of ``litellm[proxy]`` that are not installed."""
-    from packaging.requirements import Requirement
-
-    missing = []
-    for spec in importlib.metadata.requires("litellm") or []:
-        req = Requirement(spec)
-        if req.marker is None or not req.marker.evaluate({"extra": "proxy"}):
-            continue
-        try:
-            importlib.metadata.version(req.name)
-        except importlib.metadata.PackageNotFoundError:
-            missing.append(req.name)
-    return missing
+PEERS_BIN = ROOT / ".cache" / "peers" / "bin"
 
 
-def start_litellm(provider_url: str, tmp: Path, env: dict[str, str]) -> tuple[Any, str]:
+def litellm_binary(given: str | None) -> tuple[str | None, str]:
+    """LiteLLM's proxy command: ``--litellm``, else the one ``make bench-peers``
+    installs in its own venv (``.cache/peers``; its proxy extras pin packages the
+    workbench's venv must not have). (None, why) when there is none."""
+    path = Path(given) if given else PEERS_BIN / "litellm"
+    if not path.exists():
+        return None, f"skipped: no {path} (make bench-peers installs LiteLLM's proxy there)"
+    return str(path), ""
+
+
+def litellm_version(binary: str) -> str:
+    python = Path(binary).parent / "python"
+    out = subprocess.run(
+        [str(python), "-c", "import importlib.metadata as m; print(m.version('litellm'))"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return out.stdout.strip() or "?"
+
+
+def start_litellm(
+    binary: str, provider_url: str, tmp: Path, env: dict[str, str]
+) -> tuple[Any, str]:
     config = tmp / "litellm.yaml"
     config.write_text(
         "model_list:\n"
@@ -204,9 +218,13 @@ def start_litellm(provider_url: str, tmp: Path, env: dict[str, str]) -> tuple[An
         f"      api_base: {provider_url}/v1\n"
         "      api_key: sk-local\n"
         "litellm_settings:\n  drop_params: true\n"
+        # The bench's clients send this key. Recent proxies refuse to start without a
+        # master key, and call a short one weak: on a loopback port, no matter.
+        "general_settings:\n  master_key: sk-local\n"
+        "  dangerously_permit_weak_or_unset_master_key: true\n"
     )
     port = free_port()
-    litellm_bin = [str(Path(sys.executable).parent / "litellm")]
+    litellm_bin = [binary]
     args = ["--config", str(config), "--port", str(port), "--num_workers", "1"]
     proc, _ = start(args, r"(Uvicorn running|Application startup complete)", env, litellm_bin)
     url = f"http://127.0.0.1:{port}"
@@ -369,6 +387,9 @@ def main() -> int:
     )
     parser.add_argument("--upstream-client", choices=["auto", "litellm", "http"], default="auto")
     parser.add_argument("--record", action="store_true", help="record to DuckDB (temp file)")
+    parser.add_argument(
+        "--litellm", help="LiteLLM's proxy command (default: .cache/peers/bin/litellm)"
+    )
     parser.add_argument("--floor-proxy", nargs=2, metavar=("UPSTREAM", "PORT"), help="internal")
     args = parser.parse_args()
     if args.floor_proxy:
@@ -414,16 +435,14 @@ def main() -> int:
                 asyncio.run(wait_healthy(url))
                 targets[name] = (url, proc.pid)
             if "litellm" in args.only:
-                missing = litellm_proxy_missing()
-                if (
-                    missing
-                    or shutil.which("litellm", path=str(Path(sys.executable).parent)) is None
-                ):
-                    skipped["litellm"] = "skipped: install litellm[proxy] (make bench-peers)"
+                binary, why = litellm_binary(args.litellm)
+                if binary is None:
+                    skipped["litellm"] = why
                 else:
-                    proc, url = start_litellm(provider_url, tmp, env)
+                    proc, url = start_litellm(binary, provider_url, tmp, env)
                     procs.append(proc)
                     targets["litellm"] = (url, proc.pid)
+                    print(f"litellm: {binary} (litellm {litellm_version(binary)})")
             print(
                 f"provider {provider_url}; rows: {', '.join(targets)}; upstream client "
                 f"{args.upstream_client}; recording {'on' if args.record else 'off'}; "
