@@ -73,7 +73,10 @@ def to_request(body: dict[str, Any], gateway: Gateway, http: HTTPRequest | None 
         headers = forwarded_headers(http, gateway, _FORWARDED_PREFIXES)
         options = body.get("stream_options")
         usage = isinstance(options, dict) and options.get("include_usage") is True
-        bind_wire(request, "chat", body, http, headers, {"client_usage": usage})
+        extra = {"client_usage": usage}
+        bind_wire(
+            request, "chat", body, http, headers, extra, snapshot=gateway.policy_sees_requests
+        )
     return request
 
 

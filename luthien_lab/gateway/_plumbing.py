@@ -22,12 +22,12 @@ from luthien_lab.gateway._errors import GatewayError
 from luthien_lab.gateway._settings import GatewaySettings
 from luthien_lab.gateway._upstream import build_upstream
 from luthien_lab.orchestrator import PolicyOrchestrator
+from luthien_lab.policies.base import Policy
 from luthien_lab.provider._protocol import protocol_for_model
 from luthien_lab.request import Request
 
 if TYPE_CHECKING:
     from luthien_lab.clients import LLMClient
-    from luthien_lab.policies.base import Policy
 
 __all__ = [
     "WIRE_API",
@@ -169,6 +169,9 @@ class Gateway:
             chunk_timeout=upstream.timeout,
         )
         self.api_key = api_key
+        # Whether policy code sees a request before it is sent upstream (on_request):
+        # if not, nothing can change it, and the dialects keep no copy to compare.
+        self.policy_sees_requests = type(policy).on_request is not Policy.on_request
         self.prefix = upstream.provider or ("openai" if upstream.api_base else None)
         self.model_map = upstream.model_map
         self.max_bytes = settings.max_request_bytes

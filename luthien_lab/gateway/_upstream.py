@@ -140,7 +140,7 @@ def native_chat_body(wire: WireContext, request: Request, stream: bool) -> bytes
     """The client's body with what the policy changed (top-level fields) replaced; the
     client's own bytes when it changed nothing. A stream always asks for the usage
     trailer (recordings keep it); the dialect does not pass it on unasked."""
-    final = request.model_dump()
+    final = request.model_dump() if wire.snapshot is not None else {}
     changed = wire.changed_fields(final) - {"model", "stream"}
     model = request.model.split("/", 1)[1] if "/" in request.model else request.model
     if not changed and model == wire.body["model"] and wire.raw is not None:

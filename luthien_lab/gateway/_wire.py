@@ -111,7 +111,8 @@ class WireContext:
       as it is when the policy changed nothing); ``headers``: the client headers to
       forward upstream (lower-case names);
     - ``snapshot``: the normalized request the dialect gave the policy
-      (``Request.model_dump()``), to tell what the policy changed;
+      (``Request.model_dump()``), to tell what the policy changed; None when no policy
+      code sees the request before it is sent (the policy has no ``on_request``);
     - ``natives``: ``id(chunk) -> NativeEvent`` for every chunk the native upstream
       client yielded; ``response``: (the normalized non-streaming response, the
       upstream's own: parsed or bytes), if any.
@@ -120,7 +121,7 @@ class WireContext:
     api: str
     body: dict[str, Any]
     headers: dict[str, str]
-    snapshot: dict[str, Any]
+    snapshot: dict[str, Any] | None
     raw: bytes | None = None
     natives: dict[int, NativeEvent] = field(default_factory=dict)
     response: tuple[Any, Any] | None = None
@@ -143,6 +144,8 @@ class WireContext:
         """The top-level fields of the normalized request the policy changed (added and
         removed ones included)."""
         before = self.snapshot
+        if before is None:
+            return set()  # nothing could change it
         keys = set(before) | set(final)
         return {key for key in keys if before.get(key, _ABSENT) != final.get(key, _ABSENT)}
 
@@ -174,15 +177,20 @@ def bind_wire(
     http: Any,
     headers: dict[str, str],
     extra: dict[str, Any] | None = None,
+    *,
+    snapshot: bool = True,
 ) -> WireContext:
     """Bind ``request`` (the policy's view of ``body``) to the client's wire request:
     the snapshot of the view, the raw bytes (kept by the gateway's body reader on
     ``http.state``), the headers to forward. The snapshot is a deep copy, so a policy
-    that edits the request in place is still seen to have changed it."""
-    snapshot = request.model_dump()
+    that edits the request in place is still seen to have changed it; ``snapshot``
+    False (no policy code will see the request before it is sent) skips it: a deep
+    copy of an agent's conversation per request, for nothing."""
+    view = request.model_dump() if snapshot else None
     extra = dict(extra or {})
-    extra["view_messages"] = snapshot["messages"]
+    if view is not None:
+        extra["view_messages"] = view["messages"]
     raw = getattr(http.state, "raw_body", None) if http is not None else None
-    wire = WireContext(api, body, headers, snapshot, raw=raw, extra=extra)
+    wire = WireContext(api, body, headers, view, raw=raw, extra=extra)
     request._wire = wire
     return wire

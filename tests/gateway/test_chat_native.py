@@ -166,3 +166,34 @@ def test_client_mistakes_are_400_naming_the_field(passthrough, body, param):
     error = response.json()["error"]
     assert error["param"] == param
     assert param in error["message"]
+
+
+class _EditsInPlace(NoOpPolicy):
+    async def on_request(self, request, context):
+        request.messages[-1]["content"] += " (edited)"
+        request.temperature = 0.25
+        return request
+
+
+class _BuildsANewOne(NoOpPolicy):
+    async def on_request(self, request, context):
+        messages = [*request.messages, {"role": "user", "content": "and one more"}]
+        return request.model_copy(update={"messages": messages})
+
+
+@pytest.mark.parametrize("policy", [_EditsInPlace(), _BuildsANewOne()], ids=["in place", "new"])
+@pytest.mark.parametrize("stream", [True, False])
+def test_what_on_request_changes_reaches_the_upstream_and_nothing_else(provider, policy, stream):
+    body = {"model": "gpt-4o-mini", "stream": stream, "a_field_from_tomorrow": [1, 2],
+            "messages": [{"role": "user", "content": "hello"}]}  # fmt: skip
+    with serve(create_app(policy, settings=settings(provider))) as url:
+        response = post(f"{url}/v1", body)
+    assert response.status_code == 200, response.text
+    sent = provider.requests[-1].body
+    assert sent["a_field_from_tomorrow"] == [1, 2]
+    if isinstance(policy, _EditsInPlace):
+        assert sent["messages"] == [{"role": "user", "content": "hello (edited)"}]
+        assert sent["temperature"] == 0.25
+    else:
+        assert sent["messages"][-1] == {"role": "user", "content": "and one more"}
+        assert "temperature" not in sent
