@@ -94,6 +94,8 @@ class _Connection(asyncio.Protocol):
             self.parser.feed_data(data)
         except httptools.HttpParserError as error:
             response.fail(UpstreamConnectionError(f"malformed HTTP from the upstream: {error}"))
+            self.close()  # the response may be complete, the connection idle: not reused
+            return
         if response.error is not None:
             self.close()
 
@@ -170,6 +172,10 @@ class Http1Response:
         self._delimited = False  # the body has a length or chunks (else: until the close)
 
     # ----- the parser's callbacks -----
+
+    def on_message_begin(self) -> None:
+        if self.done:  # a second response in the read that ended this one: unasked
+            raise UpstreamConnectionError("bytes after the response")
 
     def on_header(self, name: bytes, value: bytes) -> None:
         key = name.decode("latin-1").lower()
@@ -407,7 +413,13 @@ class Http1Client:
         for name, value in merged.items():
             if name in _OWN_HEADERS:
                 continue
-            if "\r" in value or "\n" in value or not name.isascii() or ":" in name or " " in name:
+            if (
+                "\r" in value
+                or "\n" in value
+                or not (name.isascii() and name.isprintable())  # no CR, LF, controls
+                or ":" in name
+                or " " in name
+            ):
                 raise ValueError(f"invalid upstream header {name!r}: {value!r}")
             lines.append(f"{name}: {value}\r\n")
         lines.append(f"content-length: {len(data) if data else 0}\r\n\r\n")
@@ -421,7 +433,22 @@ class Http1Client:
         self.closed = True
         for connection in list(self._open):
             connection.closed = True
-            with contextlib.suppress(Exception):
-                connection.transport.abort()
+            transport = connection.transport
+            try:
+                transport.abort()
+            except RuntimeError:  # its event loop is closed
+                _close_orphan(transport)
+            except Exception:
+                pass
         self._open.clear()
         self._idle.clear()
+
+
+def _close_orphan(transport: Any) -> None:
+    """Close the socket of a transport whose event loop is closed: ``abort()`` leaves
+    that to a callback of the loop, which will never run it (the upstream would keep
+    the connection, the socket would stay open until collected)."""
+    ssl_protocol = getattr(transport, "_ssl_protocol", None)  # TLS: the socket's transport
+    inner = getattr(ssl_protocol, "_transport", None) or transport
+    with contextlib.suppress(Exception):
+        inner._call_connection_lost(None)  # what abort() schedules: closes the socket
