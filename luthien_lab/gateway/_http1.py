@@ -29,24 +29,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ssl
-import zlib
-from collections import deque
-from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import urlsplit
 
-import httptools
+from luthien_lab.gateway._http1_connection import (
+    Http1Response,
+    UpstreamConnectionError,
+    _Connection,
+)
 
 __all__ = ["Http1Client", "Http1Response", "UpstreamConnectionError"]
 
-# Buffered, unread response bytes above which the connection stops reading.
-_HIGH_WATER = 1 << 20
 _USER_AGENT = "luthien-lab"
 _OWN_HEADERS = frozenset({"host", "content-length", "transfer-encoding", "connection"})
-
-
-class UpstreamConnectionError(ConnectionError):
-    """The upstream connection failed or closed before the response was complete."""
 
 
 class _Origin:
@@ -62,223 +57,6 @@ class _Origin:
         shown = f"[{host}]" if ":" in host else host
         self.host_header = shown if self.port == default else f"{shown}:{self.port}"
         self.key = (scheme, host, self.port)
-
-
-class _Connection(asyncio.Protocol):
-    """One keep-alive connection; the response in progress gets its bytes."""
-
-    def __init__(self, client: Http1Client, origin: _Origin) -> None:
-        self.client = client
-        self.origin = origin
-        self.transport: Any = None
-        self.response: Http1Response | None = None
-        self.parser: Any = None
-        self.closed = False
-        self.paused = False
-        self.served = 0  # responses completed on it (0: a new connection)
-
-    def connection_made(self, transport: Any) -> None:
-        self.transport = transport
-
-    def start(self, response: Http1Response) -> None:
-        self.response = response
-        self.parser = httptools.HttpResponseParser(response)
-
-    def data_received(self, data: bytes) -> None:
-        response = self.response
-        if response is None:  # bytes nobody asked for: nothing after them can be trusted
-            self.close()
-            return
-        response.received = True
-        try:
-            self.parser.feed_data(data)
-        except httptools.HttpParserError as error:
-            response.fail(UpstreamConnectionError(f"malformed HTTP from the upstream: {error}"))
-            self.close()  # the response may be complete, the connection idle: not reused
-            return
-        if response.error is not None:
-            self.close()
-
-    def eof_received(self) -> bool:
-        return False  # close: HTTP/1.1 has no half-closed connections
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.closed = True
-        self.client._forget(self)
-        response = self.response
-        if response is not None and not response.done:
-            response.connection_ended(exc)
-
-    def pause(self, on: bool) -> None:
-        if on != self.paused and not self.closed:
-            self.paused = on
-            if on:
-                self.transport.pause_reading()
-            else:
-                self.transport.resume_reading()
-
-    def close(self) -> None:
-        if not self.closed:
-            self.closed = True
-            self.client._forget(self)
-            self.transport.close()
-
-    def finished(self, keep_alive: bool) -> None:
-        """The response in progress is complete: the connection is free again."""
-        self.response = self.parser = None
-        self.served += 1
-        self.pause(False)
-        if keep_alive and not self.closed:
-            self.client._idle_again(self)
-        else:
-            self.close()
-
-
-class _Content:
-    """``response.content``: what ``sse_batches`` reads (aiohttp's name)."""
-
-    __slots__ = ("_response",)
-
-    def __init__(self, response: Http1Response) -> None:
-        self._response = response
-
-    def iter_any(self) -> AsyncIterator[bytes]:
-        return self._response._parts()
-
-
-class Http1Response:
-    """A response being received: status and headers once :meth:`Http1Client.post`
-    returned it, the body as it comes (``content.iter_any()``) or whole (``read()``).
-    The httptools parser calls its ``on_*`` methods. ``on_end`` is called once, when
-    the connection is free again or gone (the client's slot for it)."""
-
-    def __init__(
-        self, connection: _Connection, loop: asyncio.AbstractEventLoop, on_end: Any
-    ) -> None:
-        self.connection = connection
-        self.status = 0
-        self.headers: dict[str, str] = {}
-        self.content = _Content(self)
-        self.done = False
-        self.received = False  # any byte of it arrived
-        self.error: BaseException | None = None
-        self._loop = loop
-        self._on_end = on_end
-        self._buffer: deque[bytes] = deque()
-        self._size = 0
-        self._waiter: asyncio.Future[None] | None = None
-        self._head: asyncio.Future[None] = loop.create_future()
-        self._decoder: Any = None
-        self._delimited = False  # the body has a length or chunks (else: until the close)
-
-    # ----- the parser's callbacks -----
-
-    def on_message_begin(self) -> None:
-        if self.done:  # a second response in the read that ended this one: unasked
-            raise UpstreamConnectionError("bytes after the response")
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        key = name.decode("latin-1").lower()
-        text = value.decode("latin-1")
-        old = self.headers.get(key)
-        self.headers[key] = text if old is None else f"{old}, {text}"
-
-    def on_headers_complete(self) -> None:
-        self.status = self.connection.parser.get_status_code()
-        headers = self.headers
-        self._delimited = "content-length" in headers or "chunked" in headers.get(
-            "transfer-encoding", ""
-        )
-        encoding = headers.get("content-encoding", "identity").strip().lower()
-        if encoding in ("gzip", "x-gzip", "deflate"):
-            self._decoder = zlib.decompressobj(47)  # gzip or zlib, told by the header
-        elif encoding not in ("identity", ""):
-            self.fail(UpstreamConnectionError(f"unsupported content-encoding {encoding!r}"))
-            return
-        if not self._head.done():
-            self._head.set_result(None)
-
-    def on_body(self, body: bytes) -> None:
-        if self.error is not None:
-            return
-        if self._decoder is not None:
-            body = self._decoder.decompress(body)
-        self._buffer.append(body)
-        self._size += len(body)
-        if self._size > _HIGH_WATER:
-            self.connection.pause(True)
-        self._wake()
-
-    def on_message_complete(self) -> None:
-        if self.done:
-            return
-        self.done = True
-        if self._decoder is not None:
-            self._buffer.append(self._decoder.flush())
-        self.connection.finished(self.connection.parser.should_keep_alive())
-        self._end()
-        self._wake()
-
-    # ----- the connection's end, failures -----
-
-    def connection_ended(self, exc: Exception | None) -> None:
-        if self._head.done() and not self._delimited and self.error is None:
-            self.on_message_complete()  # a body that ends with the connection
-            return
-        why = f": {exc}" if exc else ""
-        self.fail(UpstreamConnectionError(f"the upstream closed the connection{why}"))
-
-    def fail(self, error: BaseException) -> None:
-        if self.error is None and not self.done:
-            self.error = error
-            if not self._head.done():
-                self._head.set_exception(error)
-                self._head.exception()  # retrieved: nobody may await it any more
-            self._end()
-            self._wake()
-
-    def _end(self) -> None:
-        on_end, self._on_end = self._on_end, None
-        if on_end is not None:
-            on_end()
-
-    def _wake(self) -> None:
-        waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
-
-    # ----- reading -----
-
-    async def _parts(self) -> AsyncIterator[bytes]:
-        buffer = self._buffer
-        while True:
-            if buffer:
-                part = buffer.popleft() if len(buffer) == 1 else b"".join(buffer)
-                buffer.clear()
-                self._size = 0
-                self.connection.pause(False)
-                if part:
-                    yield part
-                continue
-            if self.error is not None:
-                raise self.error
-            if self.done:
-                return
-            self._waiter = self._loop.create_future()
-            try:
-                await self._waiter
-            finally:
-                self._waiter = None
-
-    async def read(self) -> bytes:
-        return b"".join([part async for part in self._parts()])
-
-    def release(self) -> None:
-        """Done with it: a response not read to its end closes its connection."""
-        if not self.done and self.error is None:
-            self.done = True
-            self.connection.close()
-            self._end()
 
 
 class _Post:

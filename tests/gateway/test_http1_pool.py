@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from luthien_lab import Request
-from luthien_lab.gateway import _http1
+from luthien_lab.gateway import _http1_connection
 from luthien_lab.gateway._http1 import Http1Client
 from luthien_lab.gateway._native_http import SessionPool
 from luthien_lab.gateway._upstream import OpenAIHTTPClient, native_chat_body
@@ -229,10 +229,10 @@ async def test_a_request_cancelled_while_waiting_for_a_slot_frees_nothing_twice(
 
 
 async def test_a_large_body_read_slowly_pauses_and_resumes_reading(monkeypatch):
-    monkeypatch.setattr(_http1, "_HIGH_WATER", 4096)
+    monkeypatch.setattr(_http1_connection, "_HIGH_WATER", 4096)
     body = b"".join(b"%08d" % i for i in range(250_000))  # 2 MB, every byte checkable
     states: list[tuple[bool, bool]] = []  # (paused, transport reading) after each change
-    original = _http1._Connection.pause
+    original = _http1_connection._Connection.pause
 
     def pause(self, on: bool) -> None:
         before = self.paused
@@ -240,7 +240,7 @@ async def test_a_large_body_read_slowly_pauses_and_resumes_reading(monkeypatch):
         if self.paused != before:
             states.append((self.paused, self.transport.is_reading()))
 
-    monkeypatch.setattr(_http1._Connection, "pause", pause)
+    monkeypatch.setattr(_http1_connection._Connection, "pause", pause)
 
     async def handle(conn: Conn) -> None:
         while await conn.request() is not None:
