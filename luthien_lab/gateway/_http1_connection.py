@@ -19,6 +19,8 @@ __all__ = ["Http1Response", "UpstreamConnectionError"]
 
 # Buffered, unread response bytes above which the connection stops reading.
 _HIGH_WATER = 1 << 20
+# How long the end of a body the reader no longer wants may take (see drain).
+_DRAIN_SECONDS = 1.0
 
 
 class UpstreamConnectionError(ConnectionError):
@@ -131,6 +133,7 @@ class Http1Response:
         self._head: asyncio.Future[None] = loop.create_future()
         self._decoder: Any = None
         self._delimited = False  # the body has a length or chunks (else: until the close)
+        self._draining: asyncio.TimerHandle | None = None
 
     # ----- the parser's callbacks -----
 
@@ -160,7 +163,7 @@ class Http1Response:
             self._head.set_result(None)
 
     def on_body(self, body: bytes) -> None:
-        if self.error is not None:
+        if self.error is not None or self._draining is not None:
             return
         if self._decoder is not None:
             body = self._decoder.decompress(body)
@@ -174,7 +177,9 @@ class Http1Response:
         if self.done:
             return
         self.done = True
-        if self._decoder is not None:
+        if self._draining is not None:
+            self._draining.cancel()
+        elif self._decoder is not None:
             self._buffer.append(self._decoder.flush())
         self.connection.finished(self.connection.parser.should_keep_alive())
         self._end()
@@ -234,8 +239,23 @@ class Http1Response:
     async def read(self) -> bytes:
         return b"".join([part async for part in self._parts()])
 
+    def drain(self) -> None:
+        """The reader has what it wanted (a stream's ``[DONE]``), and the rest of the
+        body is only its end (a chunked body's last chunk, often in a later read): it
+        is read and dropped, so the connection goes back to the pool, instead of
+        being closed by :meth:`release`. Given up after ``_DRAIN_SECONDS``."""
+        if not self.done and self.error is None and self._draining is None:
+            self._buffer.clear()
+            self.connection.pause(False)
+            self._draining = self._loop.call_later(_DRAIN_SECONDS, self._abandon)
+
     def release(self) -> None:
-        """Done with it: a response not read to its end closes its connection."""
+        """Done with it: a response not read to its end closes its connection (unless
+        it is draining, see :meth:`drain`)."""
+        if self._draining is None:
+            self._abandon()
+
+    def _abandon(self) -> None:
         if not self.done and self.error is None:
             self.done = True
             self.connection.close()

@@ -142,6 +142,9 @@ async def sse_batches(
             start = end + 2
             event = _parse(frame, provider)
             if event is _DONE:
+                drain = getattr(response, "drain", None)
+                if drain is not None:
+                    drain()  # the rest is the body's end: the connection can be reused
                 if batch:
                     yield batch
                 return

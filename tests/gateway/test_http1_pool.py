@@ -411,3 +411,57 @@ async def test_the_openai_client_streams_events_split_anywhere_with_their_raw_by
     assert sent.header("x-client") == ["c"]
     assert sent.header("content-type") == ["application/json"]
     assert up.connections == 1
+
+
+# ----- the end of a stream after [DONE] -----
+
+
+def _sse_stream(events: int) -> bytes:
+    return b"".join(_chunk_event(i) for i in range(events)) + b"data: [DONE]\n\n"
+
+
+@pytest.mark.parametrize("late", [b"0\r\n\r\n", chunk(b": trailing comment\n\n") + b"0\r\n\r\n"])
+async def test_a_body_end_after_done_is_read_and_the_connection_reused(late):
+    async def handle(conn: Conn) -> None:
+        while await conn.request() is not None:
+            # [DONE] in one read, the body's end (maybe more bytes) in a later one.
+            await conn.send(chunked_head() + chunk(_sse_stream(3)), late, pause=0.02)
+
+    async with Upstream(handle) as up:
+        client = OpenAIHTTPClient(up.url.split("?")[0].removesuffix("/x"))
+        request = Request(model="m", messages=[{"role": "user", "content": "hi"}])
+        try:
+            for _ in range(3):
+                chunks = [c async for c in client.stream(request)]
+                assert [c.choices[0].delta.content for c in chunks] == [
+                    f"piece {i} " for i in range(3)
+                ]
+                # Back in the pool once the body's end came in (closed, it never would).
+                idle = client._pool.client()._idle
+                await until(lambda idle=idle: sum(map(len, idle.values())) == 1)
+        finally:
+            await client.aclose()
+    assert up.connections == 1
+    assert len(up.requests) == 3
+
+
+async def test_a_body_that_does_not_end_after_done_is_given_up(monkeypatch):
+    monkeypatch.setattr(_http1_connection, "_DRAIN_SECONDS", 0.05)
+
+    async def handle(conn: Conn) -> None:
+        while await conn.request() is not None:
+            await conn.send(chunked_head() + chunk(_sse_stream(2)))
+            await conn.until_closed()  # never ends the body
+
+    async with Upstream(handle) as up:
+        client = OpenAIHTTPClient(up.url.split("?")[0].removesuffix("/x"))
+        request = Request(model="m", messages=[{"role": "user", "content": "hi"}])
+        try:
+            for _ in range(2):
+                assert len([c async for c in client.stream(request)]) == 2
+                await until(lambda: len(up.closed_by_client) == up.connections)
+        finally:
+            await client.aclose()
+    # Each connection was closed by the client once the wait ran out, and not reused.
+    assert up.connections == 2
+    assert up.closed_by_client == {0, 1}
