@@ -199,6 +199,13 @@ class Http1Client:
                 or " " in name
             ):
                 raise ValueError(f"invalid upstream header {name!r}: {value!r}")
+            if not value.isascii():
+                try:
+                    value.encode("latin-1")
+                except UnicodeEncodeError:
+                    raise ValueError(
+                        f"upstream header {name!r} holds characters HTTP cannot carry: {value!r}"
+                    ) from None
             lines.append(f"{name}: {value}\r\n")
         lines.append(f"content-length: {len(data) if data else 0}\r\n\r\n")
         return "".join(lines).encode("latin-1")

@@ -134,6 +134,7 @@ class Http1Response:
         self._decoder: Any = None
         self._delimited = False  # the body has a length or chunks (else: until the close)
         self._draining: asyncio.TimerHandle | None = None
+        self._interim = False
 
     # ----- the parser's callbacks -----
 
@@ -148,7 +149,11 @@ class Http1Response:
         self.headers[key] = text if old is None else f"{old}, {text}"
 
     def on_headers_complete(self) -> None:
-        self.status = self.connection.parser.get_status_code()
+        status = self.connection.parser.get_status_code()
+        if 100 <= status < 200:  # an interim response (103 Early Hints): the real one follows
+            self._interim = True
+            return
+        self.status = status
         headers = self.headers
         self._delimited = "content-length" in headers or "chunked" in headers.get(
             "transfer-encoding", ""
@@ -174,6 +179,10 @@ class Http1Response:
         self._wake()
 
     def on_message_complete(self) -> None:
+        if self._interim:
+            self._interim = False
+            self.headers = {}
+            return
         if self.done:
             return
         self.done = True

@@ -452,6 +452,7 @@ async def test_an_http_error_status_is_a_response_with_its_body():
         {"x-bad x": "1"},
         {"x-bad\t": "1"},
         {"x-bad\x00": "1"},
+        {"x-snowman": "\u2603"},
     ],
 )
 async def test_a_header_with_cr_or_lf_is_a_value_error_naming_it(headers):
@@ -490,3 +491,18 @@ async def test_a_url_without_host_or_of_another_scheme_is_a_value_error(url, why
         await all_slots_proceed(client, 1)
     finally:
         client.close()
+
+
+async def test_an_interim_response_is_skipped_for_the_real_one():
+    interim = b"HTTP/1.1 103 Early Hints\r\nlink: </style.css>\r\n\r\n"
+    async with Upstream(keep_alive(lambda req: interim + answer(b"real"))) as up:
+        client = Http1Client(max_connections=1)
+        try:
+            for _ in range(2):
+                async with client.post(up.url, data=b"x") as response:
+                    assert response.status == 200
+                    assert "link" not in response.headers
+                    assert await response.read() == b"real"
+        finally:
+            client.close()
+    assert up.connections == 1
