@@ -1,9 +1,7 @@
-"""Shared plumbing of the native upstream clients: one aiohttp session per event
-loop, SSE framing that keeps each event's raw bytes, and upstream errors that keep
-the upstream's own body (so the client sees the provider's error as it was sent).
-
-aiohttp rather than httpx: see ``_upstream`` (httpx's pool bookkeeping dominated the
-gateway's CPU at 50 clients).
+"""Shared plumbing of the native upstream clients: their HTTP clients (one set per
+event loop: :class:`SessionPool`), SSE framing that keeps each event's raw bytes, and
+upstream errors that keep the upstream's own body (so the client sees the provider's
+error as it was sent).
 """
 
 from __future__ import annotations

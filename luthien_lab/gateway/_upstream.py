@@ -7,12 +7,10 @@ request as is over one shared connection pool and turns each SSE event into a
 lightweight chunk (:mod:`luthien_lab.streaming.lite`, litellm's shape without its
 per-field validation), which is all the orchestrator needs.
 
-It uses aiohttp (installed with litellm), not httpx: httpx's pool checks every idle
-connection with syscalls (``getpeername`` + ``poll``) each time a request takes or
-returns a connection, so with 50 concurrent requests over ~50 keep-alive connections
-it spent ~60% of the gateway's CPU in pool bookkeeping (profiled: 265 req/s
-non-streaming at 50 clients; aiohttp, whose pool is a per-host deque and whose HTTP
-parser is C, roughly doubles that).
+The requests go through the gateway's own HTTP/1.1 client (:mod:`._http1`, see
+there why); not httpx, whose pool checks every idle connection with syscalls
+(``getpeername`` + ``poll``) each time a request takes or returns a connection: with
+50 concurrent requests it spent ~60% of the gateway's CPU in pool bookkeeping.
 """
 
 from __future__ import annotations
@@ -49,7 +47,7 @@ class OpenAIHTTPClient(LLMClient):
     """Posts to ``{api_base}/chat/completions``; ``provider/`` model prefixes are
     stripped (``openai/gpt-4o`` is sent as ``gpt-4o``).
 
-    The aiohttp session comes from a :class:`SessionPool` (one per event loop);
+    Its HTTP client comes from a :class:`SessionPool` (one per event loop);
     ``aclose()`` closes it.
     """
 
