@@ -41,16 +41,17 @@ class StreamingReplacer:
     One replacer per stream (it holds the pending tail).
     """
 
-    __slots__ = ("_engine", "_pending")
+    __slots__ = ("_engine", "_first", "_pending")
 
     def __init__(self, engine: _Engine) -> None:
         self._engine = engine
+        self._first = engine.first.search  # per chunk: one lookup instead of three
         self._pending = ""
 
     def feed(self, text: str) -> str:
         if self._pending:
             text = self._pending + text
-        elif self._engine.first.search(text) is None:
+        elif self._first(text) is None:
             return text  # the usual chunk: no character that could start a search string
         out, self._pending = self._engine.take(text)
         return out
