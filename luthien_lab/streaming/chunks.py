@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, cast
 
 from pydantic import BaseModel
@@ -197,25 +196,14 @@ _new = object.__new__
 _setattr = object.__setattr__
 
 
-def _slot_setter(name: str) -> Callable[[Any, Any], None]:
-    """The C setter of pydantic ``BaseModel``'s slot ``name``: cheaper than
-    ``object.__setattr__`` (no attribute lookup) and it refuses (TypeError) anything
-    that is not a pydantic object."""
-    setter = getattr(vars(BaseModel).get(name), "__set__", None)
-    if setter is None:  # not a slot in this pydantic: the generic way, still correct
-
-        def setter(obj: Any, value: Any) -> None:
-            if not isinstance(obj, BaseModel):
-                raise TypeError(f"not a pydantic object: {type(obj).__name__}")
-            _setattr(obj, name, value)
-
-    return cast("Callable[[Any, Any], None]", setter)
-
-
-_set_dict = _slot_setter("__dict__")
-_set_extra = _slot_setter("__pydantic_extra__")
-_set_fields_set = _slot_setter("__pydantic_fields_set__")
-_set_private = _slot_setter("__pydantic_private__")
+# pydantic ``BaseModel``'s slot setters, called directly: cheaper than
+# ``object.__setattr__`` (no attribute lookup), and they refuse (TypeError) an object
+# that is not a pydantic one, which sends it to the generic path.
+_slots = vars(BaseModel)
+_set_dict = _slots["__dict__"].__set__
+_set_extra = _slots["__pydantic_extra__"].__set__
+_set_fields_set = _slots["__pydantic_fields_set__"].__set__
+_set_private = _slots["__pydantic_private__"].__set__
 
 
 def _clone(obj: Any) -> Any:
