@@ -41,22 +41,24 @@ class StreamingReplacer:
     One replacer per stream (it holds the pending tail).
     """
 
-    __slots__ = ("_engine", "_pending")
+    __slots__ = ("_engine", "_first", "_pending")
 
     def __init__(self, engine: _Engine) -> None:
         self._engine = engine
+        self._first = engine.first.search  # per chunk: one lookup instead of three
         self._pending = ""
 
     def feed(self, text: str) -> str:
         if self._pending:
             text = self._pending + text
-        elif self._engine.first.search(text) is None:
+        elif self._first(text) is None:
             return text  # the usual chunk: no character that could start a search string
-        out, self._pending = self._engine.step(text, final=False)
+        out, self._pending = self._engine.take(text)
         return out
 
     def flush(self) -> str:
-        out, self._pending = self._engine.step(self._pending, final=True)
+        out = self._engine.replace_all(self._pending) if self._pending else ""
+        self._pending = ""
         return out
 
     @property
@@ -73,18 +75,23 @@ class _Engine:
         # longest search wins, as the module doc promises.
         ordered = sorted(pairs, key=lambda pair: -len(pair[0]))
         self.replacements = [replacement for _search, replacement in ordered]
-        self.pattern = re.compile("|".join(f"({re.escape(s)})" for s, _ in ordered), flags)
-        self.max_len = max(len(s) for s, _ in ordered)
+        source = "|".join(f"({re.escape(s)})" for s, _ in ordered)
+        self.pattern = re.compile(source, flags)
         # Any proper, non-empty prefix of a search string, anchored at the end of the
-        # text: "abc" -> a(?:b)?\Z. One search finds the earliest position from which
-        # the rest of the text could still become a match. With the same flags, so case
-        # folding agrees with `pattern`.
+        # text: "abc" -> a(?:b)?\Z: where the rest of the text could still become a
+        # match, and is held back. With the same flags, so case folding agrees.
         prefixes = [_prefix_pattern(s) for s, _ in ordered if len(s) > 1]
         # A character that could start a search string: text without one needs no look.
         self.first = re.compile(
             "[" + "".join(sorted({re.escape(s[0]) for s, _ in ordered})) + "]", flags
         )
-        self.tail = re.compile(f"(?:{'|'.join(prefixes)})\\Z", flags) if prefixes else None
+        # Both in one search: at each position, first whether the rest of the text is
+        # such a prefix (then a match there is not final yet: a longer search string
+        # may win once more text comes), else the search strings, longest first. The
+        # prefixes have no capture group, so a search string's group number is its
+        # index + 1, as in `pattern`, and a held tail's match has none.
+        tails = f"(?:{'|'.join(prefixes)})\\Z|" if prefixes else ""
+        self.scan = re.compile(tails + source, flags)
 
     def replace_all(self, text: str) -> str:
         return self.pattern.sub(self._replacement, text)
@@ -92,35 +99,32 @@ class _Engine:
     def _replacement(self, match: re.Match[str]) -> str:
         return self.replacements[(match.lastindex or 1) - 1]
 
-    def _hold_start(self, text: str, start: int) -> int:
-        """Where the possibly-unfinished match at the end of ``text`` begins (or len):
-        the first position from which the rest of the text is a proper prefix of some
-        search string."""
-        tail = self.tail
+    def take(self, text: str) -> tuple[str, str]:
+        """(text to emit now, tail to hold back) of a text that more may follow. A match
+        is final when no tail that could still grow into a match starts at or before it:
+        nothing that arrives later can change the choice made there. One search per
+        match, and one more only when text is left after it."""
+        search = self.scan.search
+        match = search(text)
+        if match is None:
+            return text, ""
+        replacements = self.replacements
         end = len(text)
-        if tail is None:
-            return end
-        match = tail.search(text, max(start, end - self.max_len + 1))
-        return match.start() if match is not None else end
-
-    def step(self, text: str, *, final: bool) -> tuple[str, str]:
-        """(text to emit now, tail to keep). A match is final when it starts before the
-        hold-back point: nothing that arrives later can change the choice made there."""
         out: list[str] = []
         position = 0
-        hold = len(text) if final else self._hold_start(text, 0)
-        search = self.pattern.search
         while True:
-            match = search(text, position)
-            if match is None or match.start() >= hold:
-                out.append(text[position:hold])
-                return "".join(out), text[hold:]
-            out.append(text[position : match.start()])
-            out.append(self._replacement(match))
+            start = match.start()
+            index = match.lastindex
+            if index is None:  # the rest could still become a match: hold it back
+                out.append(text[position:start])
+                return "".join(out), text[start:]
+            out.append(text[position:start])
+            out.append(replacements[index - 1])
             position = match.end()
-            if position > hold:
-                # The match swallowed the held tail: look for a new one after it.
-                hold = len(text) if final else self._hold_start(text, position)
+            match = search(text, position) if position < end else None
+            if match is None:
+                out.append(text[position:])
+                return "".join(out), ""
 
 
 def _prefix_pattern(search: str) -> str:

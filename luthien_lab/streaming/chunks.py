@@ -16,6 +16,8 @@ import json
 import time
 from typing import TYPE_CHECKING, Any, cast
 
+from pydantic import BaseModel
+
 from luthien_lab.clients._litellm import litellm_types
 from luthien_lab.streaming import lite
 from luthien_lab.streaming.lite import use_litellm
@@ -190,7 +192,18 @@ def create_usage_chunk(usage: Any, template: Any = None) -> ModelResponseStream:
     return cast("ModelResponseStream", built)
 
 
+_new = object.__new__
 _setattr = object.__setattr__
+
+
+# pydantic ``BaseModel``'s slot setters, called directly: cheaper than
+# ``object.__setattr__`` (no attribute lookup), and they refuse (TypeError) an object
+# that is not a pydantic one, which sends it to the generic path.
+_slots = vars(BaseModel)
+_set_dict = _slots["__dict__"].__set__
+_set_extra = _slots["__pydantic_extra__"].__set__
+_set_fields_set = _slots["__pydantic_fields_set__"].__set__
+_set_private = _slots["__pydantic_private__"].__set__
 
 
 def _clone(obj: Any) -> Any:
@@ -199,25 +212,63 @@ def _clone(obj: Any) -> Any:
     the set of field names given at construction is shared, as only a pydantic
     assignment to a declared field adds to it (and a chunk's are set already): one
     allocation fewer per object, which the garbage collector notices on a long
-    stream. Raises AttributeError for anything else."""
+    stream. Raises AttributeError or TypeError for anything else."""
+    new = _new(type(obj))
+    _set_dict(new, obj.__dict__.copy())
     extra = obj.__pydantic_extra__
+    _set_extra(new, None if extra is None else extra.copy())
+    _set_fields_set(new, obj.__pydantic_fields_set__)
     private = obj.__pydantic_private__
-    new = obj.__class__.__new__(obj.__class__)
-    _setattr(new, "__dict__", obj.__dict__.copy())
-    _setattr(new, "__pydantic_extra__", None if extra is None else extra.copy())
-    _setattr(new, "__pydantic_fields_set__", obj.__pydantic_fields_set__)
-    _setattr(new, "__pydantic_private__", None if private is None else private.copy())
+    _set_private(new, None if private is None else private.copy())
     return new
 
 
-def _set_field(obj: Any, name: str, value: Any) -> None:
-    extra = obj.__pydantic_extra__
-    if extra is not None and name in extra:
-        extra[name] = value
-    elif name in obj.__dict__:
-        obj.__dict__[name] = value
-    else:
-        setattr(obj, name, value)
+def _replace_pydantic(chunk: Any, fields: dict[str, Any]) -> Any:
+    """``replace_delta`` for litellm's chunk: the chunk, its first choice and that
+    choice's delta cloned (:func:`_clone`), nothing else copied."""
+    new = _clone(chunk)
+    values = new.__dict__
+    choices = values["choices"]
+    choice = _clone(choices[0])
+    holder = choice.__pydantic_extra__
+    if not holder or "delta" not in holder:
+        holder = choice.__dict__
+    delta = holder["delta"] = _clone(holder["delta"])
+    extra = delta.__pydantic_extra__
+    own = delta.__dict__
+    for name, value in fields.items():
+        if extra is not None and name in extra:  # litellm keeps most delta fields here
+            extra[name] = value
+        elif name in own:
+            own[name] = value
+        else:
+            setattr(delta, name, value)
+    values["choices"] = [choice, *choices[1:]]
+    return new
+
+
+def _replace_lite(chunk: Any, fields: dict[str, Any]) -> Any:
+    """``replace_delta`` for a :mod:`~luthien_lab.streaming.lite` chunk: three new
+    objects over copies of the three field dicts (a new field goes last, as
+    ``setattr`` would put it); None when the choice or delta is not a lite object."""
+    values = chunk.__dict__.copy()
+    choices = values["choices"]
+    old_choice = choices[0]
+    choice_fields = old_choice.__dict__.copy()
+    old_delta = choice_fields["delta"]
+    if not (isinstance(old_choice, lite.LiteObject) and isinstance(old_delta, lite.LiteObject)):
+        return None
+    delta_fields = old_delta.__dict__.copy()
+    delta_fields.update(fields)
+    delta = _new(old_delta.__class__)
+    _setattr(delta, "__dict__", delta_fields)
+    choice_fields["delta"] = delta
+    choice = _new(old_choice.__class__)
+    _setattr(choice, "__dict__", choice_fields)
+    values["choices"] = [choice, *choices[1:]]
+    new = _new(chunk.__class__)
+    _setattr(new, "__dict__", values)
+    return new
 
 
 def replace_delta(chunk: ModelResponseStream, **fields: Any) -> ModelResponseStream:
@@ -226,20 +277,17 @@ def replace_delta(chunk: ModelResponseStream, **fields: Any) -> ModelResponseStr
 
     Only the chunk, its first choice and its delta are copied (everything else is
     shared, as with a shallow ``model_copy``): several times cheaper than
-    ``model_copy(deep=True)`` on a hot path."""
+    ``model_copy(deep=True)`` on a hot path. A policy that rewrites chunks calls it
+    per rewritten chunk, so both families get a path that builds the three objects
+    directly; anything else takes ``model_copy``."""
     try:
-        new = _clone(chunk)
-        choices = new.__dict__["choices"]
-        choice = _clone(choices[0])
-        holder = choice.__pydantic_extra__
-        if not holder or "delta" not in holder:
-            holder = choice.__dict__
-        delta = holder["delta"] = _clone(holder["delta"])
-        for name, value in fields.items():
-            _set_field(delta, name, value)
-        new.__dict__["choices"] = [choice, *choices[1:]]
-        return new
-    except (AttributeError, KeyError, TypeError):
+        if isinstance(chunk, lite.LiteObject):
+            new = _replace_lite(chunk, fields)
+            if new is not None:
+                return cast("ModelResponseStream", new)
+        else:
+            return cast("ModelResponseStream", _replace_pydantic(chunk, fields))
+    except (AttributeError, KeyError, IndexError, TypeError):
         pass
     new = chunk.model_copy()
     choice = new.choices[0].model_copy()

@@ -44,6 +44,66 @@ def test_any_split_gives_the_whole_string_result(replacements, case_sensitive, t
     assert "".join(out) == policy.replace(text)
 
 
+def streaming_rule(searches: dict[str, str], case_sensitive: bool, text: str) -> tuple[str, str]:
+    """(emitted, held back) of ``text`` that more may follow, by the module doc's rule,
+    the slow way: the hold-back starts at the first position from which the rest is a
+    proper prefix of a search string; left to right, the longest search string matching
+    at a position wins if it starts before the hold-back (one that runs into the held
+    tail moves the hold-back to after it); the scan resumes after a match."""
+    fold = (lambda part: part) if case_sensitive else str.lower
+    keys = sorted(searches, key=len, reverse=True)  # stable: the policy's order
+
+    def hold_from(position: int) -> int:
+        for start in range(position, len(text)):
+            rest = fold(text[start:])
+            if any(len(rest) < len(s) and fold(s).startswith(rest) for s in keys):
+                return start
+        return len(text)
+
+    out: list[str] = []
+    position, hold = 0, hold_from(0)
+    while position < hold:
+        found = next((s for s in keys if fold(text[position : position + len(s)]) == fold(s)), None)
+        if found is None:
+            out.append(text[position])
+            position += 1
+            continue
+        out.append(searches[found])
+        position += len(found)
+        if position > hold:
+            hold = hold_from(position)
+    return "".join(out), text[hold:]
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    replacement_maps,
+    st.booleans(),
+    st.text(alphabet="abcAxy", max_size=40),
+    st.lists(st.integers(0, 100), max_size=12),
+)
+def test_each_piece_emits_what_the_streaming_rule_says(replacements, case_sensitive, text, cuts):
+    """Not only the whole: every piece emits as much as the rule allows, and holds back
+    exactly the rest (the early emission, the chunk boundaries, depend on it)."""
+    policy = StringReplacePolicy(replacements=replacements, case_sensitive=case_sensitive)
+    replacer = policy.replacer()
+    pending = ""
+    for piece in split(text, cuts):
+        emitted, pending = streaming_rule(replacements, case_sensitive, pending + piece)
+        assert (replacer.feed(piece), replacer.pending) == (emitted, pending)
+    assert replacer.flush() == policy.replace(pending)
+    assert replacer.pending == ""
+
+
+def test_a_longer_search_string_that_may_still_follow_holds_a_match_back():
+    policy = StringReplacePolicy(replacements={"ab": "X", "abc": "Y", "b": "Z"})
+    replacer = policy.replacer()
+    assert (replacer.feed("xab"), replacer.pending) == ("x", "ab")  # "abc" may follow
+    assert (replacer.feed("d"), replacer.pending) == ("Xd", "")
+    assert (replacer.feed("aab"), replacer.pending) == ("a", "ab")
+    assert (replacer.feed("c b"), replacer.pending) == ("Y Z", "")
+
+
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     replacement_maps,
