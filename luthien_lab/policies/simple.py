@@ -351,6 +351,7 @@ class SimplePolicy(Policy):
     async def process_full_response(
         self, response: ModelResponse, context: PolicyContext
     ) -> ModelResponse:
+        original = response
         response = response.model_copy(deep=True)
         request = context.request
         for choice in response.choices:
@@ -374,6 +375,8 @@ class SimplePolicy(Policy):
                 message.tool_calls = kept or None
                 if not kept and choice.finish_reason == "tool_calls":
                     choice.finish_reason = "stop"
+        if response.model_dump() == original.model_dump():
+            return original  # nothing changed: the response as it came (sent as is)
         return response
 
     # ----- emission -----

@@ -232,9 +232,11 @@ class StringReplacePolicy(Policy):
     async def process_full_response(
         self, response: ModelResponse, context: PolicyContext
     ) -> ModelResponse:
+        texts = [choice.message.content for choice in response.choices]  # type: ignore[union-attr]
+        replaced = [self.replace(text) if text else text for text in texts]
+        if replaced == texts:
+            return response  # nothing to replace: the response as it came (sent as is)
         response = response.model_copy(deep=True)
-        for choice in response.choices:
-            message = choice.message  # type: ignore[union-attr]
-            if message.content:
-                message.content = self.replace(message.content)
+        for choice, text in zip(response.choices, replaced, strict=True):
+            choice.message.content = text  # type: ignore[union-attr]
         return response

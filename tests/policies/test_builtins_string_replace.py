@@ -9,9 +9,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from luthien_lab import PolicyOrchestrator, ScriptedLLMClient
+from luthien_lab import PolicyContext, PolicyOrchestrator, ScriptedLLMClient
 from luthien_lab.errors import ConfigError
 from luthien_lab.policies import StringReplacePolicy
+from luthien_lab.streaming import reconstruct_full_response
 from tests.support import REQUEST, run_stream, stream_summary, summary, text_stream, tool_chunk
 
 searches = st.text(alphabet="abcA", min_size=1, max_size=4)
@@ -194,3 +195,20 @@ async def test_recorded_streams_same_both_ways(recorded):
 def test_bad_config_is_a_config_error(kwargs, needle):
     with pytest.raises(ConfigError, match=needle):
         StringReplacePolicy(**kwargs)
+
+
+def test_a_full_response_with_nothing_to_replace_is_returned_as_it_came():
+    policy = StringReplacePolicy(replacements={"secret": "[redacted]"})
+    context = PolicyContext(transaction_id="t", request=REQUEST)
+
+    def response(text: str):
+        return reconstruct_full_response(text_stream(text))
+
+    untouched = response("nothing to hide here")
+    assert asyncio.run(policy.process_full_response(untouched, context)) is untouched
+    original = response("the secret is out")
+    before = original.model_dump()
+    changed = asyncio.run(policy.process_full_response(original, context))
+    assert changed is not original
+    assert changed.choices[0].message.content == "the [redacted] is out"
+    assert original.model_dump() == before

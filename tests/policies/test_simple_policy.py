@@ -210,3 +210,28 @@ async def test_text_after_a_tool_call_is_transformed_once():
     assert text == "OK. MORE"
     calls = [tc for c in out if c.choices for tc in c.choices[0].delta.tool_calls or []]
     assert [tc.function.name for tc in calls] == ["f"]
+
+
+@pytest.mark.parametrize(
+    ("policy", "changes"),
+    [(SimplePolicy(), False), (BlockTool("not_called"), False), (UppercasePolicy(), True),
+     (BlockTool("get_time"), True)],
+    ids=["no overrides", "a tool filter passing it all", "uppercase", "a blocked tool"],
+)  # fmt: skip
+async def test_a_full_response_nothing_changed_is_returned_as_it_came(policy, changes):
+    chunks = [
+        *text_stream("the time", finish="tool_calls")[:-1],
+        tool_chunk(0, id="a", name="get_time", args='{"tz": "UTC"}'),
+        create_chunk(None, finish_reason="tool_calls"),
+    ]
+    upstream = ScriptedLLMClient(chunks)
+    original = await upstream.complete(REQUEST)
+    before = original.model_dump()
+
+    class Returns(ScriptedLLMClient):
+        async def complete(self, request):
+            return original
+
+    final = await PolicyOrchestrator(policy, Returns(chunks)).process_full_response(REQUEST)
+    assert (final is not original) is changes
+    assert original.model_dump() == before  # the policy worked on a copy
