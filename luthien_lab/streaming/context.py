@@ -183,34 +183,32 @@ class EgressQueue:
         """What ``async for`` gives, as lists of the chunks ready together: a consumer
         that loops over a list pays less per chunk than one more async generator step."""
         buffer = self._buffer
-        loop = asyncio.get_running_loop()
         while True:
             if buffer:
                 batch = list(buffer)
                 buffer.clear()
                 yield batch
-                continue
-            if self._closed:
+            elif self._closed:
                 return
-            waiter = self._waiter = loop.create_future()
-            try:
-                await waiter
-            finally:
-                self._waiter = None
+            else:
+                await self._more()
 
     async def _chunks(self) -> AsyncGenerator[Any, None]:
         buffer = self._buffer
-        loop = asyncio.get_running_loop()
         while True:
             while buffer:
                 yield buffer.popleft()
             if self._closed:
                 return
-            waiter = self._waiter = loop.create_future()
-            try:
-                await waiter
-            finally:
-                self._waiter = None
+            await self._more()
+
+    async def _more(self) -> None:
+        """Until a chunk is put or the queue is closed."""
+        self._waiter = asyncio.get_running_loop().create_future()
+        try:
+            await self._waiter
+        finally:
+            self._waiter = None
 
 
 @dataclass(eq=False)
