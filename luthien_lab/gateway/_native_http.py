@@ -7,6 +7,7 @@ error as it was sent).
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
@@ -46,13 +47,12 @@ class SessionPool:
         loop = asyncio.get_running_loop()
         client = self._http1
         if client is None or client.closed or self._http1_loop is not loop:
-            try:
-                from luthien_lab.gateway._http1 import Http1Client
-            except ImportError:  # no httptools: aiohttp's client does it
+            client_class = _http1_client()
+            if client_class is None:  # no httptools: aiohttp's client does it
                 return self.session()
             if client is not None:
                 client.close()  # its loop is gone: its connections are closed now
-            client = self._http1 = Http1Client(self._max, self._headers)
+            client = self._http1 = client_class(self._max, self._headers)
             self._http1_loop = loop
         return client
 
@@ -82,6 +82,17 @@ class SessionPool:
         session, self._session = self._session, None
         if session is not None and not session.closed:
             await session.close()
+
+
+@functools.cache
+def _http1_client() -> Any:
+    """The gateway's HTTP/1.1 client class, or None without httptools (asked once: a
+    failed import is not cached by Python, and this is asked per request)."""
+    try:
+        from luthien_lab.gateway._http1 import Http1Client
+    except ImportError:
+        return None
+    return Http1Client
 
 
 def _let_go(session: aiohttp.ClientSession) -> None:

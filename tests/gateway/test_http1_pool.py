@@ -465,3 +465,18 @@ async def test_a_body_that_does_not_end_after_done_is_given_up(monkeypatch):
     # Each connection was closed by the client once the wait ran out, and not reused.
     assert up.connections == 2
     assert up.closed_by_client == {0, 1}
+
+
+async def test_without_httptools_the_pool_posts_with_aiohttp(monkeypatch):
+    import aiohttp
+
+    from luthien_lab.gateway import _native_http
+
+    monkeypatch.setattr(_native_http, "_http1_client", lambda: None)
+    pool = SessionPool()
+    try:
+        client = pool.client()
+        assert isinstance(client, aiohttp.ClientSession)
+        assert pool.client() is client is pool.session()
+    finally:
+        await pool.aclose()
