@@ -9,16 +9,15 @@ from typing import Any
 __all__ = ["last_user_prompt", "text_of"]
 
 
-def text_of(content: Any) -> str:
+def text_of(content: Any, kinds: tuple[str, ...] = ("text", "input_text")) -> str:
+    """The text of a message's content: a string, or the parts of those ``kinds``."""
     if isinstance(content, str):
         return content
     if isinstance(content, list):
         parts = [
-            p.get("text", "")
-            for p in content
-            if isinstance(p, dict) and p.get("type") in ("text", "input_text")
+            p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") in kinds
         ]
-        return "\n".join(p for p in parts if p)
+        return "\n".join(p for p in parts if isinstance(p, str) and p)
     return ""
 
 

@@ -19,6 +19,7 @@ from typing import Any
 
 from luthien_lab.provider import _openai
 from luthien_lab.provider._frames import Frame, sse
+from luthien_lab.provider._prompts import text_of
 from luthien_lab.provider._script import ScriptedResponse
 
 __all__ = [
@@ -54,16 +55,7 @@ def input_items(value: Any) -> list[dict[str, Any]]:
 
 
 def _text_of(content: Any) -> str:
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        parts = [
-            p.get("text", "")
-            for p in content
-            if isinstance(p, dict) and p.get("type") in ("input_text", "output_text", "text")
-        ]
-        return "\n".join(p for p in parts if isinstance(p, str) and p)
-    return ""
+    return text_of(content, ("input_text", "output_text", "text"))
 
 
 def _is_message(item: Mapping[str, Any]) -> bool:
