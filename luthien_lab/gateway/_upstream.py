@@ -81,10 +81,11 @@ class OpenAIHTTPClient(LLMClient):
         return await fail(response, _PROVIDER)
 
     async def stream(self, request: Request) -> AsyncIterator[Any]:
-        # Lightweight chunks (``streaming.lite``), made from the event's dict as it is:
-        # a litellm ``ModelResponseStream`` cost more CPU than the rest of the gateway's
-        # work on a chunk the policy passes through (validation of every field).
-        chunk = Chunk.from_dict
+        # Lightweight chunks (``streaming.lite``), made of the event's own dicts: a
+        # litellm ``ModelResponseStream`` cost more CPU than the rest of the gateway's
+        # work on a chunk the policy passes through (validation of every field). The
+        # chunk takes the parsed event over (``adopt``): nothing else reads it.
+        chunk = Chunk.adopt
         session = self._client()
         wire = wire_of(request, "chat")
         data, headers = self._body(request, True)

@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import sys
 from typing import Any
 
-__all__ = ["SERVER_OPTIONS", "configure", "run"]
+__all__ = ["GC_ENV", "GC_THRESHOLD", "SERVER_OPTIONS", "collector_threshold", "configure", "run"]
+
+GC_ENV = "LUTHIEN_LAB_GC_THRESHOLD"
+# Python's default (700) ran a young-generation collection every few requests: every
+# stream in flight holds its chunks and native events, which each collection walked
+# again (about a seventh of the gateway's CPU on a streamed request). At this
+# threshold the collector runs only when objects really pile up; cyclic garbage waits
+# a little longer to be freed.
+GC_THRESHOLD = 20_000
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -63,7 +72,8 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         loaded = load_config(args.config)
-    except ConfigError as error:
+        threshold = collector_threshold()
+    except (ConfigError, ValueError) as error:
         print(f"luthien-lab serve: {error}", file=sys.stderr)
         return 2
     settings = loaded.gateway
@@ -100,5 +110,22 @@ def run(args: argparse.Namespace) -> int:
         flush=True,
     )
     options = {**SERVER_OPTIONS, "http": args.http, "loop": args.loop}
+    if threshold is not None:
+        _young, *older = gc.get_threshold()
+        gc.set_threshold(threshold, *older)
     uvicorn.run(app, host=host, port=port, log_level=args.log_level, **options)
     return 0
+
+
+def collector_threshold() -> int | None:
+    """The young-generation threshold a serving process sets: ``LUTHIEN_LAB_GC_THRESHOLD``
+    (default :data:`GC_THRESHOLD`); None for ``0`` (keep Python's). ValueError, naming
+    the value, for anything else that is not a whole number."""
+    raw = os.environ.get(GC_ENV, "").strip()
+    try:
+        threshold = int(raw) if raw else GC_THRESHOLD
+    except ValueError:
+        threshold = -1
+    if threshold < 0:
+        raise ValueError(f"{GC_ENV} must be a whole number (0: Python's default), got {raw!r}")
+    return threshold or None

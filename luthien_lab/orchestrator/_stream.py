@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from luthien_lab._listeners import notify
@@ -37,7 +37,6 @@ async def run_stream(
     egress: EgressQueue = ctx.egress_queue
     assert assembler is not None
     producer: asyncio.Task[None] | None = None
-    chunks: AsyncGenerator[list[Any], None] | None = None
     status = "ok"
     failure: BaseException | None = None
     try:
@@ -49,18 +48,24 @@ async def run_stream(
             return
         produce = _produce(settings, client, tx, ctx, assembler, egress)
         producer = asyncio.get_running_loop().create_task(produce)
-        chunks = egress.batches()
-        async for batch in chunks:
-            for chunk in batch:
-                yield chunk
+        # The queue read here rather than through an async generator of its own: one
+        # step fewer for every wake-up (an upstream read, usually one event).
+        take, wait = egress.take, egress.wait
+        while True:
+            batch = take()
+            if batch:
+                for chunk in batch:
+                    yield chunk
+            elif egress.closed:
+                break
+            else:
+                await wait()
         await producer  # re-raises the producer's error, if any
     except BaseException as error:
         failure = error
         status = status_of(error)
         raise
     finally:
-        if chunks is not None:
-            await chunks.aclose()  # now, rather than by the loop's finalizer, later
         if producer is not None and not producer.done():
             producer.cancel()
             # The producer was cancelled on purpose; what it raises now is moot.

@@ -179,19 +179,21 @@ class EgressQueue:
         an ``__anext__`` coroutine: that would cost a coroutine per chunk."""
         return self._chunks()
 
-    async def batches(self) -> AsyncGenerator[list[Any], None]:
-        """What ``async for`` gives, as lists of the chunks ready together: a consumer
-        that loops over a list pays less per chunk than one more async generator step."""
+    def take(self) -> list[Any]:
+        """Every chunk put and not yet taken (empty: none), for a consumer that loops
+        over a list: it pays less per chunk than one more async generator step."""
         buffer = self._buffer
-        while True:
-            if buffer:
-                batch = list(buffer)
-                buffer.clear()
-                yield batch
-            elif self._closed:
-                return
-            else:
-                await self._more()
+        if not buffer:
+            return []
+        batch = list(buffer)
+        buffer.clear()
+        return batch
+
+    def wait(self) -> asyncio.Future[None]:
+        """A future done once a chunk is put or the queue is closed; awaited as it is
+        (a coroutine around it would cost one per wait). One consumer at a time."""
+        waiter = self._waiter = asyncio.get_running_loop().create_future()
+        return waiter
 
     async def _chunks(self) -> AsyncGenerator[Any, None]:
         buffer = self._buffer
@@ -200,15 +202,7 @@ class EgressQueue:
                 yield buffer.popleft()
             if self._closed:
                 return
-            await self._more()
-
-    async def _more(self) -> None:
-        """Until a chunk is put or the queue is closed."""
-        self._waiter = asyncio.get_running_loop().create_future()
-        try:
-            await self._waiter
-        finally:
-            self._waiter = None
+            await self.wait()
 
 
 @dataclass(eq=False)

@@ -285,36 +285,59 @@ class Chunk(LiteObject):
         if cls is not Chunk:
             return super().from_dict(data)
         obj = _new(Chunk)
-        values = obj.__dict__
-        values.update(data)
-        choices = values.get("choices")
-        if choices is not None:
-            if type(choices) is list:
-                values["choices"] = [
-                    _stream_choice(item) if type(item) is dict else item for item in choices
-                ]
-            else:
-                values["choices"] = StreamChoice._convert(choices)
-        usage = values.get("usage")
-        if usage is not None:
-            values["usage"] = Usage._convert(usage)
+        obj.__dict__.update(data)
+        _convert_chunk(obj.__dict__, False)
+        return obj
+
+    @classmethod
+    def adopt(cls, data: dict[str, Any]) -> Chunk:
+        """``Chunk.from_dict(data)`` that takes ``data`` over instead of copying it:
+        ``data`` (and the dicts of its choices and deltas) become the objects' own
+        field dicts, so the caller must not use it afterwards. For a freshly parsed
+        event (the gateway builds one chunk per upstream event): three dicts fewer to
+        allocate and fill per event."""
+        obj = _new(Chunk)
+        obj.__dict__ = data
+        _convert_chunk(data, True)
         return obj
 
 
 _new = object.__new__
 
 
-def _stream_choice(data: dict[str, Any]) -> StreamChoice:
-    """``StreamChoice.from_dict(data)``, unrolled (see ``Chunk.from_dict``)."""
+def _convert_chunk(values: dict[str, Any], own: bool) -> None:
+    """A chunk's nested fields (choices, usage) made objects, in ``values``."""
+    choices = values.get("choices")
+    if choices is not None:
+        if type(choices) is list:
+            values["choices"] = [
+                _stream_choice(item, own) if type(item) is dict else item for item in choices
+            ]
+        else:
+            values["choices"] = StreamChoice._convert(choices)
+    usage = values.get("usage")
+    if usage is not None:
+        values["usage"] = Usage._convert(usage)
+
+
+def _stream_choice(data: dict[str, Any], own: bool) -> StreamChoice:
+    """``StreamChoice.from_dict(data)``, unrolled (see ``Chunk.from_dict``); with
+    ``own``, ``data`` and its delta's dict become the objects' field dicts."""
     choice = _new(StreamChoice)
-    values = choice.__dict__
-    values.update(data)
+    if own:
+        choice.__dict__ = values = data
+    else:
+        values = choice.__dict__
+        values.update(data)
     delta = values.get("delta")
     if delta is not None:
         if type(delta) is dict:
             new = _new(Delta)
-            fields = new.__dict__
-            fields.update(delta)
+            if own:
+                new.__dict__ = fields = delta
+            else:
+                fields = new.__dict__
+                fields.update(delta)
             tool_calls = fields.get("tool_calls")
             if tool_calls is not None:
                 fields["tool_calls"] = ToolCallDelta._convert(tool_calls)

@@ -202,3 +202,41 @@ async def test_a_fault_mid_stream_ends_it_with_an_error_event_never_silently(
     assert _streamed_text(path, events) == "a", "what came before the fault, nothing after"
     expected = "HookTimeoutError" if fault == "hang" else "PolicyError"
     assert ends.statuses[before:] == ["error"] and ends.errors[before:] == [expected]
+
+
+def test_serve_sets_the_collectors_threshold_and_refuses_a_bad_value(
+    tmp_path, capsys, monkeypatch
+):
+    import gc
+
+    from luthien_lab.gateway.cli import GC_ENV, GC_THRESHOLD, collector_threshold
+
+    config = tmp_path / "policy.yaml"
+    config.write_text(CONFIG.format(store="null"))
+    seen: list[tuple[int, int, int]] = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: seen.append(gc.get_threshold()))
+    before = gc.get_threshold()
+    try:
+        monkeypatch.delenv(GC_ENV, raising=False)
+        assert main(["serve", "--config", str(config)]) == 0
+        assert seen[-1] == (GC_THRESHOLD, *before[1:])
+
+        gc.set_threshold(*before)
+        monkeypatch.setenv(GC_ENV, "0")  # Python's own, left alone
+        assert collector_threshold() is None
+        assert main(["serve", "--config", str(config)]) == 0
+        assert seen[-1] == before
+
+        monkeypatch.setenv(GC_ENV, "5000")
+        assert main(["serve", "--config", str(config)]) == 0
+        assert seen[-1][0] == 5000
+
+        for bad in ("lots", "-3", "1.5"):
+            monkeypatch.setenv(GC_ENV, bad)
+            capsys.readouterr()
+            assert main(["serve", "--config", str(config)]) == 2
+            err = capsys.readouterr().err
+            assert repr(bad) in err and GC_ENV in err
+        assert len(seen) == 3, "a bad value must stop serve before it starts"
+    finally:
+        gc.set_threshold(*before)
