@@ -204,9 +204,7 @@ async def test_a_fault_mid_stream_ends_it_with_an_error_event_never_silently(
     assert ends.statuses[before:] == ["error"] and ends.errors[before:] == [expected]
 
 
-def test_serve_sets_the_collectors_threshold_and_refuses_a_bad_value(
-    tmp_path, capsys, monkeypatch
-):
+def test_serve_sets_the_collectors_threshold_and_refuses_a_bad_value(tmp_path, capsys, monkeypatch):
     import gc
 
     from luthien_lab.gateway.cli import GC_ENV, GC_THRESHOLD, collector_threshold
