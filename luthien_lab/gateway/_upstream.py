@@ -84,7 +84,8 @@ class OpenAIHTTPClient(LLMClient):
         # Lightweight chunks (``streaming.lite``), made of the event's own dicts: a
         # litellm ``ModelResponseStream`` cost more CPU than the rest of the gateway's
         # work on a chunk the policy passes through (validation of every field). The
-        # chunk takes the parsed event over (``adopt``): nothing else reads it.
+        # chunk takes the parsed event over (``adopt``): the wire's record of the event
+        # then holds the chunk's own fields, which the chat dialect never reads.
         chunk = Chunk.adopt
         session = self._client()
         wire = wire_of(request, "chat")

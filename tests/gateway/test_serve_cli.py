@@ -21,6 +21,17 @@ from tests.support import text_stream
 
 pytestmark = pytest.mark.timeout(60)
 
+
+@pytest.fixture(autouse=True)
+def _collector_threshold_restored():
+    """``serve`` sets the process's collector threshold: not for the tests after."""
+    import gc
+
+    before = gc.get_threshold()
+    yield
+    gc.set_threshold(*before)
+
+
 CONFIG = """policy:
   class: "luthien_lab.policies.passthrough:NoOpPolicy"
 gateway:
@@ -213,28 +224,26 @@ def test_serve_sets_the_collectors_threshold_and_refuses_a_bad_value(tmp_path, c
     config.write_text(CONFIG.format(store="null"))
     seen: list[tuple[int, int, int]] = []
     monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: seen.append(gc.get_threshold()))
-    before = gc.get_threshold()
-    try:
-        monkeypatch.delenv(GC_ENV, raising=False)
-        assert main(["serve", "--config", str(config)]) == 0
-        assert seen[-1] == (GC_THRESHOLD, *before[1:])
+    gc.set_threshold(777, 9, 8)  # whatever the process had: only the first is serve's
 
-        gc.set_threshold(*before)
-        monkeypatch.setenv(GC_ENV, "0")  # Python's own, left alone
-        assert collector_threshold() is None
-        assert main(["serve", "--config", str(config)]) == 0
-        assert seen[-1] == before
+    monkeypatch.delenv(GC_ENV, raising=False)
+    assert main(["serve", "--config", str(config)]) == 0
+    assert seen[-1] == (GC_THRESHOLD, 9, 8)
 
-        monkeypatch.setenv(GC_ENV, "5000")
-        assert main(["serve", "--config", str(config)]) == 0
-        assert seen[-1][0] == 5000
+    gc.set_threshold(777, 9, 8)
+    monkeypatch.setenv(GC_ENV, "0")  # Python's own, left alone
+    assert collector_threshold() is None
+    assert main(["serve", "--config", str(config)]) == 0
+    assert seen[-1] == (777, 9, 8)
 
-        for bad in ("lots", "-3", "1.5"):
-            monkeypatch.setenv(GC_ENV, bad)
-            capsys.readouterr()
-            assert main(["serve", "--config", str(config)]) == 2
-            err = capsys.readouterr().err
-            assert repr(bad) in err and GC_ENV in err
-        assert len(seen) == 3, "a bad value must stop serve before it starts"
-    finally:
-        gc.set_threshold(*before)
+    monkeypatch.setenv(GC_ENV, "5000")
+    assert main(["serve", "--config", str(config)]) == 0
+    assert seen[-1] == (5000, 9, 8)
+
+    for bad in ("lots", "-3", "1.5"):
+        monkeypatch.setenv(GC_ENV, bad)
+        capsys.readouterr()
+        assert main(["serve", "--config", str(config)]) == 2
+        err = capsys.readouterr().err
+        assert repr(bad) in err and GC_ENV in err
+    assert len(seen) == 3, "a bad value must stop serve before it starts"
