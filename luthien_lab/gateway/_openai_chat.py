@@ -93,32 +93,42 @@ async def _complete(gateway: Gateway, http: HTTPRequest, request: Request, tid: 
 
 
 async def _stream(gateway: Gateway, http: HTTPRequest, request: Request, tid: str) -> Response:
-    chunks = gateway.orchestrator.process_streaming_response(request, tid)
-    first, watch = await start_stream(http, chunks)
+    # The egress chunks as the lists ready together: each list goes out as one write,
+    # and costs one step of the iterators between here and the pipeline, not one per
+    # chunk (a read of the upstream often holds every event of a short answer).
+    batches = gateway.orchestrator.process_streaming_batches(request, tid)
+    first, watch = await start_stream(http, batches)
     headers = [(b"x-luthien-transaction-id", tid.encode())]
-    return SSEResponse(_events(chunks, first, wire_attr(request)), headers, watch)
+    return SSEResponse(_events(batches, first, wire_attr(request)), headers, watch)
 
 
-def _encode(chunk: Any, wire: WireContext | None) -> bytes | None:
+def _encode_all(batch: list[Any], wire: WireContext | None) -> bytes:
+    """The SSE events of ``batch``: each chunk the policy passed through unchanged as
+    the upstream's own event, any other one written from the chunk."""
     if wire is None:
-        return sse_chunk(chunk)
-    if not wire.extra["client_usage"] and not chunk.choices:
-        return None  # the usage trailer the gateway asked for, the client did not
-    native = wire.native_for(chunk)
-    return native.raw if native is not None else sse_chunk(chunk)
+        return b"".join([sse_chunk(chunk) for chunk in batch])
+    usage = wire.extra["client_usage"]
+    native_for = wire.native_for
+    out = []
+    for chunk in batch:
+        if not usage and not chunk.choices:
+            continue  # the usage trailer the gateway asked for, the client did not
+        native = native_for(chunk)
+        out.append(native.raw if native is not None else sse_chunk(chunk))
+    return b"".join(out)
 
 
 async def _events(
-    chunks: AsyncIterator[Any], first: Any, wire: WireContext | None
+    batches: AsyncIterator[list[Any]], first: list[Any] | None, wire: WireContext | None
 ) -> AsyncIterator[bytes]:
     try:
         if first is not None:
-            data = _encode(first, wire)
-            if data is not None:
+            data = _encode_all(first, wire)
+            if data:
                 yield data
-            async for chunk in chunks:
-                data = _encode(chunk, wire)
-                if data is not None:
+            async for batch in batches:
+                data = _encode_all(batch, wire)
+                if data:
                     yield data
         yield DONE
     except Exception as error:
@@ -126,7 +136,7 @@ async def _events(
         _log.warning("stream failed after it started: %s", failure.message)
         yield sse_data(error_body(failure.message, failure.type, failure.code, failure.param))
     finally:
-        await chunks.aclose()  # type: ignore[attr-defined]
+        await batches.aclose()  # type: ignore[attr-defined]
 
 
 async def handle_chat(gateway: Gateway, http: HTTPRequest) -> Response:

@@ -16,11 +16,11 @@ there why); not httpx, whose pool checks every idle connection with syscalls
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 from luthien_lab.clients import LLMClient
-from luthien_lab.clients._base import set_stream_mode
+from luthien_lab.clients._base import ChunkBatches, set_stream_mode
 from luthien_lab.clients._litellm import import_litellm
 from luthien_lab.errors import ConfigError, UpstreamError
 from luthien_lab.gateway._native_http import SessionPool, fail, sse_batches
@@ -80,7 +80,12 @@ class OpenAIHTTPClient(LLMClient):
     async def _fail(response: aiohttp.ClientResponse) -> UpstreamError:
         return await fail(response, _PROVIDER)
 
-    async def stream(self, request: Request) -> AsyncIterator[Any]:
+    def stream(self, request: Request) -> AsyncIterator[Any]:
+        # The events of one read of the answer go to the pipeline as one group: one
+        # step of each iterator per read, not per event.
+        return ChunkBatches(self._batches(request))
+
+    async def _batches(self, request: Request) -> AsyncGenerator[list[Any], None]:
         # Lightweight chunks (``streaming.lite``), made of the event's own dicts: a
         # litellm ``ModelResponseStream`` cost more CPU than the rest of the gateway's
         # work on a chunk the policy passes through (validation of every field). The
@@ -89,6 +94,7 @@ class OpenAIHTTPClient(LLMClient):
         chunk = Chunk.adopt
         session = self._client()
         wire = wire_of(request, "chat")
+        register = wire.register if wire is not None else None
         data, headers = self._body(request, True)
         async with session.post(self.url, data=data, headers=headers) as response:
             if response.status >= 400:
@@ -97,6 +103,7 @@ class OpenAIHTTPClient(LLMClient):
             # refuses lines over its buffer size (a large tool-call argument can be one
             # event); each keeps its raw bytes, re-sent as they are when unchanged.
             async for batch in sse_batches(response, _PROVIDER):
+                items = []
                 for event, raw in batch:
                     if "error" in event:
                         raise UpstreamError(
@@ -104,9 +111,10 @@ class OpenAIHTTPClient(LLMClient):
                             provider=_PROVIDER,
                         )
                     item = chunk(event)
-                    if wire is not None:
-                        wire.register(item, event, raw)
-                    yield item
+                    if register is not None:
+                        register(item, event, raw)
+                    items.append(item)
+                yield items
 
     async def complete(self, request: Request) -> Any:
         session = self._client()

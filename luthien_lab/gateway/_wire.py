@@ -65,19 +65,6 @@ def _snapshot(chunk: Any) -> tuple[Any, ...]:
     return payload_of(chunk)
 
 
-def _unchanged(chunk: Any, snapshot: tuple[Any, ...]) -> bool:
-    if snapshot[0] is not _LITE:
-        return payload_of(chunk) == snapshot
-    _, choices, choice, choice_fields, delta, delta_fields = snapshot
-    fields = chunk.__dict__
-    return (
-        fields.get("choices") is choices
-        and choices[0] is choice
-        and choice.__dict__ == choice_fields
-        and delta.__dict__ == delta_fields
-    )
-
-
 def _calls_key(tool_calls: Any) -> Any:
     if not tool_calls:
         return None
@@ -136,9 +123,20 @@ class WireContext:
         native = self.natives.get(id(chunk))
         if native is None or native.chunk is not chunk:
             return None
-        if not _unchanged(chunk, native.payload):
-            return None
-        return native
+        snapshot = native.payload
+        if snapshot[0] is not _LITE:
+            return native if payload_of(chunk) == snapshot else None
+        # _snapshot's lightweight case, compared here: this runs per chunk.
+        _, choices, choice, choice_fields, delta, delta_fields = snapshot
+        if (
+            chunk.__dict__.get("choices") is choices
+            and choices  # a policy may have emptied the list in place
+            and choices[0] is choice
+            and choice.__dict__ == choice_fields
+            and delta.__dict__ == delta_fields
+        ):
+            return native
+        return None
 
     def changed_fields(self, final: dict[str, Any]) -> set[str]:
         """The top-level fields of the normalized request the policy changed (added and

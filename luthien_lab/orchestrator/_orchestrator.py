@@ -234,6 +234,18 @@ class PolicyOrchestrator:
 
         return run_stream(begin, self._settings(), self.llm_client)
 
+    def process_streaming_batches(
+        self, request: Request | dict[str, Any], transaction_id: str | None = None
+    ) -> AsyncIterator[list[Any]]:
+        """:meth:`process_streaming_response`, as lists of the egress chunks ready
+        together (never empty): for a consumer that sends them on in one write, as the
+        gateway does, one step per list instead of one per chunk."""
+
+        def begin() -> Any:
+            return self._start(request, transaction_id, True)
+
+        return run_stream(begin, self._settings(), self.llm_client, batched=True)
+
     async def process_full_response(
         self, request: Request | dict[str, Any], transaction_id: str | None = None
     ) -> Any:

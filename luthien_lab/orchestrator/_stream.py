@@ -27,10 +27,14 @@ __all__ = ["run_stream"]
 
 
 async def run_stream(
-    begin: Callable[[], Awaitable[Transaction]], settings: HookSettings, client: LLMClient
+    begin: Callable[[], Awaitable[Transaction]],
+    settings: HookSettings,
+    client: LLMClient,
+    batched: bool = False,
 ) -> AsyncIterator[Any]:
     """The egress chunks of the transaction ``begin()`` starts (or continues), which
-    ends when this does: ok, blocked, error or cancelled (closed early)."""
+    ends when this does: ok, blocked, error or cancelled (closed early). ``batched``:
+    as lists of the chunks ready together, never empty (one step per list)."""
     tx = await begin()
     ctx = stream_context(tx)
     assembler = ctx.ingress_assembler
@@ -42,8 +46,12 @@ async def run_stream(
     try:
         if tx.refused is not None:
             put_refusal(tx, egress)
-            for chunk in egress.drain():
-                yield chunk
+            refusal = egress.drain()
+            if batched:
+                yield refusal
+            else:
+                for chunk in refusal:
+                    yield chunk
             status = "blocked"
             return
         produce = _produce(settings, client, tx, ctx, assembler, egress)
@@ -54,8 +62,11 @@ async def run_stream(
         while True:
             batch = take()
             if batch:
-                for chunk in batch:
-                    yield chunk
+                if batched:
+                    yield batch
+                else:
+                    for chunk in batch:
+                        yield chunk
             elif egress.closed:
                 break
             else:

@@ -9,6 +9,7 @@ import time
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
+from luthien_lab.clients._base import ChunkBatches
 from luthien_lab.errors import LuthienLabError, UpstreamError, UpstreamTimeoutError
 from luthien_lab.orchestrator._watchdog import UPSTREAM
 
@@ -26,9 +27,14 @@ async def read_stream(
     stream: AsyncIterator[Any], tx: Transaction, dispatch: Dispatch, chunk_timeout: float | None
 ) -> int:
     """Hand each chunk of ``stream`` to ``dispatch``, each waited for under the
-    watchdog's ``chunk_timeout``; returns how many there were. The stream is closed
-    on the way out, however that is."""
-    iterator = stream.__aiter__()
+    watchdog's ``chunk_timeout`` (a :class:`ChunkBatches` group by group: its chunks
+    arrived together); returns how many there were. The stream is closed on the way
+    out, however that is."""
+    iterator: AsyncIterator[Any]
+    if isinstance(stream, ChunkBatches):
+        batched, iterator = True, stream.batches()
+    else:
+        batched, iterator = False, stream.__aiter__()
     watch = dispatch.watch
     timed = watch if watch is not None and chunk_timeout is not None else None
     hooks_of = dispatch.chunk
@@ -38,7 +44,7 @@ async def read_stream(
             if timed is not None:
                 timed.waiting_since = dispatch.mark  # the last read: just now
             try:
-                chunk = await iterator.__anext__()
+                item = await iterator.__anext__()
             except StopAsyncIteration:
                 return index
             except asyncio.CancelledError:
@@ -52,10 +58,11 @@ async def read_stream(
             dispatch.mark = _perf_ns()
             if timed is not None:
                 timed.waiting_since = None
-            rest = hooks_of(index, chunk)
-            if rest is not None:
-                await rest
-            index += 1
+            for chunk in item if batched else (item,):
+                rest = hooks_of(index, chunk)
+                if rest is not None:
+                    await rest
+                index += 1
     finally:
         if timed is not None:
             timed.waiting_since = None

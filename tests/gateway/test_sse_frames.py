@@ -125,3 +125,39 @@ def test_malformed_event_data_fails_as_json_loads_would(data):
     with pytest.raises(ValueError) as theirs:
         json.loads(data)
     assert str(ours.value) == str(theirs.value)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b'{"a": [1, 2.5, "\\u2603", null, true, {"b": {}}]}',
+        b'{"padded": 1}  ',
+        b'{"a": NaN}',
+        '{"text": "caf\u00e9"}'.encode(),
+        b'{"lone": "\\ud800"}',
+    ],
+)
+def test_a_one_line_frame_parses_as_json_loads_would(data):
+    # The usual frame (one "data: {" line) is parsed without _parse: the same result.
+    frame = b"data: " + data + b"\n\n"
+    assert _frames([frame]) == [(json.loads(data), frame)]
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (b'{"a": 1}x', "malformed SSE event"),
+        (b'{"a": 1} {"b": 2}', "malformed SSE event"),
+        (b'{"a": ', "malformed SSE event"),
+        (b'{"bad": "\xff"}', "malformed SSE event"),
+    ],
+)
+def test_a_bad_one_line_frame_is_an_upstream_error_naming_it(data, message):
+    with pytest.raises(UpstreamError, match=message) as caught:
+        _frames([b"data: " + data + b"\n\n"])
+    assert repr(data[:4])[2:-1] in str(caught.value)
+
+
+def test_a_frame_that_is_not_an_object_is_an_upstream_error():
+    with pytest.raises(UpstreamError, match="not an object"):
+        _frames([b"data: [1, 2]\n\n"])

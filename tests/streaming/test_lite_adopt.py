@@ -33,6 +33,20 @@ EVENTS = [
     },
     {"id": "c3", "choices": [], "usage": {"prompt_tokens": 3, "completion_tokens": 4}},
     {"id": "c4", "choices": [{"index": 0, "delta": None, "finish_reason": "stop"}]},
+    # One choice (the shape adopt builds without the general walk), with and without
+    # what sends it the general way: tool calls, usage.
+    {"id": "c5", "choices": [{"index": 0, "delta": {"content": "x"}}], "usage": None},
+    {
+        "id": "c6",
+        "choices": [
+            {"index": 0, "delta": {"tool_calls": [{"index": 0, "function": {"arguments": "{"}}]}}
+        ],
+    },
+    {
+        "id": "c7",
+        "choices": [{"index": 0, "delta": {"content": "y"}}],
+        "usage": {"prompt_tokens": 1},
+    },
 ]
 
 
@@ -45,12 +59,12 @@ def test_adopt_builds_what_from_dict_builds(event):
     for mine, theirs in zip(adopted.choices, built.choices, strict=True):
         assert type(mine) is type(theirs) is StreamChoice
         assert type(mine.delta) is type(theirs.delta)
-    if event["id"] == "c2":
+    if event["id"] in ("c2", "c6"):
         assert type(adopted.choices[0].delta) is Delta
         call = adopted.choices[0].delta.tool_calls[0]
         assert type(call) is ToolCallDelta and call.function.arguments == "{"
-    if event["id"] == "c3":
-        assert type(adopted.usage) is Usage and adopted.usage.completion_tokens == 4
+    if event["id"] in ("c3", "c7"):
+        assert type(adopted.usage) is Usage and adopted.usage.prompt_tokens in (1, 3)
 
 
 def test_adopt_takes_the_dicts_over_and_from_dict_leaves_its_input_alone():
