@@ -122,10 +122,15 @@ class LiteObject:
                 values[name] = kind._convert(value)
         return obj
 
-    def __getattr__(self, name: str) -> Any:
-        if name in self._optional:
-            return None
-        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        # An optional field the object does not hold reads as None from the class:
+        # a ``__getattr__`` doing it made every attribute read of every lightweight
+        # object (``__dict__`` included) go through Python's slower lookup hook.
+        super().__init_subclass__(**kwargs)
+        for name in cls.__dict__.get("_optional", ()):
+            if getattr(cls, name, None) is not None:
+                raise TypeError(f"{cls.__name__}: optional field {name!r} hides an attribute")
+            setattr(cls, name, None)
 
     # ----- pydantic-compatible API -----
 

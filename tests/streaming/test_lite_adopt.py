@@ -77,3 +77,19 @@ def test_adopt_takes_the_dicts_over_and_from_dict_leaves_its_input_alone():
     kept = copy.deepcopy(EVENTS[0])
     Chunk.from_dict(kept)
     assert kept == EVENTS[0] and type(kept["choices"][0]) is dict
+
+
+def test_optional_fields_read_as_none_and_unknown_ones_fail_as_before():
+    chunk = Chunk.from_dict({"id": "c", "choices": [{"index": 0, "delta": {"content": "a"}}]})
+    choice = chunk.choices[0]
+    assert (chunk.usage, chunk.model, choice.finish_reason, choice.delta.tool_calls) == (
+        None,
+        None,
+        None,
+        None,
+    )
+    assert "usage" not in chunk.model_dump(), "a field read as None is not added"
+    with pytest.raises(AttributeError, match="'Chunk' object has no attribute 'nope'"):
+        _ = chunk.nope
+    choice.delta.tool_calls = []
+    assert choice.delta.tool_calls == [] and Delta().tool_calls is None
