@@ -138,7 +138,8 @@ def make_app(policy_name: str, stand_in: StandIn) -> Any:
     return create_app(policy, settings=settings, store=None)
 
 
-async def through_app(app: Any, sink: list[int]) -> None:
+async def through_app(app: Any, sink: list[bytes]) -> None:
+    """One request through the app, its response's body parts put in ``sink``."""
     asked = False
     never = asyncio.get_running_loop().create_future()
 
@@ -151,16 +152,16 @@ async def through_app(app: Any, sink: list[int]) -> None:
 
     async def send(message: dict[str, Any]) -> None:
         if message["type"] == "http.response.body":
-            sink.append(len(message.get("body", b"")))
+            sink.append(message.get("body", b""))
 
     await app(dict(SCOPE), receive, send)
 
 
 def forwarding(stand_in: StandIn) -> Any:
-    async def forward(_app: Any, sink: list[int]) -> None:
+    async def forward(_app: Any, sink: list[bytes]) -> None:
         async with stand_in.post("upstream") as response:
             async for part in response.content.iter_any():
-                sink.append(len(part))
+                sink.append(part)
 
     return forward
 
@@ -170,22 +171,7 @@ async def check(app: Any, stand_in: StandIn) -> None:
     they came (the usage trailer aside: the client did not ask for it), else what is
     measured is not the passthrough path."""
     body: list[bytes] = []
-
-    async def collect(message: dict[str, Any]) -> None:
-        if message["type"] == "http.response.body":
-            body.append(message.get("body", b""))
-
-    asked = False
-
-    async def receive() -> dict[str, Any]:
-        nonlocal asked
-        if not asked:
-            asked = True
-            return {"type": "http.request", "body": BODY, "more_body": False}
-        await asyncio.Event().wait()
-        raise AssertionError("unreachable")
-
-    await app(dict(SCOPE), receive, collect)
+    await through_app(app, body)
     parts = b"".join(stand_in.parts).split(b"\n\n")
     expected = b"\n\n".join(part for part in parts if b'"usage"' not in part)
     if b"".join(body) != expected:
@@ -193,7 +179,7 @@ async def check(app: Any, stand_in: StandIn) -> None:
 
 
 async def cpu_per_request(run: Any, app: Any, requests: int, clients: int) -> float:
-    sink: list[int] = []
+    sink: list[bytes] = []
 
     async def client(count: int) -> None:
         for _ in range(count):

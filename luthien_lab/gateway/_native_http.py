@@ -149,19 +149,7 @@ async def sse_batches(
                 break
             frame = buffer[start : end + 2]
             start = end + 2
-            # The usual frame, one ``data: {...}`` line, parsed here (this runs per
-            # event); anything else, or anything that fails, goes through _parse.
-            event = None
-            if frame.startswith(b"data: {") and frame.find(b"\n", 7) == len(frame) - 2:
-                try:
-                    text = frame[6:-2].decode()
-                    value, stop = _scan(text, 0)
-                    if stop == len(text) and type(value) is dict:
-                        event = value
-                except (UnicodeDecodeError, StopIteration, ValueError):
-                    pass
-            if event is None:
-                event = _parse(frame, provider)
+            event = _parse(frame, provider)
             if event is _DONE:
                 drain = getattr(response, "drain", None)
                 if drain is not None:

@@ -45,22 +45,18 @@ async def run_stream(
     failure: BaseException | None = None
     try:
         if tx.refused is not None:
+            # The refusal's chunks, and nothing after them, read as any stream's.
             put_refusal(tx, egress)
-            refusal = egress.drain()
-            if batched:
-                yield refusal
-            else:
-                for chunk in refusal:
-                    yield chunk
+            egress.close()
             status = "blocked"
-            return
-        produce = _produce(settings, client, tx, ctx, assembler, egress)
-        producer = asyncio.get_running_loop().create_task(produce)
+        else:
+            produce = _produce(settings, client, tx, ctx, assembler, egress)
+            producer = asyncio.get_running_loop().create_task(produce)
         # The queue read here rather than through an async generator of its own: one
         # step fewer for every wake-up (an upstream read, usually one event).
-        take, wait = egress.take, egress.wait
+        drain, wait = egress.drain, egress.wait
         while True:
-            batch = take()
+            batch = drain()
             if batch:
                 if batched:
                     yield batch
@@ -71,7 +67,8 @@ async def run_stream(
                 break
             else:
                 await wait()
-        await producer  # re-raises the producer's error, if any
+        if producer is not None:
+            await producer  # re-raises the producer's error, if any
     except BaseException as error:
         failure = error
         status = status_of(error)

@@ -168,9 +168,13 @@ class EgressQueue:
         return not self._buffer
 
     def drain(self) -> list[Any]:
-        """Take every buffered chunk."""
-        items = list(self._buffer)
-        self._buffer.clear()
+        """Take every buffered chunk (empty: none), for a consumer that loops over a
+        list: it pays less per chunk than one more async generator step."""
+        buffer = self._buffer
+        if not buffer:
+            return []
+        items = list(buffer)
+        buffer.clear()
         return items
 
     def __aiter__(self) -> AsyncGenerator[Any, None]:
@@ -178,16 +182,6 @@ class EgressQueue:
         is closed and every chunk put before has been taken. An async generator, not
         an ``__anext__`` coroutine: that would cost a coroutine per chunk."""
         return self._chunks()
-
-    def take(self) -> list[Any]:
-        """Every chunk put and not yet taken (empty: none), for a consumer that loops
-        over a list: it pays less per chunk than one more async generator step."""
-        buffer = self._buffer
-        if not buffer:
-            return []
-        batch = list(buffer)
-        buffer.clear()
-        return batch
 
     def wait(self) -> asyncio.Future[None]:
         """A future done once a chunk is put or the queue is closed; awaited as it is

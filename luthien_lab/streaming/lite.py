@@ -303,21 +303,14 @@ class Chunk(LiteObject):
         allocate and fill per event."""
         obj = _new(Chunk)
         obj.__dict__ = data
-        # Nearly every event: one choice, a delta without tool calls, no usage. Built
-        # here in one call rather than through the general walk's four.
         choices = data.get("choices")
         if type(choices) is list and len(choices) == 1 and data.get("usage") is None:
-            item = choices[0]
-            if type(item) is dict:
-                delta = item.get("delta")
-                if type(delta) is dict and "tool_calls" not in delta:
-                    new = _new(Delta)
-                    new.__dict__ = delta
-                    item["delta"] = new
-                    choice = _new(StreamChoice)
-                    choice.__dict__ = item
-                    data["choices"] = [choice]
-                    return obj
+            # Nearly every event: one choice, no usage; the general walk's list
+            # comprehension and its checks cost as much as building the choice.
+            only = choices[0]
+            if type(only) is dict:
+                data["choices"] = [_stream_choice(only, True)]
+                return obj
         _convert_chunk(data, True)
         return obj
 

@@ -21,18 +21,24 @@ replacement_maps = st.dictionaries(
 )
 
 
+def any_split_text(test):
+    """Run ``test(replacements, case_sensitive, text, cuts)`` on 400 examples: a text
+    split anywhere, searched for any replacement map."""
+    cases = given(
+        replacement_maps,
+        st.booleans(),
+        st.text(alphabet="abcAxy", max_size=40),
+        st.lists(st.integers(0, 100), max_size=12),
+    )
+    return settings(max_examples=400, deadline=None)(cases(test))
+
+
 def split(text: str, cuts: list[int]) -> list[str]:
     points = sorted({c % (len(text) + 1) for c in cuts} | {0, len(text)})
     return [text[a:b] for a, b in itertools.pairwise(points)]
 
 
-@settings(max_examples=400, deadline=None)
-@given(
-    replacement_maps,
-    st.booleans(),
-    st.text(alphabet="abcAxy", max_size=40),
-    st.lists(st.integers(0, 100), max_size=12),
-)
+@any_split_text
 def test_any_split_gives_the_whole_string_result(replacements, case_sensitive, text, cuts):
     policy = StringReplacePolicy(replacements=replacements, case_sensitive=case_sensitive)
     replacer = policy.replacer()
@@ -76,13 +82,7 @@ def streaming_rule(searches: dict[str, str], case_sensitive: bool, text: str) ->
     return "".join(out), text[hold:]
 
 
-@settings(max_examples=400, deadline=None)
-@given(
-    replacement_maps,
-    st.booleans(),
-    st.text(alphabet="abcAxy", max_size=40),
-    st.lists(st.integers(0, 100), max_size=12),
-)
+@any_split_text
 def test_each_piece_emits_what_the_streaming_rule_says(replacements, case_sensitive, text, cuts):
     """Not only the whole: every piece emits as much as the rule allows, and holds back
     exactly the rest (the early emission, the chunk boundaries, depend on it)."""

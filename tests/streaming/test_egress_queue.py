@@ -51,28 +51,28 @@ async def test_drain_takes_what_is_buffered_without_waiting():
     assert queue.empty()
 
 
-async def test_take_returns_what_is_ready_in_order_and_wait_ends_on_a_put_or_the_close():
+async def test_drain_returns_what_is_ready_in_order_and_wait_ends_on_a_put_or_the_close():
     queue = EgressQueue()
-    assert queue.take() == []
+    assert queue.drain() == []
     first, second = create_text_chunk("a"), create_text_chunk("b")
     queue.put_nowait(first)
     queue.put_nowait(second)
-    batch = queue.take()
+    batch = queue.drain()
     assert [chunk is sent for chunk, sent in zip(batch, (first, second), strict=True)] == [
         True,
         True,
     ]
-    assert queue.take() == [] and queue.sent == [first, second]
+    assert queue.drain() == [] and queue.sent == [first, second]
 
     waiter = queue.wait()
     assert not waiter.done()
     third = create_text_chunk("c")
     queue.put_nowait(third)
-    assert waiter.done() and queue.take() == [third]
+    assert waiter.done() and queue.drain() == [third]
 
     waiter = queue.wait()
     queue.close()
-    assert waiter.done() and queue.closed and queue.take() == []
+    assert waiter.done() and queue.closed and queue.drain() == []
 
 
 async def test_a_cancelled_wait_does_not_break_later_puts():
@@ -81,5 +81,5 @@ async def test_a_cancelled_wait_does_not_break_later_puts():
     waiter.cancel()
     chunk = create_text_chunk("x")
     queue.put_nowait(chunk)  # the cancelled future is done: put must not set it
-    assert queue.take() == [chunk]
+    assert queue.drain() == [chunk]
     await asyncio.sleep(0)
