@@ -8,16 +8,19 @@
   API path began it), and the one hook reporter.
 - ``_pending``: transactions begun by ``process_request`` and not yet continued.
 - ``_single_hooks``: ``on_request`` and ``process_full_response``.
-- ``_stream``: a streaming transaction: the producer task (``_upstream``'s reader
-  feeding ``_dispatch``'s loop) and the consumer iterating the egress queue.
-- ``_upstream``: the provider read under ``chunk_timeout``, errors mapped, closed.
+- ``_stream``: a streaming transaction, driven by its consumer: each step reads the
+  provider (``_upstream``'s reader, feeding ``_dispatch``'s loop) in the consumer's
+  own task, until a hook waits; then a producer task reads the rest.
+- ``_upstream``: the provider read step by step under ``chunk_timeout``, errors
+  mapped, closed.
 - ``_dispatch``: the hooks each ingress chunk causes (the per-chunk hot path).
 - ``_watchdog``: one timer per stream for ``chunk_timeout`` and ``hook_timeout``.
 - ``_timing``: the limits and the step-by-step hook timer.
 - ``_refusal``: a refused request as a response.
 
-There is no polling and no per-chunk timer: the consumer waits on one future the
-egress queue resolves, and a single watchdog timer per stream, re-armed only when it
+There is no polling and no per-chunk timer: the consumer takes what the hooks put
+after each step (or, once a producer task reads, waits on one future the egress queue
+resolves), and a single watchdog timer per stream, re-armed only when it
 fires, enforces both limits. Hooks are timed step by step: a step longer than
 ``hook_block_warning`` is logged and reported as the event
 ``hook_blocked_event_loop``; a hook that holds the loop past ``hook_timeout`` fails

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from luthien_lab._listeners import notify
@@ -34,9 +35,11 @@ _perf_ns = time.perf_counter_ns
 
 class HookSettings:
     """What a transaction's hooks run with: the policy's hooks, ``hook_timeout``,
-    ``hook_block_warning`` and ``chunk_timeout`` (seconds, None: no limit)."""
+    ``hook_block_warning`` and ``chunk_timeout`` (seconds, None: no limit);
+    ``own_task``: a stream is read by a task of its own from the start (its policy's
+    hooks have been seen to wait), and ``learn`` is called when one is seen to."""
 
-    __slots__ = ("block_warning", "chunk_timeout", "hooks", "timeout")
+    __slots__ = ("block_warning", "chunk_timeout", "hooks", "learn", "own_task", "timeout")
 
     def __init__(
         self,
@@ -44,11 +47,15 @@ class HookSettings:
         timeout: float | None,
         block_warning: float | None,
         chunk_timeout: float | None,
+        own_task: bool = False,
+        learn: Callable[[], None] | None = None,
     ) -> None:
         self.hooks = hooks
         self.timeout = timeout
         self.block_warning = block_warning
         self.chunk_timeout = chunk_timeout
+        self.own_task = own_task
+        self.learn = learn
 
 
 class Dispatch:
@@ -81,6 +88,7 @@ class Dispatch:
         "timeout",
         "timeout_ns",
         "tx",
+        "waited",
         "watch",
     )
 
@@ -109,9 +117,11 @@ class Dispatch:
         self.timeout_ns = NO_LIMIT if timeout is None else int(timeout * 1e9)
         self.block_ns = NO_LIMIT if warning is None else int(warning * 1e9)
         self.limit_ns = min(self.timeout_ns, self.block_ns)
-        # When the producer last read the clock: the start of the next hook (see fire).
+        # When the reader last read the clock: the start of the next hook (see fire).
         self.mark = _perf_ns()
         self.task = asyncio.current_task()
+        self.waited = False
+        """True once a hook yielded to the event loop (see :meth:`fire`)."""
         chunk_timeout = settings.chunk_timeout
         self.watch = (
             Watchdog(asyncio.get_running_loop(), chunk_timeout, timeout, self.task, egress)
@@ -199,7 +209,7 @@ class Dispatch:
         """Run hook ``name`` up to its first yield; None when it returned, else the
         awaitable that runs the rest of it.
 
-        One clock read per hook: a hook's time runs from the producer's previous read
+        One clock read per hook: a hook's time runs from the reader's previous read
         (``mark``: the chunk's arrival, or the end of the hook before), which adds the
         pipeline's own microseconds to it, nothing that matters against a limit of a
         tenth of a second. Listeners get a read of its own start."""
@@ -223,6 +233,7 @@ class Dispatch:
         except Exception as error:
             cause = not_a_coroutine(name, coro) or error
             raise PolicyError(name, self.tid, cause, self.policy) from error
+        self.waited = True
         return self._resume(coro, waiting, name, index, block, start, _perf_ns() - start, before)
 
     async def _resume(

@@ -87,6 +87,9 @@ class PolicyOrchestrator:
             if getattr(type(policy), name) is not getattr(Policy, name)
         }
         self._emit = Emitters()
+        # Once a streaming hook has been seen to wait (or a task of the policy's own to
+        # put a chunk), streams are read by a task of their own: see run_stream.
+        self._hooks_wait = False
         for listener in listeners:
             self.add_listener(listener)
 
@@ -118,8 +121,16 @@ class PolicyOrchestrator:
 
     def _settings(self) -> HookSettings:
         return HookSettings(
-            self._hooks, self.effective_hook_timeout, self._hook_block_warning, self.chunk_timeout
+            self._hooks,
+            self.effective_hook_timeout,
+            self._hook_block_warning,
+            self.chunk_timeout,
+            self._hooks_wait,
+            self._learn_hooks_wait,
         )
+
+    def _learn_hooks_wait(self) -> None:
+        self._hooks_wait = True
 
     # ----- listeners -----
 

@@ -1,7 +1,16 @@
-"""A streaming transaction: two coroutines. The producer task reads the provider
-(:func:`~._upstream.read_stream`) and fires the hooks (:class:`~._dispatch.Dispatch`);
-the consumer (the caller's ``async for``) receives each egress chunk the moment a
-hook puts it, iterating the :class:`EgressQueue` (no polling, no per-chunk timer)."""
+"""A streaming transaction, driven by its consumer: the caller's ``async for`` reads
+the provider one step at a time (:class:`~._upstream.UpstreamReader`), the step fires
+the hooks (:class:`~._dispatch.Dispatch`), and the consumer takes what they put on
+the :class:`EgressQueue` before the next step. One task, so a chunk costs no hop
+between tasks; the watchdog times only the reads and the hooks, never the consumer.
+
+That holds while the hooks return without waiting. Once one waits (an LLM judge's
+call) or a task the policy started puts a chunk, the rest of the stream is read by a
+task of its own (the producer), and so is every later stream of the orchestrator
+(``HookSettings.own_task``): the consumer then receives each chunk the moment it is
+put, while a hook waits or the provider is silent too. Before that switch, what a
+hook put before it waited reaches the consumer when it returns, and a chunk put by
+the policy's own task, when the stream next moves."""
 
 from __future__ import annotations
 
@@ -15,7 +24,7 @@ from luthien_lab.events import ChunkEvent
 from luthien_lab.orchestrator._dispatch import Dispatch, HookSettings
 from luthien_lab.orchestrator._refusal import put_refusal
 from luthien_lab.orchestrator._transaction import Transaction, status_of
-from luthien_lab.orchestrator._upstream import read_stream
+from luthien_lab.orchestrator._upstream import UpstreamReader
 from luthien_lab.policies.base import BLOCKED_KEY
 from luthien_lab.streaming.assembler import StreamingChunkAssembler
 from luthien_lab.streaming.context import EgressQueue, StreamingResponseContext
@@ -40,7 +49,10 @@ async def run_stream(
     assembler = ctx.ingress_assembler
     egress: EgressQueue = ctx.egress_queue
     assert assembler is not None
+    dispatch: Dispatch | None = None
+    reader: UpstreamReader | None = None
     producer: asyncio.Task[None] | None = None
+    failed: Exception | None = None
     status = "ok"
     failure: BaseException | None = None
     try:
@@ -50,10 +62,11 @@ async def run_stream(
             egress.close()
             status = "blocked"
         else:
-            produce = _produce(settings, client, tx, ctx, assembler, egress)
-            producer = asyncio.get_running_loop().create_task(produce)
-        # The queue read here rather than through an async generator of its own: one
-        # step fewer for every wake-up (an upstream read, usually one event).
+            stream = client.stream(ctx.final_request)
+            dispatch = Dispatch(settings, tx, ctx, assembler, egress)
+            reader = UpstreamReader(stream, tx, dispatch, settings.chunk_timeout)
+            if settings.own_task:
+                producer = _hand_over(reader)
         drain, wait = egress.drain, egress.wait
         while True:
             batch = drain()
@@ -63,10 +76,23 @@ async def run_stream(
                 else:
                     for chunk in batch:
                         yield chunk
-            elif egress.closed:
+            elif egress.closed or failed is not None:
                 break
-            else:
+            elif producer is not None:
                 await wait()
+            else:
+                assert reader is not None and dispatch is not None
+                try:
+                    await reader.step()
+                except Exception as error:
+                    failed = error  # raised once what the hooks put before it is out
+                    continue
+                if (dispatch.waited or reader.stray) and not reader.done:
+                    if settings.learn is not None:
+                        settings.learn()
+                    producer = _hand_over(reader)
+        if failed is not None:
+            raise failed
         if producer is not None:
             await producer  # re-raises the producer's error, if any
     except BaseException as error:
@@ -79,9 +105,24 @@ async def run_stream(
             # The producer was cancelled on purpose; what it raises now is moot.
             with contextlib.suppress(BaseException):
                 await producer
+        if reader is not None:
+            await reader.close()
+        elif dispatch is not None:
+            dispatch.stop()
         if status == "ok" and BLOCKED_KEY in tx.scratchpad:
             status = "blocked"
         tx.finish(status, failure, ingress=assembler.state.raw_chunks, egress=egress.sent)
+
+
+def _hand_over(reader: UpstreamReader) -> asyncio.Task[None]:
+    """The rest of the stream read by a task of its own (the producer), which the
+    watchdog cancels from now on."""
+    producer = asyncio.get_running_loop().create_task(reader.run())
+    dispatch = reader.dispatch
+    dispatch.task = producer
+    if dispatch.watch is not None:
+        dispatch.watch.task = producer
+    return producer
 
 
 def stream_context(tx: Transaction) -> StreamingResponseContext:
@@ -103,24 +144,3 @@ def stream_context(tx: Transaction) -> StreamingResponseContext:
         observability=tx.obs,
         original_request=tx.original,
     )
-
-
-async def _produce(
-    settings: HookSettings,
-    client: LLMClient,
-    tx: Transaction,
-    ctx: StreamingResponseContext,
-    assembler: StreamingChunkAssembler,
-    egress: EgressQueue,
-) -> None:
-    """The producer task: the upstream reader feeding the dispatch loop, then the
-    end of the stream's hooks; the egress closes whatever happens."""
-    dispatch = Dispatch(settings, tx, ctx, assembler, egress)
-    try:
-        count = await read_stream(
-            client.stream(ctx.final_request), tx, dispatch, settings.chunk_timeout
-        )
-        await dispatch.after_stream(count)
-    finally:
-        dispatch.stop()
-        egress.close()

@@ -18,57 +18,127 @@ if TYPE_CHECKING:
     from luthien_lab.orchestrator._dispatch import Dispatch
     from luthien_lab.orchestrator._transaction import Transaction
 
-__all__ = ["complete", "read_stream"]
+__all__ = ["UpstreamReader", "complete"]
 
 _perf_ns = time.perf_counter_ns
 
 
-async def read_stream(
-    stream: AsyncIterator[Any], tx: Transaction, dispatch: Dispatch, chunk_timeout: float | None
-) -> int:
-    """Hand each chunk of ``stream`` to ``dispatch``, each waited for under the
-    watchdog's ``chunk_timeout`` (a :class:`ChunkBatches` group by group: its chunks
-    arrived together); returns how many there were. The stream is closed on the way
-    out, however that is."""
-    iterator: AsyncIterator[Any]
-    if isinstance(stream, ChunkBatches):
-        batched, iterator = True, stream.batches()
-    else:
-        batched, iterator = False, stream.__aiter__()
-    watch = dispatch.watch
-    timed = watch if watch is not None and chunk_timeout is not None else None
-    hooks_of = dispatch.chunk
-    index = 0
-    try:
-        while True:
-            if timed is not None:
-                timed.waiting_since = dispatch.mark  # the last read: just now
-            try:
-                item = await iterator.__anext__()
-            except StopAsyncIteration:
-                return index
-            except asyncio.CancelledError:
-                if watch is not None and watch.fired == UPSTREAM:
-                    raise _silent(tx, dispatch.task, chunk_timeout) from None
-                raise
-            except LuthienLabError:
-                raise
-            except Exception as error:
-                raise upstream_error(error, tx) from error
-            dispatch.mark = _perf_ns()
+class UpstreamReader:
+    """The provider's stream, read one step at a time by the task that drives the
+    transaction (the consumer's own, so that a chunk reaches it without a hop between
+    tasks): :meth:`step` waits for the next read under ``chunk_timeout`` (a chunk, or
+    a :class:`ChunkBatches` group: its chunks arrived together) and hands each chunk
+    to ``dispatch``; after the last, the end-of-stream hooks run and the egress
+    closes. The stream is closed on the way out, however that is (:meth:`close`).
+
+    The silence limit is timed from the read's own start, never from the last chunk,
+    so a consumer that takes its time between steps does not count against it."""
+
+    __slots__ = (
+        "_next",
+        "batched",
+        "count",
+        "dispatch",
+        "done",
+        "egress",
+        "iterator",
+        "stray",
+        "timed",
+        "timeout",
+        "tx",
+    )
+
+    def __init__(
+        self, stream: AsyncIterator[Any], tx: Transaction, dispatch: Dispatch,
+        chunk_timeout: float | None,
+    ) -> None:  # fmt: skip
+        self.iterator: AsyncIterator[Any] | None
+        if isinstance(stream, ChunkBatches):
+            self.batched, self.iterator = True, stream.batches()
+        else:
+            self.batched, self.iterator = False, stream.__aiter__()
+        self._next = self.iterator.__anext__
+        self.tx = tx
+        self.dispatch = dispatch
+        self.egress = dispatch.egress
+        self.timeout = chunk_timeout
+        watch = dispatch.watch
+        self.timed = watch if watch is not None and chunk_timeout is not None else None
+        self.count = 0
+        """How many chunks were read so far."""
+        self.done = False
+        """True once the stream has ended and its end-of-stream hooks have run."""
+        self.stray = False
+        """True once a chunk was put while the reader waited for the provider: by a
+        task of the policy's own, as no hook was running."""
+
+    async def step(self) -> None:
+        """The next read and the hooks its chunks cause (the end of the stream's, at
+        its end)."""
+        dispatch = self.dispatch
+        timed = self.timed
+        put_before = self.egress.count
+        if timed is not None:
+            timed.waiting_since = _perf_ns()
+        try:
+            item = await self._next()
+        except StopAsyncIteration:
+            await self._end()
+            return
+        except asyncio.CancelledError:
+            self._silence()
+            raise
+        except LuthienLabError:
+            raise
+        except Exception as error:
+            self._silence()
+            raise upstream_error(error, self.tx) from error
+        finally:
             if timed is not None:
                 timed.waiting_since = None
-            for chunk in item if batched else (item,):
-                rest = hooks_of(index, chunk)
-                if rest is not None:
-                    await rest
-                index += 1
-    finally:
-        if timed is not None:
-            timed.waiting_since = None
+        dispatch.mark = _perf_ns()
+        if self.egress.count != put_before:
+            self.stray = True
+        hooks_of = dispatch.chunk
+        index = self.count
+        for chunk in item if self.batched else (item,):
+            rest = hooks_of(index, chunk)
+            if rest is not None:
+                await rest
+            index += 1
+        self.count = index
+
+    async def run(self) -> None:
+        """Every step to the end (a producer task's whole work)."""
+        try:
+            while not self.done:
+                await self.step()
+        finally:
+            await self.close()
+
+    async def _end(self) -> None:
+        await self._close_stream()
+        await self.dispatch.after_stream(self.count)
+        self.done = True
+        await self.close()
+
+    def _silence(self) -> None:
+        """Raise the provider's silence (the watchdog cancelled the read), if it was."""
+        watch = self.dispatch.watch
+        if watch is not None and watch.fired == UPSTREAM:
+            raise _silent(self.tx, self.dispatch.task, self.timeout) from None
+
+    async def _close_stream(self) -> None:
+        iterator, self.iterator = self.iterator, None
         close = getattr(iterator, "aclose", None)
         if close is not None:
             await close()
+
+    async def close(self) -> None:
+        """Stop the watchdog, close the egress and the provider's stream (again: nothing)."""
+        self.dispatch.stop()
+        self.egress.close()
+        await self._close_stream()
 
 
 async def complete(client: LLMClient, tx: Transaction, chunk_timeout: float | None) -> Any:

@@ -21,7 +21,9 @@ class Watchdog:
     to the event loop may run (``hook_since``, ``hook_timeout``). It fires at the
     earliest moment either could be overdue and re-arms itself only then, so the hot
     path pays two attribute writes per chunk, and nothing per hook that does not
-    yield. When it fires it cancels the producer task and says why in ``fired``.
+    yield. When it fires it cancels the task reading the stream (the consumer's, or
+    the producer's once there is one) and says why in ``fired``; it fires only while
+    that task waits for the provider or for a hook, never while the consumer works.
     Times are :func:`time.perf_counter_ns`, the clock the hooks are timed with."""
 
     __slots__ = (

@@ -36,6 +36,19 @@ What a hook may do
   :class:`~luthien_lab.errors.PolicyError` naming the hook and the transaction.
 - ``on_request`` returns the request to send upstream: a new ``Request`` or the same one.
 
+When the client gets what a hook sends
+--------------------------------------
+A stream is read by the task that consumes it (the ``async for`` over
+``process_streaming_response``, the gateway's response): each upstream read fires its
+hooks, and the chunks they put go out before the next read, with no hop between
+tasks. Once one of the policy's streaming hooks waits (awaits real I/O, such as an LLM
+judge's call) or a task the policy started puts a chunk, the rest of that stream, and
+every later stream of the same orchestrator, is read by a task of its own, and each
+chunk goes out the moment it is put, while a hook waits or the provider is silent
+too. Until then (the first such stream), a chunk a hook put before it waited goes out
+when the hook returns, and one put by the policy's own task, with the stream's next
+read.
+
 Time limits
 -----------
 - Every hook call (``on_request`` and ``process_full_response`` included) runs under a
