@@ -64,6 +64,22 @@ async def test_once_a_hook_waits_the_stream_goes_on_in_a_task_of_its_own_and_so_
     assert len(set(policy.tasks)) == 1 and consumer not in policy.tasks
 
 
+class WaitsAtTheEnd(TaskNoting):
+    async def on_stream_complete(self, ctx):
+        await asyncio.sleep(0)
+
+
+async def test_a_hook_that_waits_at_the_end_of_a_stream_sends_later_streams_through_their_own_task():
+    policy = WaitsAtTheEnd()
+    orchestrator = PolicyOrchestrator(policy, ScriptedLLMClient(text_stream("a")))
+    chunks, consumer = await consume(orchestrator.process_streaming_response(REQUEST))
+    assert policy.tasks == [consumer] * 3
+    policy.tasks.clear()
+    chunks, consumer = await consume(orchestrator.process_streaming_response(REQUEST))
+    assert stream_summary(chunks)["text"] == "a"
+    assert len(policy.tasks) == 3 and consumer not in policy.tasks
+
+
 class EmitThenWait(Policy):
     def __init__(self):
         self.release = asyncio.Event()

@@ -87,10 +87,11 @@ async def run_stream(
                 except Exception as error:
                     failed = error  # raised once what the hooks put before it is out
                     continue
-                if (dispatch.waited or reader.stray) and not reader.done:
+                if dispatch.waited or reader.stray:
                     if settings.learn is not None:
                         settings.learn()
-                    producer = _hand_over(reader)
+                    if not reader.done:
+                        producer = _hand_over(reader)
         if failed is not None:
             raise failed
         if producer is not None:

@@ -73,40 +73,46 @@ class UpstreamReader:
         task of the policy's own, as no hook was running."""
 
     async def step(self) -> None:
-        """The next read and the hooks its chunks cause (the end of the stream's, at
-        its end)."""
+        """Read, and fire the hooks the chunks cause, until the hooks have put
+        something (going back to the consumer with nothing to hand it is a waste), the
+        stream has ended (its end-of-stream hooks run then) or a hook has waited or a
+        chunk was put from elsewhere (``dispatch.waited``, :attr:`stray`)."""
         dispatch = self.dispatch
+        egress = self.egress
         timed = self.timed
-        put_before = self.egress.count
-        if timed is not None:
-            timed.waiting_since = _perf_ns()
-        try:
-            item = await self._next()
-        except StopAsyncIteration:
-            await self._end()
-            return
-        except asyncio.CancelledError:
-            self._silence()
-            raise
-        except LuthienLabError:
-            raise
-        except Exception as error:
-            self._silence()
-            raise upstream_error(error, self.tx) from error
-        finally:
-            if timed is not None:
-                timed.waiting_since = None
-        dispatch.mark = _perf_ns()
-        if self.egress.count != put_before:
-            self.stray = True
         hooks_of = dispatch.chunk
-        index = self.count
-        for chunk in item if self.batched else (item,):
-            rest = hooks_of(index, chunk)
-            if rest is not None:
-                await rest
-            index += 1
-        self.count = index
+        while True:
+            put_before = egress.count
+            if timed is not None:
+                timed.waiting_since = _perf_ns()
+            try:
+                item = await self._next()
+            except StopAsyncIteration:
+                await self._end()
+                return
+            except asyncio.CancelledError:
+                self._silence()
+                raise
+            except LuthienLabError:
+                raise
+            except Exception as error:
+                self._silence()
+                raise upstream_error(error, self.tx) from error
+            finally:
+                if timed is not None:
+                    timed.waiting_since = None
+            dispatch.mark = _perf_ns()
+            if egress.count != put_before:
+                self.stray = True
+            index = self.count
+            for chunk in item if self.batched else (item,):
+                rest = hooks_of(index, chunk)
+                if rest is not None:
+                    await rest
+                index += 1
+            self.count = index
+            if egress.count != put_before or dispatch.waited or self.stray:
+                return
 
     async def run(self) -> None:
         """Every step to the end (a producer task's whole work)."""

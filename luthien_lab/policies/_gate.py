@@ -3,8 +3,9 @@
 ``SimplePolicy``'s ``on_response_content`` / ``on_response_tool_call`` receive only
 the request, but a policy that blocks something must call ``mark_blocked(ctx, ...)``
 and emit events. ``GatePolicy`` makes the current context available to them through
-:func:`current_context` (a ``ContextVar``: each stream's hooks run in their own task,
-so concurrent streams never see each other's context), and adds an optional message
+:func:`current_context` (a ``ContextVar``, set for a hook's call and reset before it
+returns: concurrent streams' hooks run in different tasks, or one after the other in
+one, so they never see each other's context), and adds an optional message
 telling the client that a tool call was blocked.
 
 The message is appended to the response text, after the text the model wrote, in both
