@@ -180,6 +180,25 @@ async def test_the_providers_silence_fails_the_stream_and_leaves_the_consumers_t
     await asyncio.sleep(0.01)  # would raise CancelledError if a cancel were left over
 
 
+@pytest.mark.timeout(10)
+async def test_a_stream_another_task_goes_on_with_is_timed_out_in_that_task():
+    orchestrator = PolicyOrchestrator(
+        NoOpPolicy(), ScriptedLLMClient(text_stream("a"), stall_after=1), chunk_timeout=0.05
+    )
+    stream = orchestrator.process_streaming_response(REQUEST)
+    await stream.__anext__()  # read by this task
+
+    async def rest():
+        return [chunk async for chunk in stream]
+
+    # Waited for without awaiting it: a cancel meant for it cannot pass through.
+    task = asyncio.get_running_loop().create_task(rest())
+    await asyncio.wait({task}, timeout=5)
+    assert task.done() and isinstance(task.exception(), UpstreamTimeoutError)
+    assert asyncio.current_task().cancelling() == 0
+    await asyncio.sleep(0.01)
+
+
 class Hangs(Policy):
     hook_timeout = 0.05
 

@@ -133,6 +133,12 @@ class Dispatch:
         if self.watch is not None:
             self.watch.stop()
 
+    def run_by(self, task: Any) -> None:
+        """``task`` reads the stream now: the one the watchdog cancels."""
+        self.task = task
+        if self.watch is not None:
+            self.watch.task = task
+
     def chunk(self, index: int, chunk: Any) -> Any:
         """Ingress chunk number ``index``: feed it, then fire its hooks in order.
         None when every hook returned without yielding (nearly always: no coroutine

@@ -119,10 +119,7 @@ def _hand_over(reader: UpstreamReader) -> asyncio.Task[None]:
     """The rest of the stream read by a task of its own (the producer), which the
     watchdog cancels from now on."""
     producer = asyncio.get_running_loop().create_task(reader.run())
-    dispatch = reader.dispatch
-    dispatch.task = producer
-    if dispatch.watch is not None:
-        dispatch.watch.task = producer
+    reader.dispatch.run_by(producer)
     return producer
 
 

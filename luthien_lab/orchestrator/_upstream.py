@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 __all__ = ["UpstreamReader", "complete"]
 
 _perf_ns = time.perf_counter_ns
+_current_task = asyncio.current_task
 
 
 class UpstreamReader:
@@ -78,6 +79,9 @@ class UpstreamReader:
         stream has ended (its end-of-stream hooks run then) or a hook has waited or a
         chunk was put from elsewhere (``dispatch.waited``, :attr:`stray`)."""
         dispatch = self.dispatch
+        task = _current_task()
+        if dispatch.task is not task:  # a consumer may go on from another task
+            dispatch.run_by(task)
         egress = self.egress
         timed = self.timed
         hooks_of = dispatch.chunk
