@@ -116,11 +116,9 @@ async def run_stream(
 
 
 def _hand_over(reader: UpstreamReader) -> asyncio.Task[None]:
-    """The rest of the stream read by a task of its own (the producer), which the
-    watchdog cancels from now on."""
-    producer = asyncio.get_running_loop().create_task(reader.run())
-    reader.dispatch.run_by(producer)
-    return producer
+    """The rest of the stream read by a task of its own (the producer); its first
+    step makes it the task the watchdog cancels (``UpstreamReader.step``)."""
+    return asyncio.get_running_loop().create_task(reader.run())
 
 
 def stream_context(tx: Transaction) -> StreamingResponseContext:

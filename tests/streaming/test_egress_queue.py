@@ -41,16 +41,6 @@ async def test_a_closed_queue_refuses_chunks_and_an_empty_closed_one_ends_at_onc
     assert [chunk async for chunk in queue] == []
 
 
-async def test_drain_takes_what_is_buffered_without_waiting():
-    queue = EgressQueue()
-    assert queue.drain() == []
-    first, second = create_text_chunk("x"), create_text_chunk("y")
-    queue.put_nowait(first)
-    queue.put_nowait(second)
-    assert queue.drain() == [first, second]
-    assert queue.empty()
-
-
 async def test_drain_returns_what_is_ready_in_order_and_wait_ends_on_a_put_or_the_close():
     queue = EgressQueue()
     assert queue.drain() == []
@@ -58,10 +48,8 @@ async def test_drain_returns_what_is_ready_in_order_and_wait_ends_on_a_put_or_th
     queue.put_nowait(first)
     queue.put_nowait(second)
     batch = queue.drain()
-    assert [chunk is sent for chunk, sent in zip(batch, (first, second), strict=True)] == [
-        True,
-        True,
-    ]
+    assert len(batch) == 2 and batch[0] is first and batch[1] is second
+    assert queue.empty()
     assert queue.drain() == [] and queue.sent == [first, second]
 
     waiter = queue.wait()
