@@ -5,11 +5,11 @@ from __future__ import annotations
 import copy
 import operator
 import time
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from luthien_lab._ids import new_id
 from luthien_lab.clients import LLMClient, ScriptedLLMClient
 from luthien_lab.evaluate._cases import Case
 from luthien_lab.evaluate._output import (
@@ -276,7 +276,7 @@ async def run_case(
     elif client is None:
         raise ValueError(f"case {case.id!r} is a prompt case and needs a client")
     collector = _Collector()
-    tid = uuid.uuid4().hex
+    tid = new_id()
     if tags:
         collector.tags[tid] = dict(tags)
     orchestrator = PolicyOrchestrator(

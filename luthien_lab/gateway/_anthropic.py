@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import json
 import logging
-import uuid
 from typing import TYPE_CHECKING, Any
 
 from fastapi import Request as HTTPRequest
 from fastapi.responses import Response
 
+from luthien_lab._ids import new_id
 from luthien_lab.errors import UpstreamError
 from luthien_lab.gateway._anthropic_checks import check_body
 from luthien_lab.gateway._anthropic_message import to_anthropic_message
@@ -141,7 +141,7 @@ async def handle_messages(gateway: Gateway, http: HTTPRequest) -> Response:
         gateway.check_key(http)
         body = await gateway.read_body(http)
         request = to_request(body, gateway, http)
-        tid = uuid.uuid4().hex
+        tid = new_id()
         if request.stream:
             return await _stream(gateway, http, request, tid, body["model"])
         response = await unless_disconnected(
@@ -180,6 +180,8 @@ async def handle_count_tokens(gateway: Gateway, http: HTTPRequest) -> Response:
             "POST", path, target, _forwarded_headers(http, gateway), sent
         )
         return Response(raw, status_code=status, media_type=ctype.split(";")[0])
+    except ClientDisconnected:
+        return Response(status_code=499)  # nobody is listening
     except Exception as error:
         return _error_response(error)
 

@@ -17,7 +17,7 @@ from luthien_lab.errors import UpstreamError
 if TYPE_CHECKING:
     import aiohttp
 
-__all__ = ["NativeUpstreamError", "SessionPool", "fail", "forward", "sse_batches"]
+__all__ = ["NativeUpstreamError", "SessionPool", "fail", "forward", "load_json", "sse_batches"]
 
 
 class NativeUpstreamError(UpstreamError):
@@ -172,7 +172,7 @@ _DONE: Any = object()
 _scan = json.JSONDecoder().scan_once  # type: ignore[attr-defined]  # the C scanner, undeclared
 
 
-def _load(data: bytes) -> Any:
+def load_json(data: bytes) -> Any:
     """``json.loads(data)``, calling the C scanner directly: ``json.loads`` runs three
     Python functions around it (half its cost on an event of a few hundred bytes).
     Anything unusual (surrounding whitespace, text that is not UTF-8, a malformed
@@ -199,7 +199,7 @@ def _parse(frame: bytes, provider: str) -> Any:
     if data == b"[DONE]":
         return _DONE
     try:
-        event = _load(data)
+        event = load_json(data)
     except ValueError:
         raise UpstreamError(
             f"malformed SSE event from the provider: {data[:200]!r}", provider=provider

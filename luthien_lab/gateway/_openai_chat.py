@@ -11,13 +11,13 @@ after the stream started is sent as a last ``data: {"error": ...}`` event.
 from __future__ import annotations
 
 import logging
-import uuid
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 from fastapi import Request as HTTPRequest
 from fastapi.responses import Response
 
+from luthien_lab._ids import new_id
 from luthien_lab.gateway._errors import GatewayError, classify, error_body, error_json
 from luthien_lab.gateway._openai_checks import check_chat_body
 from luthien_lab.gateway._plumbing import WIRE_API, forwarded_headers, json_response, make_request
@@ -144,7 +144,7 @@ async def handle_chat(gateway: Gateway, http: HTTPRequest) -> Response:
     try:
         gateway.check_key(http)
         request = to_request(await gateway.read_body(http), gateway, http)
-        tid = uuid.uuid4().hex
+        tid = new_id()
         if request.stream:
             return await _stream(gateway, http, request, tid)
         return await _complete(gateway, http, request, tid)

@@ -28,7 +28,7 @@ CONTROL_FIELDS = frozenset(
 )  # fmt: skip
 
 _ROLES = ("system", "developer", "user", "assistant", "tool", "function")
-_NUMBERS = ("temperature", "top_p", "presence_penalty", "frequency_penalty")
+_FINITE = "a finite number"
 _TYPES: dict[str, tuple[type | tuple[type, ...], str]] = {
     "model": (str, "a string"),
     "messages": (list, "a list of messages"),
@@ -49,7 +49,12 @@ _TYPES: dict[str, tuple[type | tuple[type, ...], str]] = {
     "metadata": (dict, "an object"),
     "store": (bool, "a boolean"),
     "logit_bias": (dict, "an object"),
+    **{
+        name: ((int, float), _FINITE)
+        for name in ("temperature", "top_p", "presence_penalty", "frequency_penalty")
+    },
 }
+"""The known fields' types (``_FINITE``: a number, not a boolean, not inf or nan)."""
 
 
 def _bad(param: str, message: str, code: str = "invalid_value") -> GatewayError:
@@ -66,8 +71,8 @@ def _short(value: Any) -> str:
 
 def check_chat_body(body: dict[str, Any]) -> None:
     """Raise a 400 :class:`GatewayError` for a body the Chat Completions API refuses."""
-    control = sorted(set(body) & CONTROL_FIELDS)
-    if control:
+    if not CONTROL_FIELDS.isdisjoint(body):
+        control = sorted(CONTROL_FIELDS.intersection(body))
         raise GatewayError(
             400,
             f"Unrecognized request argument supplied: {', '.join(control)}",
@@ -77,22 +82,22 @@ def check_chat_body(body: dict[str, Any]) -> None:
     for name in ("model", "messages"):
         if name not in body:
             raise _bad(name, "Field required", "missing_required_parameter")
-    for name, (kind, what) in _TYPES.items():
-        value = body.get(name)
-        if value is None:
+    # The body's fields against the table, not the table against the body: a request
+    # sets a few of its two dozen fields.
+    for name, value in body.items():
+        known = _TYPES.get(name)
+        if known is None or value is None:
             continue
-        if (isinstance(value, bool) and kind is not bool) or not isinstance(value, kind):
+        kind, what = known
+        if what is _FINITE:
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, int | float)
+                or not math.isfinite(value)
+            ):
+                raise _bad(name, f"must be {what}, got {_short(value)}", "invalid_type")
+        elif (isinstance(value, bool) and kind is not bool) or not isinstance(value, kind):
             raise _bad(name, f"must be {what}, got {_short(value)}", "invalid_type")
-    for name in _NUMBERS:
-        value = body.get(name)
-        if value is None:
-            continue
-        if (
-            isinstance(value, bool)
-            or not isinstance(value, int | float)
-            or not math.isfinite(value)
-        ):
-            raise _bad(name, f"must be a finite number, got {_short(value)}", "invalid_type")
     if not body["model"]:
         raise _bad("model", "must not be empty")
     if not body["messages"]:

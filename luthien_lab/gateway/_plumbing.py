@@ -19,7 +19,9 @@ from pydantic import ValidationError
 
 from luthien_lab.events import PipelineListener, TransactionInfo
 from luthien_lab.gateway._errors import GatewayError
+from luthien_lab.gateway._native_http import load_json
 from luthien_lab.gateway._settings import GatewaySettings
+from luthien_lab.gateway._sse import ClientDisconnected
 from luthien_lab.gateway._upstream import build_upstream
 from luthien_lab.orchestrator import PolicyOrchestrator
 from luthien_lab.policies.base import Policy
@@ -207,16 +209,29 @@ class Gateway:
         declared = request.headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
             raise self._too_large(int(declared))
+        # ASGI's receive, read here rather than through Starlette's request.stream()
+        # (an async generator per request); the body is cached as request.body()
+        # returns it. A client that hangs up before its body is whole is nobody to
+        # answer: ClientDisconnected (the routes answer 499), not an internal error.
+        receive = request.receive
         parts: list[bytes] = []
         size = 0
-        async for part in request.stream():
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                raise ClientDisconnected
+            part = message.get("body", b"")
             size += len(part)
             if size > limit:
                 raise self._too_large(size)
             parts.append(part)
-        raw = request.state.raw_body = b"".join(parts)
+            if not message.get("more_body", False):
+                break
+        raw = parts[0] if len(parts) == 1 else b"".join(parts)
+        request._body = raw
+        request.state.raw_body = raw
         try:
-            body = json.loads(raw)
+            body = load_json(raw)
         except RecursionError:
             raise GatewayError(
                 400,

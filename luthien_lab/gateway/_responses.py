@@ -17,12 +17,12 @@ from __future__ import annotations
 
 import json
 import logging
-import uuid
 from typing import TYPE_CHECKING, Any
 
 from fastapi import Request as HTTPRequest
 from fastapi.responses import Response
 
+from luthien_lab._ids import new_id
 from luthien_lab.gateway._errors import classify, error_json
 from luthien_lab.gateway._native_http import NativeUpstreamError
 from luthien_lab.gateway._plumbing import WIRE_API, forwarded_headers, json_response, make_request
@@ -119,7 +119,7 @@ async def handle_responses(gateway: Gateway, http: HTTPRequest) -> Response:
         gateway.check_key(http)
         body = await gateway.read_body(http)
         request = to_request(body, gateway, http)
-        tid = uuid.uuid4().hex
+        tid = new_id()
         if request.stream:
             return await _stream(gateway, http, request, tid, body)
         response = await unless_disconnected(

@@ -5,10 +5,10 @@ each step lives in its own module of this package (see ``__init__``)."""
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import AsyncIterator, Iterable
 from typing import TYPE_CHECKING, Any
 
+from luthien_lab._ids import new_id
 from luthien_lab._listeners import Emitters, notify
 from luthien_lab.events import PipelineListener, ResponseEvent, TransactionInfo
 from luthien_lab.orchestrator._dispatch import HookSettings
@@ -159,7 +159,7 @@ class PolicyOrchestrator:
     ) -> Transaction:
         request = as_request(request)
         info = TransactionInfo(
-            transaction_id=transaction_id or uuid.uuid4().hex,
+            transaction_id=transaction_id or new_id(),
             model=request.model,
             provider=self.llm_client.provider_for(request),
             policy_class=policy_name(self.policy),

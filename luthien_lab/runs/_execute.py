@@ -6,10 +6,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import uuid
 from collections.abc import Callable
 from typing import Any
 
+from luthien_lab._ids import new_id
 from luthien_lab.errors import ConfigError
 from luthien_lab.policies._loading import resolve_policy
 from luthien_lab.runs._result import RunResult
@@ -106,7 +106,7 @@ async def execute(
         from luthien_lab.clients import LiteLLMClient
 
         client = LiteLLMClient()
-    transaction_id = uuid.uuid4().hex
+    transaction_id = new_id()
     # Each run has its own listener, following only its own transaction id, so that
     # concurrent runs sharing nothing can never mix their output.
     listener = TraceListener(transaction_id, on_update)

@@ -16,11 +16,11 @@ import inspect
 import logging
 import threading
 import time
-import uuid
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from luthien_lab import events as _events
+from luthien_lab._ids import new_id
 from luthien_lab.events import (
     PipelineListener,
     TransactionFinished,
@@ -184,7 +184,7 @@ class ShadowRunner:
             return None
         loop = self.loop or self._start_thread()
         run = ShadowRun(
-            uuid.uuid4().hex,
+            new_id(),
             live_id,
             request,
             name=self.name,

@@ -9,9 +9,9 @@ can be when something records outside the orchestrator.
 from __future__ import annotations
 
 import time
-import uuid
 from typing import TYPE_CHECKING, Any
 
+from luthien_lab._ids import new_id
 from luthien_lab.events import (
     ChunkEvent,
     EventEmitted,
@@ -81,7 +81,7 @@ class DefaultTransactionRecorder(TransactionRecorder):
     ) -> None:
         if info is None:
             info = TransactionInfo(
-                transaction_id=transaction_id or uuid.uuid4().hex,
+                transaction_id=transaction_id or new_id(),
                 model=model,
                 provider=provider,
                 policy_class=policy_class,

@@ -22,6 +22,8 @@ def test_server_options_pick_httptools_and_uvloop():
     config = uvicorn.Config(lambda *a: None, **SERVER_OPTIONS)
     config.load()
     assert config.http_protocol_class is HttpToolsProtocol
+    # The app itself, not wrapped in uvicorn's proxy-headers middleware.
+    assert config.loaded_app.__class__.__name__ != "ProxyHeadersMiddleware"
     factory = config.get_loop_factory()
     assert factory is not None
     loop = factory()

@@ -9,7 +9,7 @@ import json
 import pytest
 
 from luthien_lab.errors import UpstreamError
-from luthien_lab.gateway._native_http import _load, sse_batches
+from luthien_lab.gateway._native_http import load_json, sse_batches
 from luthien_lab.gateway._sse import SSEResponse
 
 STREAM = (
@@ -115,13 +115,13 @@ def test_a_failed_write_unwinds_the_waiting_body():
     ],
 )
 def test_event_data_parses_as_json_loads_would(data):
-    assert repr(_load(data)) == repr(json.loads(data))
+    assert repr(load_json(data)) == repr(json.loads(data))
 
 
 @pytest.mark.parametrize("data", [b'{"a": 1}x', b'{"a": 1} {"b": 2}', b'{"a": ', b"\xff{}", b""])
 def test_malformed_event_data_fails_as_json_loads_would(data):
     with pytest.raises(ValueError) as ours:
-        _load(data)
+        load_json(data)
     with pytest.raises(ValueError) as theirs:
         json.loads(data)
     assert str(ours.value) == str(theirs.value)
