@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import zlib
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from typing import TYPE_CHECKING, Any
 
 import httptools
@@ -98,7 +98,12 @@ class _Connection(asyncio.Protocol):
 
 
 class _Content:
-    """``response.content``: what ``sse_batches`` reads (aiohttp's name)."""
+    """``response.content``: what ``sse_batches`` reads (aiohttp's name). It is its own
+    iterator over the body (a piece per read, as it comes), and a class rather than an
+    async generator: a reader that stops before the end (``sse_batches`` at a stream's
+    ``[DONE]``) would leave an async generator unfinished, and the event loop then
+    closes it from a task of its own, scheduled through its cross-thread wake-up: per
+    streamed request, a task, an eventfd write and one more turn of the loop."""
 
     __slots__ = ("_response",)
 
@@ -106,7 +111,13 @@ class _Content:
         self._response = response
 
     def iter_any(self) -> AsyncIterator[bytes]:
-        return self._response._parts()
+        return self
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return self
+
+    def __anext__(self) -> Awaitable[bytes]:
+        return self._response.next_part()
 
 
 class Http1Response:
@@ -224,7 +235,9 @@ class Http1Response:
 
     # ----- reading -----
 
-    async def _parts(self) -> AsyncIterator[bytes]:
+    async def next_part(self) -> bytes:
+        """What arrived of the body since the last call, once something has;
+        ``StopAsyncIteration`` at its end."""
         buffer = self._buffer
         while True:
             if buffer:
@@ -233,12 +246,12 @@ class Http1Response:
                 self._size = 0
                 self.connection.pause(False)
                 if part:
-                    yield part
+                    return part
                 continue
             if self.error is not None:
                 raise self.error
             if self.done:
-                return
+                raise StopAsyncIteration
             self._waiter = self._loop.create_future()
             try:
                 await self._waiter
@@ -246,7 +259,7 @@ class Http1Response:
                 self._waiter = None
 
     async def read(self) -> bytes:
-        return b"".join([part async for part in self._parts()])
+        return b"".join([part async for part in self.content])
 
     def drain(self) -> None:
         """The reader has what it wanted (a stream's ``[DONE]``), and the rest of the
