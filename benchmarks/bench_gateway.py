@@ -13,11 +13,12 @@ worker and no recording:
   else the row says ``skipped``.
 
 Each is driven at 1 and at 50 clients (each client its own keep-alive connection,
-warmed up first), streaming and not; per setting the rows take turns (``--rounds``),
-so that a busy phase of a shared machine slows them alike.
+opened and warmed up once per setting and kept for all its turns), streaming and
+not; per setting the rows take turns (``--rounds``, 10 by default, of 30 requests at
+1 client and 300 at 50), so that a busy phase of a shared machine slows them alike.
 Per row: the latency added to the direct call's median (to the end of the response;
 streaming also to the first chunk), requests/s, and the server process's CPU per
-request (its user+system time over the run, from ``/proc``). Ratios to the floor:
+request (its threads' run time over its turns, in nanoseconds, from ``/proc``). Ratios to the floor:
 added latency, CPU per request, and the floor's req/s over the row's (all "x times
 the floor's cost"; the target is at most 1.5).
 
@@ -124,9 +125,19 @@ def stop_all(procs: list) -> None:
 
 
 def cpu_seconds(pid: int) -> float:
-    """User+system CPU time of process ``pid`` so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """User+system CPU time of process ``pid`` so far: the sum of its live threads'
+    run time in nanoseconds (``/proc/PID/task/*/schedstat``) where the kernel keeps
+    it, else ``/proc/PID/stat`` in clock ticks (10 ms: a few percent of a turn of a
+    few hundred requests). A thread that ends between two readings takes its time
+    with it; a gateway's threads live as long as it does."""
+    try:
+        total = 0
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            total += int((task / "schedstat").read_text().split()[0])
+        return total / 1e9
+    except (OSError, ValueError, IndexError):
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 # --- the floor: forwards bytes, nothing else -------------------------------------------
@@ -258,34 +269,47 @@ async def one(session: Any, url: str, i: int, stream: bool) -> tuple[float, floa
     return (time.perf_counter() - start_time) * 1000, first
 
 
-async def run(
-    url: str, clients: int, total: int, stream: bool, warmup: int = WARMUP_PER_CLIENT
-) -> dict:
-    """``clients`` independent clients, each with its own connection."""
-    import aiohttp
+class Clients:
+    """``count`` clients of ``url``, each with its own keep-alive connection (aiohttp,
+    one connection per session), opened and warmed up once and kept for every turn of
+    a setting: reconnecting each turn would add a connection's set-up to a fraction of
+    the requests, which clients that keep their connections (agents do) never pay."""
 
-    queue = list(range(total))
-    ends: list[float] = []
-    firsts: list[float] = []
-    ready = asyncio.Barrier(clients + 1)
+    def __init__(self, url: str, count: int) -> None:
+        self.url = f"{url}/v1/chat/completions"
+        self.count = count
+        self.sessions: list[Any] = []
 
-    async def worker() -> None:
-        connector = aiohttp.TCPConnector(limit=1)
-        async with aiohttp.ClientSession(connector=connector) as session:
-            for i in range(warmup):  # connection up, caches and imports warm
-                await one(session, url, i, stream)
-            await ready.wait()
+    async def open(self, stream: bool) -> None:
+        import aiohttp
+
+        self.sessions = [
+            aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=1))
+            for _ in range(self.count)
+        ]
+        # Connections up, caches and imports warm.
+        await self.run(WARMUP_PER_CLIENT * self.count, stream)
+
+    async def close(self) -> None:
+        for session in self.sessions:
+            await session.close()
+
+    async def run(self, total: int, stream: bool) -> dict:
+        """``total`` requests, the clients taking the next one as each is done."""
+        queue = list(range(total))
+        ends: list[float] = []
+        firsts: list[float] = []
+
+        async def worker(session: Any) -> None:
             while queue:
-                end, first = await one(session, url, queue.pop(), stream)
+                end, first = await one(session, self.url, queue.pop(), stream)
                 ends.append(end)
                 if first is not None:
                     firsts.append(first)
 
-    tasks = [asyncio.create_task(worker()) for _ in range(clients)]
-    await ready.wait()
-    t0 = time.perf_counter()
-    await asyncio.gather(*tasks)
-    return {"end": ends, "first": firsts, "seconds": time.perf_counter() - t0, "total": total}
+        t0 = time.perf_counter()
+        await asyncio.gather(*(worker(session) for session in self.sessions))
+        return {"end": ends, "first": firsts, "seconds": time.perf_counter() - t0, "total": total}
 
 
 def med(values: list[float]) -> float:
@@ -298,32 +322,47 @@ def med(values: list[float]) -> float:
 def measure(targets: dict[str, tuple[str, int | None]], args: argparse.Namespace) -> list:
     """One result per (clients, stream, row): a dict with end/first/rps/cpu. The rows
     take turns, ``--rounds`` times per setting, so that a busy phase of a shared
-    machine hits them alike."""
+    machine hits them alike: many short turns rather than a few long ones, as this
+    VM's speed moves within seconds."""
     results = []
     for clients in (1, 50):
-        total = args.requests if clients == 1 else args.requests * 5
+        total = args.requests if clients == 1 else args.requests * 10
         share = max(clients, total // args.rounds)
         for stream in (False, True):
-            merged = {name: {"end": [], "first": [], "seconds": 0.0, "total": 0, "cpu": 0.0}
-                      for name in targets}  # fmt: skip
-            for turn in range(args.rounds):
-                for name, (url, pid) in targets.items():
-                    cpu0 = cpu_seconds(pid) if pid else 0.0
-                    warmup = WARMUP_PER_CLIENT if turn == 0 else 0
-                    url_ = f"{url}/v1/chat/completions"
-                    part = asyncio.run(run(url_, clients, share, stream, warmup))
-                    into = merged[name]
-                    into["cpu"] += cpu_seconds(pid) - cpu0 if pid else 0.0
-                    for key in ("end", "first"):
-                        into[key] += part[key]
-                    into["seconds"] += part["seconds"]
-                    into["total"] += part["total"]
+            merged = asyncio.run(_setting(targets, clients, stream, share, args.rounds))
             for name, (_url, pid) in targets.items():
                 r = merged[name]
                 r["rps"] = r["total"] / r["seconds"]
                 r["cpu"] = r["cpu"] * 1000 / r["total"] if pid else None
                 results.append((clients, stream, name, r))
     return results
+
+
+async def _setting(
+    targets: dict[str, tuple[str, int | None]], clients: int, stream: bool, share: int,
+    rounds: int,
+) -> dict[str, dict]:  # fmt: skip
+    """One setting's turns, each row's clients kept open from the first to the last."""
+    fleets = {name: Clients(url, clients) for name, (url, _pid) in targets.items()}
+    merged = {name: {"end": [], "first": [], "seconds": 0.0, "total": 0, "cpu": 0.0}
+              for name in targets}  # fmt: skip
+    try:
+        for fleet in fleets.values():
+            await fleet.open(stream)
+        for _turn in range(rounds):
+            for name, (_url, pid) in targets.items():
+                cpu0 = cpu_seconds(pid) if pid else 0.0
+                part = await fleets[name].run(share, stream)
+                into = merged[name]
+                into["cpu"] += cpu_seconds(pid) - cpu0 if pid else 0.0
+                for key in ("end", "first"):
+                    into[key] += part[key]
+                into["seconds"] += part["seconds"]
+                into["total"] += part["total"]
+    finally:
+        for fleet in fleets.values():
+            await fleet.close()
+    return merged
 
 
 def ratio(value: float, floor: float) -> str:
@@ -378,9 +417,9 @@ def report(results: list, skipped: dict[str, str]) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
-        "--requests", type=int, default=300, help="requests per 1-client run (5x at 50)"
+        "--requests", type=int, default=300, help="requests per 1-client setting (10x at 50)"
     )
-    parser.add_argument("--rounds", type=int, default=5, help="turns the rows take per setting")
+    parser.add_argument("--rounds", type=int, default=10, help="turns the rows take per setting")
     parser.add_argument("--only", nargs="*", choices=ROWS, default=list(ROWS))
     parser.add_argument(
         "--baseline", action="store_true", help=f"add the row {BASELINE!r} (h11, asyncio)"

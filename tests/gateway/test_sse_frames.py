@@ -7,6 +7,8 @@ import asyncio
 import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from luthien_lab.errors import UpstreamError
 from luthien_lab.gateway._native_http import load_json, sse_batches
@@ -112,9 +114,29 @@ def test_a_failed_write_unwinds_the_waiting_body():
         b'{"a": NaN, "b": -Infinity}',
         '{"text": "caf\u00e9 \u2603"}'.encode(),
         b'{"lone": "\\ud800"}',
+        b'{"big": 123456789012345678901234567890, "small": -9223372036854775809}',
+        b'{"edge": [9223372036854775807, -9223372036854775808, 18446744073709551615]}',
+        b'{"x": 1, "y": 2, "x": 3}',
+        b'{"f": [1e400, -0.0, 0.1, 1.7976931348623157e308, 5e-324, 1E2, -12.5e-3]}',
+        b"[" * 900 + b"]" * 900,
+        b'{"ctrl": "\\u0000\\n\\t", "": ""}',
     ],
 )
 def test_event_data_parses_as_json_loads_would(data):
+    assert repr(load_json(data)) == repr(json.loads(data))
+
+
+_JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(value=_JSON_VALUES, ascii_only=st.booleans())
+def test_any_document_parses_as_json_loads_would(value, ascii_only):
+    data = json.dumps(value, ensure_ascii=ascii_only).encode("utf-8", "surrogatepass")
     assert repr(load_json(data)) == repr(json.loads(data))
 
 
@@ -140,7 +162,8 @@ def test_malformed_event_data_fails_as_json_loads_would(data):
 def test_a_one_line_frame_parses_as_json_loads_would(data):
     # The usual frame (one "data: {" line) is parsed without _parse: the same result.
     frame = b"data: " + data + b"\n\n"
-    assert _frames([frame]) == [(json.loads(data), frame)]
+    # By repr: NaN equals nothing, not even itself.
+    assert repr(_frames([frame])) == repr([(json.loads(data), frame)])
 
 
 @pytest.mark.parametrize(
