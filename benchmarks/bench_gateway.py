@@ -18,9 +18,9 @@ not; per setting the rows take turns (``--rounds``, 10 by default, of 30 request
 1 client and 300 at 50), so that a busy phase of a shared machine slows them alike.
 Per row: the latency added to the direct call's median (to the end of the response;
 streaming also to the first chunk), requests/s, and the server process's CPU per
-request (its threads' run time over its turns, in nanoseconds, from ``/proc``). Ratios to the floor:
-added latency, CPU per request, and the floor's req/s over the row's (all "x times
-the floor's cost"; the target is at most 1.5).
+request (its threads' run time over its turns, in nanoseconds, from ``/proc``).
+Ratios to the floor: added latency, CPU per request, and the floor's req/s over the
+row's (all "x times the floor's cost"; the target is at most 1.5).
 
 Load comes from aiohttp in this process (cheaper per request than httpx: on 2 cores
 the load generator shares the CPU with the provider and the proxy under test, so at
