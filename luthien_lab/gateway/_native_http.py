@@ -19,16 +19,7 @@ from luthien_lab.errors import UpstreamError
 if TYPE_CHECKING:
     import aiohttp
 
-__all__ = [
-    "NativeUpstreamError",
-    "SSEFrames",
-    "SessionPool",
-    "end_read",
-    "fail",
-    "forward",
-    "load_json",
-    "sse_batches",
-]
+__all__ = ["NativeUpstreamError", "SessionPool", "fail", "forward", "load_json", "sse_batches"]
 
 
 class NativeUpstreamError(UpstreamError):
@@ -137,29 +128,22 @@ async def fail(response: aiohttp.ClientResponse, provider: str) -> NativeUpstrea
     )
 
 
-class SSEFrames:
-    """A body's SSE events, split from its reads as they come: :meth:`take` returns the
-    events a read completed, as (parsed ``data``, the frame's raw bytes); ``done`` once
-    ``[DONE]`` came (the rest is the body's end); :meth:`rest` the last event when the
-    body ends without the blank line. Frames without data (comments, keep-alives) are
-    skipped. Synchronous, so that an upstream client loops over the reads itself: one
-    async generator step per read fewer than a generator of batches in between."""
+async def sse_batches(
+    response: Any, provider: str
+) -> AsyncIterator[list[tuple[dict[str, Any], bytes]]]:
+    """The SSE events of ``response``, as (parsed ``data``, the frame's raw bytes), in
+    one list per read of the body: a read often holds several events, and a consumer
+    that loops over a list pays less per event than one more async generator step.
 
-    __slots__ = ("_pending", "done", "provider")
-
-    def __init__(self, provider: str) -> None:
-        self.provider = provider
-        self.done = False
-        self._pending = b""
-
-    def take(self, part: bytes) -> list[tuple[dict[str, Any], bytes]]:
+    Frames without data (comments, keep-alives) are skipped; ``[DONE]`` ends.
+    """
+    pending = b""
+    async for part in response.content.iter_any():
         # Walk the read by position, keep only the tail.
-        pending = self._pending
         buffer = pending + part if pending else part
         if b"\r" in buffer:  # on the joined bytes: a CRLF may straddle two reads
             buffer = buffer.replace(b"\r\n", b"\n")
         batch: list[tuple[dict[str, Any], bytes]] = []
-        provider = self.provider
         start = 0
         while True:
             end = buffer.find(b"\n\n", start)
@@ -169,50 +153,21 @@ class SSEFrames:
             start = end + 2
             event = _parse(frame, provider)
             if event is _DONE:
-                self.done = True
-                self._pending = b""
-                return batch
+                drain = getattr(response, "drain", None)
+                if drain is not None:
+                    drain()  # the rest is the body's end: the connection can be reused
+                if batch:
+                    yield batch
+                return
             if event is not None:
                 batch.append((event, frame))
-        self._pending = buffer[start:]
-        return batch
-
-    def rest(self) -> list[tuple[dict[str, Any], bytes]]:
-        pending, self._pending = self._pending, b""
-        if self.done or not pending.strip():
-            return []
-        frame = pending + b"\n\n"
-        event = _parse(frame, self.provider)
-        return [] if event is None or event is _DONE else [(event, frame)]
-
-
-def end_read(response: Any) -> None:
-    """The stream's ``[DONE]`` came: the rest of the body is only its end, read and
-    dropped by the HTTP client (where it can) so that the connection can be reused."""
-    drain = getattr(response, "drain", None)
-    if drain is not None:
-        drain()
-
-
-async def sse_batches(
-    response: Any, provider: str
-) -> AsyncIterator[list[tuple[dict[str, Any], bytes]]]:
-    """The SSE events of ``response`` (:class:`SSEFrames`), in one list per read of the
-    body: a read often holds several events, and a consumer that loops over a list
-    pays less per event than one more async generator step. ``[DONE]`` ends."""
-    frames = SSEFrames(provider)
-    async for part in response.content.iter_any():
-        batch = frames.take(part)
-        if frames.done:
-            end_read(response)
-            if batch:
-                yield batch
-            return
         if batch:
             yield batch
-    rest = frames.rest()
-    if rest:
-        yield rest
+        pending = buffer[start:]
+    if pending.strip():
+        event = _parse(pending + b"\n\n", provider)
+        if event is not None and event is not _DONE:
+            yield [(event, pending + b"\n\n")]
 
 
 _DONE: Any = object()

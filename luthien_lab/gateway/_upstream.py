@@ -16,14 +16,14 @@ there why); not httpx, whose pool checks every idle connection with syscalls
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 from luthien_lab.clients import LLMClient
 from luthien_lab.clients._base import ChunkBatches, set_stream_mode
 from luthien_lab.clients._litellm import import_litellm
 from luthien_lab.errors import ConfigError, UpstreamError
-from luthien_lab.gateway._native_http import SessionPool, SSEFrames, end_read, fail
+from luthien_lab.gateway._native_http import SessionPool, fail, sse_batches
 from luthien_lab.gateway._wire import WireContext, wire_attr, wire_of
 from luthien_lab.streaming.lite import Chunk, Response
 
@@ -86,29 +86,35 @@ class OpenAIHTTPClient(LLMClient):
         return ChunkBatches(self._batches(request))
 
     async def _batches(self, request: Request) -> AsyncGenerator[list[Any], None]:
-        # Frames are split from the body's reads here (SSEFrames) rather than by
-        # aiohttp's readline, which refuses lines over its buffer size (a large
-        # tool-call argument can be one event); each keeps its raw bytes, re-sent as
-        # they are when unchanged.
+        # Lightweight chunks (``streaming.lite``), made of the event's own dicts: a
+        # litellm ``ModelResponseStream`` cost more CPU than the rest of the gateway's
+        # work on a chunk the policy passes through (validation of every field). The
+        # chunk takes the parsed event over (``adopt``): the wire's record of the event
+        # then holds the chunk's own fields, which the chat dialect never reads.
+        chunk = Chunk.adopt
         session = self._client()
         wire = wire_of(request, "chat")
         register = wire.register if wire is not None else None
         data, headers = self._body(request, True)
-        frames = SSEFrames(_PROVIDER)
         async with session.post(self.url, data=data, headers=headers) as response:
             if response.status >= 400:
                 raise await self._fail(response)
-            async for part in response.content.iter_any():
-                batch = frames.take(part)
-                if frames.done:
-                    end_read(response)
-                if batch:
-                    yield _chunks(batch, register)
-                if frames.done:
-                    return
-            rest = frames.rest()
-            if rest:
-                yield _chunks(rest, register)
+            # Frames are split by sse_batches rather than aiohttp's readline, which
+            # refuses lines over its buffer size (a large tool-call argument can be one
+            # event); each keeps its raw bytes, re-sent as they are when unchanged.
+            async for batch in sse_batches(response, _PROVIDER):
+                items = []
+                for event, raw in batch:
+                    if "error" in event:
+                        raise UpstreamError(
+                            f"the provider sent an error mid-stream: {event['error']}",
+                            provider=_PROVIDER,
+                        )
+                    item = chunk(event)
+                    if register is not None:
+                        register(item, event, raw)
+                    items.append(item)
+                yield items
 
     async def complete(self, request: Request) -> Any:
         session = self._client()
@@ -136,28 +142,6 @@ class OpenAIHTTPClient(LLMClient):
 
     async def aclose(self) -> None:
         await self._pool.aclose()
-
-
-def _chunks(
-    batch: list[tuple[dict[str, Any], bytes]], register: Callable[..., None] | None
-) -> list[Any]:
-    """Lightweight chunks (``streaming.lite``) of a batch of events, each registered on
-    the wire. A litellm ``ModelResponseStream`` cost more CPU than the rest of the
-    gateway's work on a chunk the policy passes through (validation of every field).
-    The chunk takes the parsed event over (``adopt``): the wire's record of the event
-    then holds the chunk's own fields, which the chat dialect never reads."""
-    adopt = Chunk.adopt
-    items = []
-    for event, raw in batch:
-        if "error" in event:
-            raise UpstreamError(
-                f"the provider sent an error mid-stream: {event['error']}", provider=_PROVIDER
-            )
-        item = adopt(event)
-        if register is not None:
-            register(item, event, raw)
-        items.append(item)
-    return items
 
 
 def native_chat_body(wire: WireContext, request: Request, stream: bool) -> bytes:
