@@ -20,7 +20,7 @@ Both hold by construction: nothing needs a list of known fields or events.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from luthien_lab.streaming.fields import NO_CHOICES, read_chunk, read_delta
 
@@ -78,8 +78,7 @@ def _calls_key(tool_calls: Any) -> Any:
     return tuple(out)
 
 
-@dataclass(slots=True)
-class NativeEvent:
+class NativeEvent(NamedTuple):
     """The native event (parsed, and its raw SSE bytes) a normalized chunk came from;
     ``payload``: what tells whether the chunk was changed since (see ``_snapshot``)."""
 
@@ -87,6 +86,9 @@ class NativeEvent:
     payload: tuple[Any, ...]
     event: dict[str, Any]
     raw: bytes
+
+
+_tuple_new = tuple.__new__
 
 
 @dataclass(eq=False)
@@ -115,7 +117,8 @@ class WireContext:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def register(self, chunk: Any, event: dict[str, Any], raw: bytes) -> None:
-        self.natives[id(chunk)] = NativeEvent(chunk, _snapshot(chunk), event, raw)
+        # NativeEvent(...) without its __new__, a Python call: this runs per event.
+        self.natives[id(chunk)] = _tuple_new(NativeEvent, (chunk, _snapshot(chunk), event, raw))
 
     def native_for(self, chunk: Any) -> NativeEvent | None:
         """The native event of ``chunk`` if it is an ingress chunk the policy passed

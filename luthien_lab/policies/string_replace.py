@@ -192,7 +192,7 @@ class StringReplacePolicy(Policy):
             return
         _usage, delta, finish = read_chunk(chunk)
         if delta is NO_CHOICES:  # usage trailer
-            await self._flush(ctx, replacer)
+            self._flush(ctx, replacer)
             ctx.egress_queue.put_nowait(chunk)
             return
         if delta is None:
@@ -204,7 +204,7 @@ class StringReplacePolicy(Policy):
         if not text:
             if other:
                 # The content block is over (tool calls or the finish follow it).
-                await self._flush(ctx, replacer)
+                self._flush(ctx, replacer)
             ctx.egress_queue.put_nowait(chunk)
             return
         out = replacer.feed(text) + replacer.flush()
@@ -214,18 +214,20 @@ class StringReplacePolicy(Policy):
             ctx.egress_queue.put_nowait(replace_delta(chunk, content=out))
 
     async def on_content_complete(self, ctx: StreamingResponseContext) -> None:
-        await self._flush(ctx, self._state(ctx))
+        self._flush(ctx, self._state(ctx))
 
     async def on_stream_complete(self, ctx: StreamingResponseContext) -> None:
-        await self._flush(ctx, self._state(ctx))
+        self._flush(ctx, self._state(ctx))
 
     @staticmethod
-    async def _flush(ctx: StreamingResponseContext, replacer: StreamingReplacer) -> None:
-        if replacer.pending:
+    def _flush(ctx: StreamingResponseContext, replacer: StreamingReplacer) -> None:
+        # Not a coroutine: it runs up to four times per stream, nearly always with
+        # nothing held back, and put_nowait is what the hooks use for every chunk.
+        if replacer._pending:
             rest = replacer.flush()
             if rest:
                 template = ctx.ingress_state.raw_chunks[0]
-                await ctx.egress_queue.put(create_text_chunk(rest, template))
+                ctx.egress_queue.put_nowait(create_text_chunk(rest, template))
 
     # ----- non-streaming -----
 
