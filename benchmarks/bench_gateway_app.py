@@ -123,17 +123,22 @@ class StandIn:
         return None
 
 
+def make_policy(name: str) -> Any:
+    """The policy of ``--policy``: passthrough, or string replacement as the served
+    bench configures it."""
+    from luthien_lab.policies import NoOpPolicy, StringReplacePolicy
+
+    if name == "passthrough":
+        return NoOpPolicy()
+    return StringReplacePolicy(replacements={"Hello": "Howdy", "secret": "[redacted]"})
+
+
 def make_app(policy_name: str, stand_in: StandIn) -> Any:
     from luthien_lab.gateway import GatewaySettings, UpstreamSettings, create_app
     from luthien_lab.gateway._native_http import SessionPool
-    from luthien_lab.policies import NoOpPolicy, StringReplacePolicy
 
     SessionPool.client = lambda self: stand_in  # type: ignore[method-assign]
-    policy = (
-        NoOpPolicy()
-        if policy_name == "passthrough"
-        else StringReplacePolicy(replacements={"Hello": "Howdy", "secret": "[redacted]"})
-    )
+    policy = make_policy(policy_name)
     settings = GatewaySettings(upstream=UpstreamSettings(api_base="http://stand-in/v1"))
     return create_app(policy, settings=settings, store=None)
 

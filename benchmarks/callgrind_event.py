@@ -63,14 +63,6 @@ def body(events: int) -> bytes:
     return EVENT * events + b"data: [DONE]\n\n"
 
 
-def make_policy(name: str) -> Any:
-    from luthien_lab.policies import NoOpPolicy, StringReplacePolicy
-
-    if name == "passthrough":
-        return NoOpPolicy()
-    return StringReplacePolicy(replacements={"Hello": "Howdy", "secret": "[redacted]"})
-
-
 class ReadyClient(LLMClient):
     """The upstream client of the ``pipeline`` stage: the chunks made so far, as one
     group (as one read of the provider's answer reaches the orchestrator)."""
@@ -99,16 +91,15 @@ async def run_stages(stage: str, events: int, policy: str) -> Any:
     from luthien_lab.streaming.assembler import StreamingChunkAssembler
     from luthien_lab.streaming.lite import Chunk
 
-    upto = STAGES.index(stage)
     if stage == "parse":
         data = EVENT[6:-2]
         return [from_json(data, cache_strings="keys") for _ in range(events)]
     stand_in = app_bench.StandIn([body(events)], one_read=True)
     parsed = [pair async for batch in sse_batches(stand_in, "local") for pair in batch]
-    if upto < STAGES.index("chunk"):
+    if stage == "split":
         return parsed
     chunks = [Chunk.adopt(event) for event, _raw in parsed]
-    if upto < STAGES.index("wire"):
+    if stage == "chunk":
         return chunks
     wire = WireContext("chat", {}, {}, None, extra={"client_usage": False})
     for chunk, (event, raw) in zip(chunks, parsed, strict=True):
@@ -118,9 +109,9 @@ async def run_stages(stage: str, events: int, policy: str) -> Any:
     if stage == "assembler":
         assembler = StreamingChunkAssembler()
         return [assembler.feed(chunk) for chunk in chunks]
-    orchestrator = PolicyOrchestrator(make_policy(policy), ReadyClient(chunks))
+    orchestrator = PolicyOrchestrator(app_bench.make_policy(policy), ReadyClient(chunks))
     request = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
-    batches = [b async for b in orchestrator.process_streaming_batches({**request, "stream": True})]
+    batches = [b async for b in orchestrator.process_streaming_batches(request | {"stream": True})]
     if stage == "pipeline":
         return batches
     return b"".join(_encode_all(batch, wire) for batch in batches)
