@@ -43,6 +43,7 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import bench_gateway_app as app_bench
+from callgrind_gateway import callgrind_total, lacks
 
 from luthien_lab.clients import ChunkBatches, LLMClient
 
@@ -138,10 +139,7 @@ def instructions(stage: str, events: int, policy: str, tmp: Path) -> int:
     command = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}"]
     command += [sys.executable, __file__, "--child", stage, str(events), policy]
     subprocess.run(command, env=env, check=True, capture_output=True)
-    for line in out.read_text().splitlines():
-        if line.startswith(("summary:", "totals:")):
-            return int(line.split()[1])
-    raise SystemExit(f"no instruction total in {out}")
+    return callgrind_total(out)
 
 
 def main() -> None:
@@ -156,6 +154,8 @@ def main() -> None:
         return
     if args.events < 1 or args.more < 2:
         parser.error(f"--events must be at least 1 and --more 2, got {args.events}, {args.more}")
+    if lacks("valgrind"):
+        return
     extra = args.events * (args.more - 1)
     cost: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as tmp:

@@ -67,13 +67,27 @@ def count(row: str, provider: str, tmp: Path, args: argparse.Namespace) -> int:
         asyncio.run(_load(url, proc.pid, args))
     finally:
         bench.stop_all([proc])
+    return callgrind_total(out)
+
+
+def callgrind_total(out: Path) -> int:
+    """The instructions counted in callgrind's output file ``out`` and in the dumps
+    written beside it (``out.1``...: a dump asked for, and the final one at exit)."""
     total = 0
-    for path in glob.glob(f"{out}*"):  # the dump, and the final one at exit
+    for path in glob.glob(f"{out}*"):
         for line in Path(path).read_text().splitlines():
             if line.startswith("totals:"):
                 total += int(line.split()[1])
                 break
     return total
+
+
+def lacks(*tools: str) -> bool:
+    """Whether a tool of valgrind's is missing (then says the run is skipped)."""
+    if all(shutil.which(tool) for tool in tools):
+        return False
+    print("skipped: valgrind is not installed (apt-get install -y valgrind)")
+    return True
 
 
 async def _load(url: str, pid: int, args: argparse.Namespace) -> None:
@@ -106,8 +120,7 @@ def main() -> int:
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--plain", action="store_true", help="non-streaming requests")
     args = parser.parse_args()
-    if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
-        print("skipped: valgrind is not installed (apt-get install -y valgrind)")
+    if lacks("valgrind", "callgrind_control"):
         return 0
     env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True", "LUTHIEN_LAB_PROVIDER": "local"}
     mode = "non-streaming" if args.plain else "streamed"

@@ -152,8 +152,10 @@ async def sse_batches(
             frame = buffer[start : end + 2]
             start = end + 2
             if frame.startswith(b"data: {") and frame.find(b"\n") == len(frame) - 2:
-                # The usual frame, one line of an object, parsed here (per event: two
-                # calls fewer); what the parser refuses goes to _parse, as any frame.
+                # The usual frame, one line of an object, parsed here as load_json
+                # parses (per event: two calls fewer; through load_json, or a partial
+                # of the parser, cost 0.5 and 1.5 % of a streamed request's
+                # instructions); what the parser refuses goes to _parse, as any frame.
                 try:
                     batch.append((_from_json(frame[6:-2], cache_strings="keys"), frame))
                     continue
@@ -187,7 +189,8 @@ def load_json(data: bytes) -> Any:
     every document it accepts (integers of any size, ``NaN`` and ``Infinity``
     included). What it refuses (a lone surrogate escape, nesting past 200 levels, a
     byte-order mark, a malformed document) goes through ``json.loads`` itself, which
-    accepts what it always did and words the error."""
+    accepts what it always did and words the error. ``sse_batches`` makes the same
+    parser call itself for one-line frames: keep the two alike."""
     try:
         return _from_json(data, cache_strings="keys")
     except ValueError:
