@@ -8,8 +8,8 @@ copies of one text event of the local provider's, it runs the gateway's own piec
 stages, each stage the one before plus one piece:
 
 - ``split``: ``sse_batches`` over the whole body in one read (splitting and parsing);
-- ``chunk``: + the lightweight chunk of each event (``Chunk.adopt``);
-- ``wire``: + the wire's record of it (``WireContext.register``);
+- ``chunk``: + the chunk of each event, lazy as the chat dialect's are
+  (``streaming.lazy.lazy``: the event and its raw bytes);
 - ``pipeline``: + the orchestrator's stream over those chunks (one transaction: the
   assembler, the policy's hooks, the egress queue); ``assembler`` is the assembler
   alone in its place, to tell the two apart;
@@ -47,14 +47,13 @@ from callgrind_gateway import callgrind_total, lacks
 
 from luthien_lab.clients import ChunkBatches, LLMClient
 
-STAGES = ("parse", "split", "chunk", "wire", "assembler", "pipeline", "egress")
+STAGES = ("parse", "split", "chunk", "assembler", "pipeline", "egress")
 # Each piece: (its stage, the stage it adds to).
 PIECES = {
     "split and parse": ("split", None),
-    "lightweight chunk": ("chunk", "split"),
-    "wire's record": ("wire", "chunk"),
-    "pipeline": ("pipeline", "wire"),
-    "  of it the assembler": ("assembler", "wire"),
+    "lazy chunk": ("chunk", "split"),
+    "pipeline": ("pipeline", "chunk"),
+    "  of it the assembler": ("assembler", "chunk"),
     "egress": ("egress", "pipeline"),
 }
 EVENT = app_bench.frame(content="Local ec")
@@ -90,7 +89,7 @@ async def run_stages(stage: str, events: int, policy: str) -> Any:
     from luthien_lab.gateway._wire import WireContext
     from luthien_lab.orchestrator import PolicyOrchestrator
     from luthien_lab.streaming.assembler import StreamingChunkAssembler
-    from luthien_lab.streaming.lite import Chunk
+    from luthien_lab.streaming.lazy import lazy
 
     if stage == "parse":
         data = EVENT[6:-2]
@@ -99,14 +98,9 @@ async def run_stages(stage: str, events: int, policy: str) -> Any:
     parsed = [pair async for batch in sse_batches(stand_in, "local") for pair in batch]
     if stage == "split":
         return parsed
-    chunks = [Chunk.adopt(event) for event, _raw in parsed]
+    chunks = [lazy(event, raw) for event, raw in parsed]
     if stage == "chunk":
         return chunks
-    wire = WireContext("chat", {}, {}, None, extra={"client_usage": False})
-    for chunk, (event, raw) in zip(chunks, parsed, strict=True):
-        wire.register(chunk, event, raw)
-    if stage == "wire":
-        return wire
     if stage == "assembler":
         assembler = StreamingChunkAssembler()
         return [assembler.feed(chunk) for chunk in chunks]
@@ -115,6 +109,7 @@ async def run_stages(stage: str, events: int, policy: str) -> Any:
     batches = [b async for b in orchestrator.process_streaming_batches(request | {"stream": True})]
     if stage == "pipeline":
         return batches
+    wire = WireContext("chat", {}, {}, None, extra={"client_usage": False})
     return b"".join(_encode_all(batch, wire) for batch in batches)
 
 

@@ -32,6 +32,7 @@ from luthien_lab.gateway._sse import (
 )
 from luthien_lab.gateway._wire import WireContext, bind_wire, wire_attr
 from luthien_lab.request import Request
+from luthien_lab.streaming.lazy import original, raw_fields
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -104,17 +105,20 @@ async def _stream(gateway: Gateway, http: HTTPRequest, request: Request, tid: st
 
 def _encode_all(batch: list[Any], wire: WireContext | None) -> bytes:
     """The SSE events of ``batch``: each chunk the policy passed through unchanged as
-    the upstream's own event, any other one written from the chunk."""
+    the upstream's own event (``streaming.lazy.original``), any other one written
+    from the chunk."""
     if wire is None:
         return b"".join([sse_chunk(chunk) for chunk in batch])
     usage = wire.extra["client_usage"]
-    native_for = wire.native_for
     out = []
     for chunk in batch:
-        if not usage and not chunk.choices:
-            continue  # the usage trailer the gateway asked for, the client did not
-        native = native_for(chunk)
-        out.append(native.raw if native is not None else sse_chunk(chunk))
+        raw = original(chunk)
+        # Skipped: the usage trailer the gateway asked for, the client did not.
+        if raw is not None:
+            if usage or raw_fields(chunk).get("choices"):  # not chunk.choices: no waking
+                out.append(raw)
+        elif usage or chunk.choices:
+            out.append(sse_chunk(chunk))
     return b"".join(out)
 
 

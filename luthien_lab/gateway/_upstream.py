@@ -25,6 +25,7 @@ from luthien_lab.clients._litellm import import_litellm
 from luthien_lab.errors import ConfigError, UpstreamError
 from luthien_lab.gateway._native_http import SessionPool, fail, sse_batches
 from luthien_lab.gateway._wire import WireContext, wire_attr, wire_of
+from luthien_lab.streaming.lazy import lazy
 from luthien_lab.streaming.lite import Chunk, Response
 
 if TYPE_CHECKING:
@@ -88,13 +89,12 @@ class OpenAIHTTPClient(LLMClient):
     async def _batches(self, request: Request) -> AsyncGenerator[list[Any], None]:
         # Lightweight chunks (``streaming.lite``), made of the event's own dicts: a
         # litellm ``ModelResponseStream`` cost more CPU than the rest of the gateway's
-        # work on a chunk the policy passes through (validation of every field). The
-        # chunk takes the parsed event over (``adopt``): the wire's record of the event
-        # then holds the chunk's own fields, which the chat dialect never reads.
-        chunk = Chunk.adopt
+        # work on a chunk the policy passes through (validation of every field). From
+        # the chat dialect, lazy ones (``streaming.lazy``): each holds its event and raw
+        # bytes, and is made objects only if something looks inside it; the dialect
+        # re-sends the bytes of those nothing changed.
         session = self._client()
-        wire = wire_of(request, "chat")
-        register = wire.register if wire is not None else None
+        native = wire_of(request, "chat") is not None
         data, headers = self._body(request, True)
         async with session.post(self.url, data=data, headers=headers) as response:
             if response.status >= 400:
@@ -110,10 +110,7 @@ class OpenAIHTTPClient(LLMClient):
                             f"the provider sent an error mid-stream: {event['error']}",
                             provider=_PROVIDER,
                         )
-                    item = chunk(event)
-                    if register is not None:
-                        register(item, event, raw)
-                    items.append(item)
+                    items.append(lazy(event, raw) if native else Chunk.adopt(event))
                 yield items
 
     async def complete(self, request: Request) -> Any:

@@ -9,10 +9,13 @@ gateway does not rebuild what the policy left alone, it re-sends it:
   the policy (``snapshot``). The native upstream client compares the policy's final
   request with that view, field by field, and sends the client's own value for every
   field the policy did not change (unknown fields included);
-- the response: the native upstream client registers, for each normalized chunk it
-  yields, the native event it was made from. A chunk that reaches the egress unchanged
-  (the same object, with the same payload) is written to the client as that native
-  event; anything else is rebuilt from the chunk.
+- the response: a chunk that reaches the egress unchanged (the same object, with the
+  same payload) is written to the client as the native event it was made from;
+  anything else is rebuilt from the chunk. The chat dialect's chunks are the events
+  themselves, lazy (:mod:`luthien_lab.streaming.lazy`: each holds its raw bytes, and is
+  as it came while nothing has looked inside it); the other dialects' are
+  translations, and their native upstream clients register here, for each one, the
+  native event it was made from and a snapshot of it.
 
 Both hold by construction: nothing needs a list of known fields or events.
 """
@@ -22,65 +25,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from luthien_lab.streaming.fields import NO_CHOICES, read_chunk, read_delta
+from luthien_lab.streaming.lazy import snapshot as _snapshot
+from luthien_lab.streaming.lazy import unchanged
 
-__all__ = ["NativeEvent", "WireContext", "bind_wire", "payload_of", "wire_attr", "wire_of"]
-
-
-def payload_of(chunk: Any) -> tuple[Any, ...]:
-    """What a policy can change in a chunk: finish reason and delta payload.
-
-    A policy that mutates an ingress chunk in place (instead of sending a copy) changes
-    one of these, and the chunk is then no longer sent as its native event.
-    """
-    _usage, delta, finish = read_chunk(chunk)
-    if delta is NO_CHOICES:
-        return (NO_CHOICES,)
-    if delta is None:
-        return (finish, None, None, None)
-    reasoning, content, tool_calls = read_delta(delta)
-    return (finish, reasoning, content, _calls_key(tool_calls))
-
-
-_LITE = ("lite",)
-
-
-def _snapshot(chunk: Any) -> tuple[Any, ...]:
-    """What tells later whether a policy changed ``chunk`` in place. A lightweight
-    chunk without tool calls (nearly every event): its choice and delta objects and
-    copies of their fields, compared by identity and value at the egress, which is
-    cheaper than reading the payload twice; any change to them counts (a change
-    :func:`payload_of` would not see only makes the chunk rebuilt, never lost). Anything
-    else: :func:`payload_of`."""
-    try:
-        if chunk.__pydantic_extra__ is None:  # a lightweight chunk
-            choices = chunk.__dict__["choices"]
-            choice = choices[0]
-            delta = choice.__dict__["delta"]
-            fields = delta.__dict__
-            if not fields.get("tool_calls"):
-                return (_LITE, choices, choice, dict(choice.__dict__), delta, dict(fields))
-    except (AttributeError, KeyError, IndexError, TypeError):
-        pass
-    return payload_of(chunk)
-
-
-def _calls_key(tool_calls: Any) -> Any:
-    if not tool_calls:
-        return None
-    out = []
-    for call in tool_calls:
-        function = call.get("function") if isinstance(call, dict) else call.function
-        if isinstance(function, dict):
-            out.append((function.get("name"), function.get("arguments")))
-        else:
-            out.append((getattr(function, "name", None), getattr(function, "arguments", None)))
-    return tuple(out)
+__all__ = ["NativeEvent", "WireContext", "bind_wire", "wire_attr", "wire_of"]
 
 
 class NativeEvent(NamedTuple):
     """The native event (parsed, and its raw SSE bytes) a normalized chunk came from;
-    ``payload``: what tells whether the chunk was changed since (see ``_snapshot``)."""
+    ``payload``: what tells whether the chunk was changed since
+    (``streaming.lazy.snapshot``)."""
 
     chunk: Any
     payload: tuple[Any, ...]
@@ -126,20 +80,7 @@ class WireContext:
         native = self.natives.get(id(chunk))
         if native is None or native.chunk is not chunk:
             return None
-        snapshot = native.payload
-        if snapshot[0] is not _LITE:
-            return native if payload_of(chunk) == snapshot else None
-        # _snapshot's lightweight case, compared here: this runs per chunk.
-        _, choices, choice, choice_fields, delta, delta_fields = snapshot
-        if (
-            chunk.__dict__.get("choices") is choices
-            and choices  # a policy may have emptied the list in place
-            and choices[0] is choice
-            and choice.__dict__ == choice_fields
-            and delta.__dict__ == delta_fields
-        ):
-            return native
-        return None
+        return native if unchanged(chunk, native.payload) else None
 
     def changed_fields(self, final: dict[str, Any]) -> set[str]:
         """The top-level fields of the normalized request the policy changed (added and

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from luthien_lab.streaming.lazy import LazyChunk as _Lazy
+from luthien_lab.streaming.lazy import raw_fields as _raw_fields
 from luthien_lab.streaming.lite import Delta as _LiteDelta
 from luthien_lab.streaming.lite import StreamChoice as _LiteChoice
 
@@ -85,6 +87,8 @@ def read_chunk(chunk: Any) -> tuple[Any, Any, Any]:
 
 def read_usage(chunk: Any) -> Any:
     """The chunk's usage, or None (:func:`read_chunk`'s first item, alone)."""
+    if type(chunk) is _Lazy and _raw_fields(chunk).get("usage") is None:
+        return None  # without waking it (streaming.lazy)
     try:
         extra = chunk.__pydantic_extra__
         if extra:
@@ -148,9 +152,19 @@ def read_text_only(chunk: Any) -> tuple[str, Any] | None:
 
     The first try reads litellm's shape directly (a choice and a delta whose fields
     are pydantic extras, ``reasoning_content`` a declared field) or a plain object's
-    ``__dict__``; anything else goes through :func:`read_chunk` and
+    ``__dict__``, and a lazy chunk's event (:mod:`~luthien_lab.streaming.lazy`)
+    without waking it; anything else goes through :func:`read_chunk` and
     :func:`read_delta_role`."""
     try:
+        if type(chunk) is _Lazy:
+            choice = _raw_fields(chunk)["choices"][0]
+            delta = choice.get("delta")
+            if type(delta) is not dict or choice.get("finish_reason"):
+                return None
+            content = delta.get("content")
+            if not content or delta.get("tool_calls") or delta.get("reasoning_content"):
+                return None
+            return content, delta.get("role")
         choice = chunk.__dict__["choices"][0]
         if type(choice) is _LiteChoice:
             # A lightweight chunk holds only the fields the provider sent (a missing one

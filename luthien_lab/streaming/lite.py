@@ -266,6 +266,10 @@ class Usage(LiteObject):
 class Chunk(LiteObject):
     """A stream chunk (litellm ``ModelResponseStream``)."""
 
+    # The gateway's record of the upstream event a chunk was made from (see
+    # ``streaming.lazy``): not part of the chunk's value, so neither copied nor pickled.
+    __slots__ = ("_origin", "_snapshot")
+
     _nested: ClassVar[dict[str, type[LiteObject]]] = {"choices": StreamChoice, "usage": Usage}
     _optional = frozenset(
         {
@@ -303,16 +307,25 @@ class Chunk(LiteObject):
         allocate and fill per event."""
         obj = _new(Chunk)
         obj.__dict__ = data
-        choices = data.get("choices")
-        if type(choices) is list and len(choices) == 1 and data.get("usage") is None:
-            # Nearly every event: one choice, no usage; the general walk's list
-            # comprehension and its checks cost as much as building the choice.
-            only = choices[0]
-            if type(only) is dict:
-                data["choices"] = [_stream_choice(only, True)]
-                return obj
-        _convert_chunk(data, True)
+        adopt_fields(data)
         return obj
+
+    def __getstate__(self) -> dict[str, Any]:
+        return self.__dict__
+
+
+def adopt_fields(data: dict[str, Any]) -> None:
+    """A chunk's field dict ``data``, its nested dicts made objects in place (theirs
+    become the objects' field dicts): :meth:`Chunk.adopt`'s work."""
+    choices = data.get("choices")
+    if type(choices) is list and len(choices) == 1 and data.get("usage") is None:
+        # Nearly every event: one choice, no usage; the general walk's list
+        # comprehension and its checks cost as much as building the choice.
+        only = choices[0]
+        if type(only) is dict:
+            data["choices"] = [_stream_choice(only, True)]
+            return
+    _convert_chunk(data, True)
 
 
 _new = object.__new__

@@ -19,6 +19,7 @@ from luthien_lab.gateway._http1 import Http1Client
 from luthien_lab.gateway._native_http import SessionPool
 from luthien_lab.gateway._upstream import OpenAIHTTPClient, native_chat_body
 from luthien_lab.gateway._wire import bind_wire
+from luthien_lab.streaming.lazy import original
 from tests.gateway.http1_upstream import (
     Conn,
     Upstream,
@@ -401,9 +402,11 @@ async def test_the_openai_client_streams_events_split_anywhere_with_their_raw_by
             again = [c async for c in client.stream(request)]
         finally:
             await client.aclose()
+    expected = [f.replace(b"\r\n", b"\n") for f in frames]
+    assert [original(c) for c in chunks] == expected  # as they came, not looked into yet
     assert [c.choices[0].delta.content for c in chunks] == [f"piece {i} " for i in range(6)]
+    assert [original(c) for c in chunks] == expected  # looked into, still unchanged
     assert len(again) == 6
-    assert [wire.natives[id(c)].raw for c in chunks] == [f.replace(b"\r\n", b"\n") for f in frames]
     sent = up.requests[0]
     assert sent.target == "/v1/chat/completions"
     assert sent.body == native_chat_body(wire, request, True)
