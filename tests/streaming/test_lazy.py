@@ -13,7 +13,15 @@ import pytest
 from luthien_lab.streaming.chunks import replace_delta
 from luthien_lab.streaming.fields import read_chunk, read_text_only, read_usage
 from luthien_lab.streaming.lazy import LazyChunk, lazy, original, wake
-from luthien_lab.streaming.lite import Chunk, Delta
+from luthien_lab.streaming.lite import Chunk
+from tests.gateway.test_wire_native import (
+    _emptied,
+    _new_delta,
+    _new_field,
+    _replaced_choice,
+    _set_content,
+    _set_finish,
+)
 from tests.streaming.test_lite_adopt import EVENTS
 
 
@@ -69,30 +77,6 @@ def test_the_field_readers_read_it_without_waking_it():
         assert read_text_only(chunk) == read_text_only(Chunk.adopt(copy.deepcopy(event)))
     trailer, _raw = _made(EVENTS[2])  # usage: read as its object, which takes a look
     assert read_usage(trailer).prompt_tokens == 3 and type(trailer) is Chunk
-
-
-def _set_content(chunk):
-    chunk.choices[0].delta.content = "changed"
-
-
-def _set_finish(chunk):
-    chunk.choices[0].finish_reason = "stop"
-
-
-def _new_delta(chunk):
-    chunk.choices[0].delta = Delta(content="other")
-
-
-def _emptied(chunk):
-    chunk.choices.clear()
-
-
-def _replaced_choice(chunk):
-    chunk.choices[0] = Chunk.from_dict(EVENTS[0]).choices[0]
-
-
-def _new_field(chunk):
-    chunk.choices[0].delta.refusal = "no"
 
 
 def _through_the_dict(chunk):
