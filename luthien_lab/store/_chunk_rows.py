@@ -20,6 +20,7 @@ from operator import is_not
 from typing import Any
 
 from luthien_lab.store._redact import to_plain
+from luthien_lab.streaming.lazy import LazyChunk, raw_fields
 
 __all__ = ["CHUNK_COLUMNS", "chunk_columns", "chunk_row"]
 
@@ -50,9 +51,13 @@ _NONE = itertools.repeat(None)
 
 def _fields(obj: Any) -> dict[str, Any]:
     """Every field of a pydantic model (declared and extra) by attribute access, or
-    the dict itself."""
-    if type(obj) is dict:
+    the dict itself; a lazy chunk's event as parsed (``streaming.lazy``: the same
+    fields, read without waking it)."""
+    kind = type(obj)
+    if kind is dict:
         return obj
+    if kind is LazyChunk:
+        return raw_fields(obj)  # type: ignore[no-any-return]
     fields = obj.__dict__
     extra = getattr(obj, "__pydantic_extra__", None)
     return {**fields, **extra} if extra else fields
@@ -205,6 +210,8 @@ def _walk_chunks(chunks: list[Any]) -> _Walk:
     list_type, empty = list, _EMPTY
     for i, chunk in enumerate(chunks):
         try:
+            if type(chunk) is LazyChunk:
+                raise LookupError  # chunk_row reads its event, without waking it
             f = chunk.__dict__
             choices = f["choices"]
             if (

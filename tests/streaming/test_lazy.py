@@ -10,6 +10,7 @@ import pickle
 
 import pytest
 
+from luthien_lab.store._chunk_rows import chunk_columns, chunk_row
 from luthien_lab.streaming.chunks import replace_delta
 from luthien_lab.streaming.fields import read_chunk, read_text_only, read_usage
 from luthien_lab.streaming.lazy import LazyChunk, lazy, original, wake
@@ -163,3 +164,16 @@ def test_chunks_made_otherwise_have_no_original():
     assert original(Chunk.from_dict(EVENTS[0])) is None
     assert original(Chunk.adopt(copy.deepcopy(EVENTS[0]))) is None
     assert original({"choices": []}) is None
+
+
+def test_the_recorder_reads_its_event_without_waking_it():
+    # Every shape, and a stream of them: the columns the recorder stores are those of
+    # the adopted chunks.
+    lazies = [_made(event)[0] for event in EVENTS]
+    adopted = [Chunk.adopt(copy.deepcopy(event)) for event in EVENTS]
+    assert chunk_columns(lazies) == chunk_columns(adopted)
+    for chunk, made in zip(lazies, adopted, strict=True):
+        assert chunk_row(chunk) == chunk_row(made)
+    rare = [i for i, chunk in enumerate(lazies) if type(chunk) is not LazyChunk]
+    # Only a chunk with a field no column holds is kept whole (its JSON), which looks.
+    assert rare == [i for i, row in enumerate(map(chunk_row, adopted)) if row[-1] is not None]
