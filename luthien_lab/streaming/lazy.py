@@ -24,7 +24,16 @@ from typing import Any
 
 from luthien_lab.streaming.lite import Chunk, LiteObject, adopt_fields
 
-__all__ = ["LazyChunk", "lazy", "original", "payload_of", "snapshot", "unchanged", "wake"]
+__all__ = [
+    "LazyChunk",
+    "lazy",
+    "original",
+    "payload_of",
+    "raw_fields",
+    "snapshot",
+    "unchanged",
+    "wake",
+]
 
 _new = object.__new__
 _set = object.__setattr__
