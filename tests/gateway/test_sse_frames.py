@@ -16,12 +16,16 @@ from luthien_lab.gateway._sse import SSEResponse
 
 STREAM = (
     b'data: {"a":1}\n\n: keep-alive\n\nevent: x\ndata: {"b":\ndata: 2}\n\n'
-    b'data:  {"c":3}\r\n\r\ndata: [DONE]\n\ndata: {"after":"done"}\n\n'
+    b'data:  {"c":3}\r\n\r\n\ndata: {"e":5}\n\ndata: {"d":4}\nid: 7\n\n'
+    b'data: [DONE]\n\ndata: {"after":"done"}\n\n'
 )
 EXPECTED = [
     ({"a": 1}, b'data: {"a":1}\n\n'),
     ({"b": 2}, b'event: x\ndata: {"b":\ndata: 2}\n\n'),
     ({"c": 3}, b'data:  {"c":3}\n\n'),
+    # A stray line end before a frame, and a "data: {" line that is not the frame's last.
+    ({"e": 5}, b'\ndata: {"e":5}\n\n'),
+    ({"d": 4}, b'data: {"d":4}\nid: 7\n\n'),
 ]
 
 
