@@ -22,7 +22,13 @@ from pydantic import BaseModel, ConfigDict, field_validator
 from luthien_lab.policies._configurable import build_config
 from luthien_lab.policies.base import Policy, PolicyContext
 from luthien_lab.streaming.chunks import create_text_chunk, replace_delta
-from luthien_lab.streaming.fields import NO_CHOICES, read_chunk, read_delta, read_text_only
+from luthien_lab.streaming.fields import (
+    NO_CHOICES,
+    read_chunk,
+    read_delta,
+    read_plain_event,
+    read_text_only,
+)
 
 if TYPE_CHECKING:
     from litellm.types.utils import ModelResponse
@@ -190,16 +196,19 @@ class StringReplacePolicy(Policy):
             elif out or plain[1]:
                 ctx.egress_queue.put_nowait(replace_delta(chunk, content=out))
             return
-        _usage, delta, finish = read_chunk(chunk)
-        if delta is NO_CHOICES:  # usage trailer
-            self._flush(ctx, replacer)
-            ctx.egress_queue.put_nowait(chunk)
-            return
-        if delta is None:
-            text = None
-            other = bool(finish)
+        payload = read_plain_event(chunk)  # read without waking a lazy chunk
+        if payload is not None:
+            finish, reasoning, text = payload
+            other = bool(finish or reasoning)
         else:
-            reasoning, text, tool_calls = read_delta(delta)
+            _usage, delta, finish = read_chunk(chunk)
+            if delta is NO_CHOICES:  # usage trailer
+                self._flush(ctx, replacer)
+                ctx.egress_queue.put_nowait(chunk)
+                return
+            reasoning = text = tool_calls = None
+            if delta is not None:
+                reasoning, text, tool_calls = read_delta(delta)
             other = bool(finish or tool_calls or reasoning)
         if not text:
             if other:

@@ -46,6 +46,7 @@ from luthien_lab.streaming.fields import (
     field_of,
     read_chunk,
     read_delta,
+    read_plain_event,
     read_text_only,
 )
 from luthien_lab.streaming.helpers import (
@@ -89,6 +90,7 @@ __all__ = [  # noqa: RUF022
     # field readers: a chunk's fields without litellm's slow attribute access
     "read_chunk",
     "read_delta",
+    "read_plain_event",
     "read_text_only",
     "field_of",
     "NO_CHOICES",

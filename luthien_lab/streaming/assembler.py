@@ -28,6 +28,7 @@ from luthien_lab.streaming.fields import (
     field_of,
     read_chunk,
     read_delta,
+    read_plain_event,
     read_signature,
     read_text_only,
     read_usage,
@@ -112,40 +113,50 @@ class StreamingChunkAssembler:
                 open_text.append(plain[0])
                 open_text.chunk_indices.append(index)
                 return [(DELTA, open_text)]
+        payload = read_plain_event(chunk)
+        if payload is not None:  # a lazy chunk, read without waking it
+            finish_reason, reasoning, content = payload
+            return self._payload(index, reasoning, content, None, finish_reason)
         usage, delta, finish_reason = read_chunk(chunk)
         if usage is not None:
             state.usage = usage
         if delta is NO_CHOICES:
             return []
-        events: list[BlockEvent] = []
+        reasoning = content = tool_calls = None
         if delta is not None:
             reasoning, content, tool_calls = read_delta(delta)
             if not (reasoning or content or tool_calls):
                 self._signature(delta, index)
-            if reasoning:
-                block = state.thinking_block
-                if block is None:
-                    block = state.thinking_block = ThinkingStreamBlock(
-                        f"thinking-{len(state.blocks)}"
-                    )
-                    state.blocks.append(block)
-                self._switch_to(block, events)
-                block.append(reasoning)
-                self._touch(block, index, events)
             if tool_calls and content == "":
                 # Anthropic (via litellm) sends content "" beside tool-call deltas.
                 delta.content = content = None
-            if content:
-                text = state.content_block
-                if text is None:
-                    text = state.content_block = ContentStreamBlock()
-                    state.blocks.append(text)
-                self._switch_to(text, events)
-                text.append(content)
-                self._touch(text, index, events)
-            if tool_calls:
-                for tool_call in tool_calls:
-                    self._tool_delta(tool_call, index, events)
+        return self._payload(index, reasoning, content, tool_calls, finish_reason)
+
+    def _payload(
+        self, index: int, reasoning: Any, content: Any, tool_calls: Any, finish_reason: Any
+    ) -> list[BlockEvent]:
+        """The block events of chunk ``index``'s payload, in order."""
+        state = self.state
+        events: list[BlockEvent] = []
+        if reasoning:
+            block = state.thinking_block
+            if block is None:
+                block = state.thinking_block = ThinkingStreamBlock(f"thinking-{len(state.blocks)}")
+                state.blocks.append(block)
+            self._switch_to(block, events)
+            block.append(reasoning)
+            self._touch(block, index, events)
+        if content:
+            text = state.content_block
+            if text is None:
+                text = state.content_block = ContentStreamBlock()
+                state.blocks.append(text)
+            self._switch_to(text, events)
+            text.append(content)
+            self._touch(text, index, events)
+        if tool_calls:
+            for tool_call in tool_calls:
+                self._tool_delta(tool_call, index, events)
         if finish_reason:
             state.finish_reason = finish_reason
             current = state.current_block

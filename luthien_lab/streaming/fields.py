@@ -22,6 +22,7 @@ __all__ = [
     "read_chunk",
     "read_delta",
     "read_delta_role",
+    "read_plain_event",
     "read_signature",
     "read_text_only",
     "read_usage",
@@ -196,6 +197,33 @@ def read_text_only(chunk: Any) -> tuple[str, Any] | None:
     if not content or tool_calls or reasoning:
         return None
     return content, role
+
+
+def read_plain_event(chunk: Any) -> tuple[Any, Any, Any] | None:
+    """(finish_reason, reasoning_content, content) of a lazy chunk
+    (:mod:`~luthien_lab.streaming.lazy`), read from its event without waking it, when
+    they are all of its payload: one choice, and no usage, tool calls or thinking
+    blocks (the role, ids and fields no reader looks at aside). None for any other
+    chunk: read it with :func:`read_chunk` (which wakes a lazy one, so that changes
+    made to the objects it hands out are seen).
+
+    The first chunk of a stream (its role), the finish and reasoning deltas are such
+    chunks: read so, they stay lazy and go out as the upstream's own bytes."""
+    if type(chunk) is not _Lazy:
+        return None
+    fields = _raw_fields(chunk)
+    choices = fields.get("choices")
+    if type(choices) is not list or len(choices) != 1 or fields.get("usage") is not None:
+        return None
+    choice = choices[0]
+    if type(choice) is not dict:
+        return None
+    delta = choice.get("delta")
+    if delta is None:
+        return choice.get("finish_reason"), None, None
+    if type(delta) is not dict or delta.get("tool_calls") or delta.get("thinking_blocks"):
+        return None
+    return choice.get("finish_reason"), delta.get("reasoning_content"), delta.get("content")
 
 
 def read_signature(delta: Any) -> str | None:

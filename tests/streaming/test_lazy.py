@@ -10,9 +10,17 @@ import pickle
 
 import pytest
 
+from luthien_lab import PolicyOrchestrator, StringReplacePolicy
 from luthien_lab.store._chunk_rows import chunk_columns, chunk_row
+from luthien_lab.streaming.assembler import StreamingChunkAssembler
 from luthien_lab.streaming.chunks import replace_delta
-from luthien_lab.streaming.fields import read_chunk, read_text_only, read_usage
+from luthien_lab.streaming.fields import (
+    read_chunk,
+    read_delta,
+    read_plain_event,
+    read_text_only,
+    read_usage,
+)
 from luthien_lab.streaming.lazy import LazyChunk, lazy, original, wake
 from luthien_lab.streaming.lite import Chunk
 from tests.gateway.test_wire_native import (
@@ -24,6 +32,8 @@ from tests.gateway.test_wire_native import (
     _set_finish,
 )
 from tests.streaming.test_lite_adopt import EVENTS
+from tests.support import REQUEST
+from tests.test_stream_batches import GroupedClient
 
 
 def _made(event: dict) -> tuple[Chunk, bytes]:
@@ -177,3 +187,90 @@ def test_the_recorder_reads_its_event_without_waking_it():
     rare = [i for i, chunk in enumerate(lazies) if type(chunk) is not LazyChunk]
     # Only a chunk with a field no column holds is kept whole (its JSON), which looks.
     assert rare == [i for i, row in enumerate(map(chunk_row, adopted)) if row[-1] is not None]
+
+
+# ----- chunks read without waking them: read_plain_event and its readers ------------
+
+
+def _text(content: str) -> dict:
+    return {"id": "x", "choices": [{"index": 0, "delta": {"content": content}}]}
+
+
+ROLE = {
+    "id": "r",
+    "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}],
+}
+REASONING = {"id": "t", "choices": [{"index": 0, "delta": {"reasoning_content": "hm"}}]}
+FINISH = {"id": "f", "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
+SIGNED = {
+    "id": "s",
+    "choices": [
+        {"index": 0, "delta": {"thinking_blocks": [{"type": "thinking", "signature": "g"}]}}
+    ],
+}
+
+
+@pytest.mark.parametrize(
+    ("event", "expected"),
+    [
+        (ROLE, (None, None, "")),
+        (REASONING, (None, "hm", None)),
+        (FINISH, ("stop", None, None)),
+        (EVENTS[0], (None, None, "hé")),
+        (EVENTS[3], ("stop", None, None)),  # delta None
+        (EVENTS[1], None),  # two choices
+        (EVENTS[2], None),  # no choice: the usage trailer
+        (EVENTS[5], None),  # tool calls
+        (EVENTS[6], None),  # usage beside the text
+        (SIGNED, None),  # a thinking signature
+    ],
+)
+def test_read_plain_event_reads_a_lazy_chunk_without_waking_it(event, expected):
+    chunk, raw = _made(event)
+    assert read_plain_event(chunk) == expected
+    assert type(chunk) is LazyChunk and original(chunk) == raw
+    adopted = Chunk.adopt(copy.deepcopy(event))
+    if expected is not None:  # what read_chunk and read_delta read in the adopted chunk
+        _usage, delta, finish = read_chunk(adopted)
+        reasoning, content, _calls = read_delta(delta) if delta is not None else (None,) * 3
+        assert (finish, reasoning, content) == expected
+    assert read_plain_event(adopted) is None, "only lazy chunks: others have objects"
+
+
+STREAM = [ROLE, REASONING, REASONING, _text("Hel"), _text("lo"), FINISH, EVENTS[2]]
+
+
+def _blocks(state) -> list:
+    return [(b.kind, b.id, b.content, b.chunk_indices, b.is_complete) for b in state.blocks]
+
+
+def test_the_assembler_wakes_only_the_chunks_it_needs_objects_of():
+    chunks = [_made(event)[0] for event in STREAM]
+    adopted = [Chunk.adopt(copy.deepcopy(event)) for event in STREAM]
+    lazily, plainly = StreamingChunkAssembler(), StreamingChunkAssembler()
+    for chunk, twin in zip(chunks, adopted, strict=True):
+        mine, theirs = lazily.feed(chunk), plainly.feed(twin)
+        assert [(kind, block and block.id) for kind, block in mine] == [
+            (kind, block and block.id) for kind, block in theirs
+        ]
+    assert _blocks(lazily.state) == _blocks(plainly.state)
+    assert lazily.state.finish_reason == "stop" and lazily.state.usage == plainly.state.usage
+    assert lazily.state.usage.prompt_tokens == 3
+    # The usage trailer is woken: the state holds its usage object.
+    assert [type(chunk) for chunk in chunks] == [LazyChunk] * 6 + [Chunk]
+
+
+@pytest.mark.parametrize("replacements", [{"xyz": "abc"}, {"Hello": "Howdy"}])
+async def test_string_replacement_passes_on_what_it_leaves_alone_unwoken(replacements):
+    chunks = [_made(event)[0] for event in STREAM]
+    policy = StringReplacePolicy(replacements=replacements)
+    orchestrator = PolicyOrchestrator(policy, GroupedClient([chunks[:4], chunks[4:]]))
+    stream = orchestrator.process_streaming_batches(REQUEST.model_copy(update={"stream": True}))
+    out = [chunk async for batch in stream for chunk in batch]
+    text = "".join(read_text_only(chunk)[0] for chunk in out if read_text_only(chunk))
+    assert text == ("Hello" if "xyz" in replacements else "Howdy")
+    # The role, the reasoning and the finish go on as they came, still lazy.
+    for event in (ROLE, REASONING, FINISH):
+        index = STREAM.index(event)
+        assert any(chunk is chunks[index] for chunk in out)
+        assert type(chunks[index]) is LazyChunk and original(chunks[index]) is not None
