@@ -187,9 +187,7 @@ class Http1Response:
         self._size += len(body)
         if self._size > _HIGH_WATER:
             self.connection.pause(True)
-        waiter = self._waiter  # _wake, inlined: this runs per chunk of the body
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+        self._wake()
 
     def on_message_complete(self) -> None:
         if self._interim:
