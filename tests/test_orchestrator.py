@@ -150,6 +150,39 @@ async def test_hooks_fire_in_documented_order_with_block_and_egress_ranges(style
     ]
 
 
+BLOCK_HOOKS = [
+    "on_content_delta",
+    "on_content_complete",
+    "on_tool_call_delta",
+    "on_tool_call_complete",
+    "on_finish_reason",
+]
+
+
+@pytest.mark.parametrize("hook", BLOCK_HOOKS)
+async def test_a_block_hook_that_is_a_policys_only_one_fires_as_beside_the_others(hook):
+    # The dispatch skips the block events of a chunk for a policy without any block
+    # hook: each one alone must still count as one.
+    chunks = [
+        create_chunk(None, role="assistant", content="Hi"),
+        create_chunk(None, content="!", tool_calls=[tool_call_delta(0, id="t0", name="f")]),
+        tool_chunk(0, args="{}"),
+        create_chunk(None, finish_reason="tool_calls"),
+    ]
+
+    async def noted(self, ctx):
+        pass
+
+    alone = type("Alone", (Policy,), {hook: noted})()
+    fired = {}
+    for policy in (EveryHook(), alone):
+        listener = Recorder()
+        orchestrator = PolicyOrchestrator(policy, ScriptedLLMClient(chunks), listeners=[listener])
+        await run_stream(orchestrator)
+        fired[type(policy)] = [event[1:3] for event in listener.events if event[0] == hook]
+    assert fired[type(alone)] == fired[EveryHook] and fired[EveryHook]
+
+
 async def test_hooks_a_policy_does_not_override_are_not_called_nor_reported():
     listener = Recorder()
     orchestrator = PolicyOrchestrator(

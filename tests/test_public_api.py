@@ -71,7 +71,8 @@ STREAMING = [
     "create_chunk", "create_text_chunk", "create_thinking_chunk", "create_tool_call_chunk",
     "create_role_chunk", "create_finish_chunk", "create_usage_chunk", "replace_delta",
     # field readers
-    "read_chunk", "read_delta", "read_plain_event", "read_text_only", "field_of",
+    "read_chunk", "read_delta", "read_plain_event", "is_lazy_trailer", "read_text_only",
+    "field_of",
     "NO_CHOICES",
     # assembler, reconstruct
     "StreamingChunkAssembler", "reconstruct_full_response",

@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ssl
+from collections import deque
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -59,6 +60,48 @@ class _Origin:
         self.key = (scheme, host, self.port)
 
 
+class _Slots:
+    """At most ``size`` requests at once; one more waits for a slot, in turn.
+    ``asyncio.Semaphore`` does the same in some ten Python calls per request (its
+    ``acquire`` a coroutine, ``locked`` a generator); this takes a free slot in one
+    call and gives it back in one (the caller waits only when none is free)."""
+
+    __slots__ = ("_waiting", "free")
+
+    def __init__(self, size: int) -> None:
+        self.free = size
+        self._waiting: deque[asyncio.Future[None]] = deque()
+
+    def take(self) -> bool:
+        """Take a free slot (True); False when there is none, or requests wait for one
+        (then :meth:`wait` for it)."""
+        if self.free and not self._waiting:
+            self.free -= 1
+            return True
+        return False
+
+    async def wait(self) -> None:
+        """Wait until a slot is handed over (after :meth:`take` said none was free)."""
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiting.append(future)
+        try:
+            await future
+        except BaseException:
+            if future.done() and not future.cancelled():
+                self.give()  # handed a slot, then cancelled before it ran: passed on
+            raise
+
+    def give(self) -> None:
+        """A slot is free again: handed to the first request still waiting, else kept."""
+        waiting = self._waiting
+        while waiting:
+            future = waiting.popleft()
+            if not future.done():  # not cancelled while it waited
+                future.set_result(None)
+                return
+        self.free += 1
+
+
 class _Post:
     """``async with client.post(...) as response``."""
 
@@ -86,7 +129,7 @@ class Http1Client:
     def __init__(self, max_connections: int = 256, headers: dict[str, str] | None = None) -> None:
         self._idle: dict[tuple[str, str, int], list[_Connection]] = {}
         self._open: set[_Connection] = set()
-        self._slots = asyncio.Semaphore(max_connections)
+        self._slots = _Slots(max_connections)
         self._headers = {name.lower(): value for name, value in (headers or {}).items()}
         self._origins: dict[str, tuple[_Origin, str]] = {}
         self._tls: ssl.SSLContext | None = None
@@ -105,13 +148,14 @@ class Http1Client:
         loop = asyncio.get_running_loop()
         slots = self._slots
         while True:
-            await slots.acquire()
+            if not slots.take():
+                await slots.wait()
             try:
                 connection = self._pooled(origin) or await self._connect(origin)
             except BaseException:
-                slots.release()
+                slots.give()
                 raise
-            response = Http1Response(connection, loop, slots.release)
+            response = Http1Response(connection, loop, slots.give)
             connection.start(response)
             try:
                 connection.transport.write(message)

@@ -25,7 +25,7 @@ from luthien_lab.clients._litellm import import_litellm
 from luthien_lab.errors import ConfigError, UpstreamError
 from luthien_lab.gateway._native_http import SessionPool, fail, sse_batches
 from luthien_lab.gateway._wire import WireContext, wire_attr, wire_of
-from luthien_lab.streaming.lazy import lazy
+from luthien_lab.streaming.lazy import lazy_all
 from luthien_lab.streaming.lite import Chunk, Response
 
 if TYPE_CHECKING:
@@ -103,15 +103,13 @@ class OpenAIHTTPClient(LLMClient):
             # refuses lines over its buffer size (a large tool-call argument can be one
             # event); each keeps its raw bytes, re-sent as they are when unchanged.
             async for batch in sse_batches(response, _PROVIDER):
-                items = []
-                for event, raw in batch:
+                for event, _raw in batch:
                     if "error" in event:
                         raise UpstreamError(
                             f"the provider sent an error mid-stream: {event['error']}",
                             provider=_PROVIDER,
                         )
-                    items.append(lazy(event, raw) if native else Chunk.adopt(event))
-                yield items
+                yield lazy_all(batch) if native else [Chunk.adopt(event) for event, _ in batch]
 
     async def complete(self, request: Request) -> Any:
         session = self._client()

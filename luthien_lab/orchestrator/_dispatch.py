@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 __all__ = ["Dispatch", "HookSettings"]
 
 _perf_ns = time.perf_counter_ns
+_BLOCK_HOOKS = frozenset((*DELTA_HOOKS.values(), *COMPLETE_HOOKS.values(), "on_finish_reason"))
 
 
 class HookSettings:
@@ -70,6 +71,7 @@ class Dispatch:
 
     __slots__ = (
         "assembler",
+        "block_hooks",
         "block_ns",
         "block_warning",
         "ctx",
@@ -104,6 +106,9 @@ class Dispatch:
         self.tid = tx.tid
         self.policy = tx.info.policy_class
         self.hooks = settings.hooks
+        # Whether the policy has any hook of a block event: most (a passthrough, a
+        # rewrite of the text as it comes) have none, and skip their loop per chunk.
+        self.block_hooks = not _BLOCK_HOOKS.isdisjoint(settings.hooks)
         self.ctx = ctx
         self.assembler = assembler
         self.feed = assembler.feed
@@ -151,6 +156,8 @@ class Dispatch:
             rest = self.fire("on_chunk_received", index, None)
             if rest is not None:
                 return self._then(rest, index, events, 0)
+        if not self.block_hooks:
+            return None
         # The loop of _events, inlined: this runs per chunk. After feed the state
         # already names the chunk's last block of each kind: the assembler is asked to
         # point elsewhere only for a chunk with several events.

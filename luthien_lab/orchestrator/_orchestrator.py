@@ -52,6 +52,10 @@ class PolicyOrchestrator:
       one go (seconds; None: never) is logged and reported to listeners as the event
       ``hook_blocked_event_loop`` (``hook``, ``policy``, ``blocked_ms``).
     - ``listeners``: :class:`~luthien_lab.events.PipelineListener` objects.
+
+    The policy's hooks and its configuration (``policy_config``, recorded with each
+    transaction) are read when the orchestrator is made: a policy changed afterwards
+    is run by a new orchestrator (``lab.run`` makes one per run).
     """
 
     def __init__(
@@ -76,6 +80,11 @@ class PolicyOrchestrator:
             UNSET if own is UNSET else seconds(f"{policy_name(policy)}.hook_timeout", own)
         )
         self.policy = policy
+        # Read once, as the hooks are below: every transaction records the policy's
+        # configuration as the orchestrator took it (dumping a pydantic config per
+        # request cost about 1 % of a served one).
+        self._policy_class = policy_name(policy)
+        self._policy_config = policy_config(policy)
         self.llm_client = llm_client
         self.chunk_timeout = chunk_timeout
         self.hook_timeout = hook_timeout
@@ -162,8 +171,8 @@ class PolicyOrchestrator:
             transaction_id=transaction_id or new_id(),
             model=request.model,
             provider=self.llm_client.provider_for(request),
-            policy_class=policy_name(self.policy),
-            policy_config=policy_config(self.policy),
+            policy_class=self._policy_class,
+            policy_config=dict(self._policy_config),  # a listener may change its own
             streaming=streaming,
             start_ns=time.perf_counter_ns(),
         )

@@ -24,6 +24,7 @@ from luthien_lab.policies.base import Policy, PolicyContext
 from luthien_lab.streaming.chunks import create_text_chunk, replace_delta
 from luthien_lab.streaming.fields import (
     NO_CHOICES,
+    is_lazy_trailer,
     read_chunk,
     read_delta,
     read_plain_event,
@@ -166,6 +167,7 @@ class StringReplacePolicy(Policy):
     def __init__(self, config: Any = None, **kwargs: Any) -> None:
         self.config = build_config(type(self), config, kwargs)
         self._engine = _Engine(list(self.config.replacements.items()), self.config.case_sensitive)
+        self._could_start = self._engine.first.search
 
     def replace(self, text: str) -> str:
         """Replace in a whole text (what a finished stream amounts to)."""
@@ -184,14 +186,22 @@ class StringReplacePolicy(Policy):
         return state
 
     async def on_chunk_received(self, ctx: StreamingResponseContext) -> None:
-        state = ctx.ingress_state
+        # ingress_state without its property call (this runs per chunk); the
+        # orchestrator sets the assembler before any hook runs.
+        state = ctx.ingress_assembler.state  # type: ignore[union-attr]
         chunk = state.raw_chunks[-1]
         replacer = ctx.scratchpad.get(_STATE_KEY) or self._state(ctx)
         # The assembler's reading of this chunk, when it took it (it nearly always has).
         plain = state.text_only if state.text_only_of is chunk else read_text_only(chunk)
         if plain is not None:  # the common chunk: one text delta and nothing else
-            out = replacer.feed(plain[0])
-            if out == plain[0]:
+            text = plain[0]
+            # Nothing held back and no character that could start a search string:
+            # the chunk as it came, told without a call of feed (which would tell it so).
+            if not replacer._pending and self._could_start(text) is None:
+                ctx.egress_queue.put_nowait(chunk)
+                return
+            out = replacer.feed(text)
+            if out == text:
                 ctx.egress_queue.put_nowait(chunk)
             elif out or plain[1]:
                 ctx.egress_queue.put_nowait(replace_delta(chunk, content=out))
@@ -201,7 +211,10 @@ class StringReplacePolicy(Policy):
             finish, reasoning, text = payload
             other = bool(finish or reasoning)
         else:
-            _usage, delta, finish = read_chunk(chunk)
+            if is_lazy_trailer(chunk):
+                delta = NO_CHOICES
+            else:
+                _usage, delta, finish = read_chunk(chunk)
             if delta is NO_CHOICES:  # usage trailer
                 self._flush(ctx, replacer)
                 ctx.egress_queue.put_nowait(chunk)
@@ -222,9 +235,9 @@ class StringReplacePolicy(Policy):
         else:
             ctx.egress_queue.put_nowait(replace_delta(chunk, content=out))
 
-    async def on_content_complete(self, ctx: StreamingResponseContext) -> None:
-        self._flush(ctx, self._state(ctx))
-
+    # No on_content_complete: the chunk that ends the text (a finish, reasoning, tool
+    # calls) flushes it in on_chunk_received, before that chunk goes out, which a
+    # completion hook (run after it) could not; a stream cut short is flushed here.
     async def on_stream_complete(self, ctx: StreamingResponseContext) -> None:
         self._flush(ctx, self._state(ctx))
 

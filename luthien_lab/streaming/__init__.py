@@ -44,6 +44,7 @@ from luthien_lab.streaming.context import StreamingResponseContext
 from luthien_lab.streaming.fields import (
     NO_CHOICES,
     field_of,
+    is_lazy_trailer,
     read_chunk,
     read_delta,
     read_plain_event,
@@ -91,6 +92,7 @@ __all__ = [  # noqa: RUF022
     "read_chunk",
     "read_delta",
     "read_plain_event",
+    "is_lazy_trailer",
     "read_text_only",
     "field_of",
     "NO_CHOICES",

@@ -26,6 +26,7 @@ from luthien_lab.streaming.blocks import (
 from luthien_lab.streaming.fields import (
     NO_CHOICES,
     field_of,
+    is_lazy_trailer,
     read_chunk,
     read_delta,
     read_plain_event,
@@ -117,6 +118,9 @@ class StreamingChunkAssembler:
         if payload is not None:  # a lazy chunk, read without waking it
             finish_reason, reasoning, content = payload
             return self._payload(index, reasoning, content, None, finish_reason)
+        if is_lazy_trailer(chunk):  # its usage read only if someone reads state.usage
+            state.usage_of(chunk)
+            return []
         usage, delta, finish_reason = read_chunk(chunk)
         if usage is not None:
             state.usage = usage

@@ -19,6 +19,7 @@ from luthien_lab.streaming.lite import StreamChoice as _LiteChoice
 __all__ = [
     "NO_CHOICES",
     "field_of",
+    "is_lazy_trailer",
     "read_chunk",
     "read_delta",
     "read_delta_role",
@@ -158,7 +159,10 @@ def read_text_only(chunk: Any) -> tuple[str, Any] | None:
     :func:`read_delta_role`."""
     try:
         if type(chunk) is _Lazy:
-            choice = _raw_fields(chunk)["choices"][0]
+            choices = _raw_fields(chunk).get("choices")
+            if not choices:
+                return None  # a usage trailer: read_chunk below would wake it
+            choice = choices[0]
             delta = choice.get("delta")
             if type(delta) is not dict or choice.get("finish_reason"):
                 return None
@@ -224,6 +228,16 @@ def read_plain_event(chunk: Any) -> tuple[Any, Any, Any] | None:
     if type(delta) is not dict or delta.get("tool_calls") or delta.get("thinking_blocks"):
         return None
     return choice.get("finish_reason"), delta.get("reasoning_content"), delta.get("content")
+
+
+def is_lazy_trailer(chunk: Any) -> bool:
+    """Whether ``chunk`` is a lazy chunk (:mod:`~luthien_lab.streaming.lazy`) that holds
+    usage and no choices (OpenAI's ``include_usage`` trailer), told without waking it.
+    False for any other chunk: read it with :func:`read_chunk`."""
+    if type(chunk) is not _Lazy:
+        return False
+    fields = _raw_fields(chunk)
+    return not fields.get("choices") and fields.get("usage") is not None
 
 
 def read_signature(delta: Any) -> str | None:

@@ -27,6 +27,8 @@ from luthien_lab.streaming.lite import Chunk, LiteObject, adopt_fields
 __all__ = [
     "LazyChunk",
     "lazy",
+    "lazy_all",
+    "lazy_origin",
     "original",
     "payload_of",
     "raw_fields",
@@ -44,6 +46,8 @@ raw_fields = _fields.__get__
 _set_fields = _fields.__set__
 _origin = Chunk.__dict__["_origin"]
 _set_origin = _origin.__set__
+lazy_origin = _origin.__get__
+"""A lazy chunk's raw bytes (what :func:`original` gives for one), read in one step."""
 _set_snapshot = Chunk.__dict__["_snapshot"].__set__
 
 
@@ -89,10 +93,19 @@ class LazyChunk(Chunk):
 def lazy(event: dict[str, Any], raw: bytes) -> Chunk:
     """A lazy chunk of ``event`` (freshly parsed: it becomes the chunk's own field dict,
     as with ``Chunk.adopt``) and its raw bytes."""
-    chunk = _new(LazyChunk)
-    _set_fields(chunk, event)
-    _set_origin(chunk, raw)
-    return chunk  # type: ignore[no-any-return]
+    return lazy_all([(event, raw)])[0]
+
+
+def lazy_all(events: list[tuple[dict[str, Any], bytes]]) -> list[Chunk]:
+    """:func:`lazy` of each (event, raw bytes) pair: the chunks of one read of the
+    upstream made in one call, not one each."""
+    chunks: list[Chunk] = []
+    for event, raw in events:
+        chunk = _new(LazyChunk)
+        _set_fields(chunk, event)
+        _set_origin(chunk, raw)
+        chunks.append(chunk)
+    return chunks
 
 
 def wake(chunk: Any) -> Any:
@@ -110,7 +123,7 @@ def original(chunk: Any) -> bytes | None:
     is still as it came; else None (a chunk made otherwise, a copy, a changed one)."""
     kind = type(chunk)
     if kind is LazyChunk:
-        return _origin.__get__(chunk)  # type: ignore[no-any-return]
+        return lazy_origin(chunk)  # type: ignore[no-any-return]
     if kind is Chunk:
         try:
             mark = chunk._snapshot

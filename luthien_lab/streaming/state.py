@@ -11,6 +11,7 @@ from luthien_lab.streaming.blocks import (
     ThinkingStreamBlock,
     ToolCallStreamBlock,
 )
+from luthien_lab.streaming.fields import read_usage
 
 if TYPE_CHECKING:
     from litellm.types.utils import ModelResponseStream
@@ -43,12 +44,33 @@ class StreamState:
     finish_reason: str | None = None
     raw_chunks: list[ModelResponseStream] = field(default_factory=list)
     last_emission_index: int = 0
-    usage: Any = None
+    _usage: Any = None
+    _usage_of: Any = None  # a lazy usage trailer whose usage is not read yet
     content_block: ContentStreamBlock | None = None
     thinking_block: ThinkingStreamBlock | None = None
     tool_blocks: dict[int, ToolCallStreamBlock] = field(default_factory=dict)
     text_only: tuple[str, Any] | None = None
     text_only_of: Any = None
+
+    @property
+    def usage(self) -> Any:
+        """The last usage object seen (OpenAI's ``include_usage`` trailer, say)."""
+        trailer = self._usage_of
+        if trailer is not None:
+            self._usage_of = None
+            self._usage = read_usage(trailer)  # wakes it: the chunk's own usage object
+        return self._usage
+
+    @usage.setter
+    def usage(self, value: Any) -> None:
+        self._usage_of = None
+        self._usage = value
+
+    def usage_of(self, trailer: Any) -> None:
+        """The usage is the one of ``trailer``, a lazy chunk (``fields.is_lazy_trailer``),
+        read on the first read of :attr:`usage`: until then it stays lazy (and goes out
+        as the upstream's own bytes)."""
+        self._usage_of = trailer
 
     @property
     def tool_calls(self) -> list[ToolCallStreamBlock]:

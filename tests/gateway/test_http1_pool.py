@@ -15,7 +15,7 @@ import pytest
 
 from luthien_lab import Request
 from luthien_lab.gateway import _http1_connection
-from luthien_lab.gateway._http1 import Http1Client
+from luthien_lab.gateway._http1 import Http1Client, _Slots
 from luthien_lab.gateway._native_http import SessionPool
 from luthien_lab.gateway._upstream import OpenAIHTTPClient, native_chat_body
 from luthien_lab.gateway._wire import bind_wire
@@ -224,6 +224,30 @@ async def test_a_request_cancelled_while_waiting_for_a_slot_frees_nothing_twice(
         finally:
             client.close()
     assert [req.body for req in up.requests] == [b"1", b"3", b"4"]
+
+
+async def test_slots_go_in_turn_and_one_handed_to_a_cancelled_request_is_passed_on():
+    slots = _Slots(1)
+    assert slots.take() and not slots.take()
+    first, second, third = (asyncio.create_task(slots.wait()) for _ in range(3))
+    await settle()
+    assert not (first.done() or second.done() or third.done())
+    second.cancel()  # while it waits: nothing to give back
+    slots.give()  # to the first still waiting
+    await first
+    assert not third.done() and not slots.take()
+    slots.give()  # the cancelled second is passed over: the third's turn
+    await third
+    # A slot handed over to a request cancelled before it ran is passed on, not lost.
+    late = asyncio.create_task(slots.wait())
+    await settle()
+    slots.give()
+    late.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await late
+    assert slots.free == 1 and slots.take() and not slots.take()
+    slots.give()
+    assert slots.free == 1
 
 
 # ----- backpressure -----

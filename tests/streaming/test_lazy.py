@@ -15,6 +15,7 @@ from luthien_lab.store._chunk_rows import chunk_columns, chunk_row
 from luthien_lab.streaming.assembler import StreamingChunkAssembler
 from luthien_lab.streaming.chunks import replace_delta
 from luthien_lab.streaming.fields import (
+    is_lazy_trailer,
     read_chunk,
     read_delta,
     read_plain_event,
@@ -254,10 +255,12 @@ def test_the_assembler_wakes_only_the_chunks_it_needs_objects_of():
             (kind, block and block.id) for kind, block in theirs
         ]
     assert _blocks(lazily.state) == _blocks(plainly.state)
-    assert lazily.state.finish_reason == "stop" and lazily.state.usage == plainly.state.usage
-    assert lazily.state.usage.prompt_tokens == 3
-    # The usage trailer is woken: the state holds its usage object.
-    assert [type(chunk) for chunk in chunks] == [LazyChunk] * 6 + [Chunk]
+    assert lazily.state.finish_reason == "stop"
+    # Not one woken, the usage trailer included: its usage is read when asked for.
+    assert [type(chunk) for chunk in chunks] == [LazyChunk] * 7
+    assert lazily.state.usage == plainly.state.usage and lazily.state.usage.prompt_tokens == 3
+    # Asked for, the trailer is woken: the state holds the chunk's own usage object.
+    assert type(chunks[-1]) is Chunk and lazily.state.usage is chunks[-1].usage
 
 
 @pytest.mark.parametrize("replacements", [{"xyz": "abc"}, {"Hello": "Howdy"}])
@@ -269,8 +272,66 @@ async def test_string_replacement_passes_on_what_it_leaves_alone_unwoken(replace
     out = [chunk async for batch in stream for chunk in batch]
     text = "".join(read_text_only(chunk)[0] for chunk in out if read_text_only(chunk))
     assert text == ("Hello" if "xyz" in replacements else "Howdy")
-    # The role, the reasoning and the finish go on as they came, still lazy.
-    for event in (ROLE, REASONING, FINISH):
+    # The role, the reasoning, the finish and the usage trailer go on as they came,
+    # still lazy.
+    for event in (ROLE, REASONING, FINISH, EVENTS[2]):
         index = STREAM.index(event)
         assert any(chunk is chunks[index] for chunk in out)
         assert type(chunks[index]) is LazyChunk and original(chunks[index]) is not None
+
+
+# ----- the usage trailer, left lazy ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("event", "expected"),
+    [
+        (EVENTS[2], True),  # no choices, usage: the trailer
+        ({"id": "u", "usage": {"prompt_tokens": 1}}, True),  # no choices field at all
+        ({"id": "e", "choices": []}, False),  # no usage either
+        (EVENTS[6], False),  # usage beside the text
+        (EVENTS[0], False),
+        (FINISH, False),
+    ],
+)
+def test_is_lazy_trailer_tells_a_usage_trailer_without_waking_it(event, expected):
+    chunk, raw = _made(event)
+    assert is_lazy_trailer(chunk) is expected
+    assert type(chunk) is LazyChunk and original(chunk) == raw
+    assert read_text_only(chunk) is None or not expected
+    assert type(chunk) is LazyChunk, "read_text_only did not wake it either"
+    assert is_lazy_trailer(Chunk.adopt(copy.deepcopy(event))) is False, "only lazy chunks"
+
+
+def test_the_state_reads_a_trailers_usage_when_asked_and_a_later_one_wins():
+    trailer, _raw = _made(EVENTS[2])
+    state = StreamingChunkAssembler().state
+    state.usage_of(trailer)
+    assert type(trailer) is LazyChunk
+    assert state.usage is trailer.usage and state.usage.prompt_tokens == 3
+    later, _raw = _made(EVENTS[2])
+    state.usage_of(later)
+    state.usage = "set"  # set after it: the trailer's is not read any more
+    assert state.usage == "set" and type(later) is LazyChunk
+
+
+@pytest.mark.parametrize(
+    "ending",
+    [[FINISH, EVENTS[2]], [REASONING, FINISH], [EVENTS[2]]],
+    ids=["finish", "reasoning", "trailer"],
+)
+async def test_string_replacement_flushes_held_text_before_the_lazy_chunk_that_ends_it(ending):
+    # "Hel" is held back (it may become "Hello"); the lazy chunk that ends the text
+    # goes out after it, not before.
+    events = [ROLE, _text("Hel"), *ending]
+    chunks = [_made(event)[0] for event in events]
+    policy = StringReplacePolicy(replacements={"Hello": "Howdy"})
+    orchestrator = PolicyOrchestrator(policy, GroupedClient([chunks[:2], chunks[2:]]))
+    stream = orchestrator.process_streaming_batches(REQUEST.model_copy(update={"stream": True}))
+    out = [chunk async for batch in stream for chunk in batch]
+    texts = [read_text_only(chunk) for chunk in out]
+    assert out[0] is chunks[0] and texts[1] is not None and texts[1][0] == "Hel"
+    # The rest are the very chunks that came (told by identity: comparing wakes them).
+    assert len(out) == len(chunks)
+    assert all(a is b for a, b in zip(out[2:], chunks[2:], strict=True))
+    assert all(type(chunk) is LazyChunk for chunk in chunks[2:])
