@@ -2,14 +2,14 @@
 callgrind.
 
 A streamed chat request at the gateway costs a fixed part and a part per upstream
-event (about 47 k instructions each for a text delta, measured here; the bench's
+event (about 42 k instructions each for a text delta, measured here; the bench's
 streams have 11). This script takes the per-event part apart. In this process, on ``--events``
 copies of one text event of the local provider's, it runs the gateway's own pieces in
 stages, each stage the one before plus one piece:
 
 - ``split``: ``sse_batches`` over the whole body in one read (splitting and parsing);
-- ``chunk``: + the chunk of each event, lazy as the chat dialect's are
-  (``streaming.lazy.lazy``: the event and its raw bytes);
+- ``chunk``: + the chunk of each event, lazy as the chat dialect's are, made per read
+  as it makes them (``streaming.lazy.lazy_all``: each the event and its raw bytes);
 - ``pipeline``: + the orchestrator's stream over those chunks (one transaction: the
   assembler, the policy's hooks, the egress queue); ``assembler`` is the assembler
   alone in its place, to tell the two apart;
@@ -89,7 +89,7 @@ async def run_stages(stage: str, events: int, policy: str) -> Any:
     from luthien_lab.gateway._wire import WireContext
     from luthien_lab.orchestrator import PolicyOrchestrator
     from luthien_lab.streaming.assembler import StreamingChunkAssembler
-    from luthien_lab.streaming.lazy import lazy
+    from luthien_lab.streaming.lazy import lazy_all
 
     if stage == "parse":
         data = EVENT[6:-2]
@@ -98,7 +98,7 @@ async def run_stages(stage: str, events: int, policy: str) -> Any:
     parsed = [pair async for batch in sse_batches(stand_in, "local") for pair in batch]
     if stage == "split":
         return parsed
-    chunks = [lazy(event, raw) for event, raw in parsed]
+    chunks = lazy_all(parsed)
     if stage == "chunk":
         return chunks
     if stage == "assembler":
