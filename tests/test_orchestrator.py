@@ -113,14 +113,19 @@ class EveryHook(Policy):
         pass
 
 
-@pytest.mark.parametrize("style", [Recorder, PositionalRecorder])
-async def test_hooks_fire_in_documented_order_with_block_and_egress_ranges(style):
-    chunks = [
+def _text_then_a_tool_call() -> list:
+    """Text, a chunk that ends it and starts a tool call, its arguments, the finish."""
+    return [
         create_chunk(None, role="assistant", content="Hi"),
         create_chunk(None, content="!", tool_calls=[tool_call_delta(0, id="t0", name="f")]),
         tool_chunk(0, args="{}"),
         create_chunk(None, finish_reason="tool_calls"),
     ]
+
+
+@pytest.mark.parametrize("style", [Recorder, PositionalRecorder])
+async def test_hooks_fire_in_documented_order_with_block_and_egress_ranges(style):
+    chunks = _text_then_a_tool_call()
     listener = style()
     orchestrator = PolicyOrchestrator(EveryHook(), ScriptedLLMClient(chunks), listeners=[listener])
     out = await run_stream(orchestrator)
@@ -163,12 +168,7 @@ BLOCK_HOOKS = [
 async def test_a_block_hook_that_is_a_policys_only_one_fires_as_beside_the_others(hook):
     # The dispatch skips the block events of a chunk for a policy without any block
     # hook: each one alone must still count as one.
-    chunks = [
-        create_chunk(None, role="assistant", content="Hi"),
-        create_chunk(None, content="!", tool_calls=[tool_call_delta(0, id="t0", name="f")]),
-        tool_chunk(0, args="{}"),
-        create_chunk(None, finish_reason="tool_calls"),
-    ]
+    chunks = _text_then_a_tool_call()
 
     async def noted(self, ctx):
         pass
