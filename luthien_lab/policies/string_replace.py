@@ -167,7 +167,6 @@ class StringReplacePolicy(Policy):
     def __init__(self, config: Any = None, **kwargs: Any) -> None:
         self.config = build_config(type(self), config, kwargs)
         self._engine = _Engine(list(self.config.replacements.items()), self.config.case_sensitive)
-        self._could_start = self._engine.first.search
 
     def replace(self, text: str) -> str:
         """Replace in a whole text (what a finished stream amounts to)."""
@@ -197,7 +196,7 @@ class StringReplacePolicy(Policy):
             text = plain[0]
             # Nothing held back and no character that could start a search string:
             # the chunk as it came, told without a call of feed (which would tell it so).
-            if not replacer._pending and self._could_start(text) is None:
+            if not replacer._pending and replacer._first(text) is None:
                 ctx.egress_queue.put_nowait(chunk)
                 return
             out = replacer.feed(text)
