@@ -199,6 +199,21 @@ async def test_a_stream_another_task_goes_on_with_is_timed_out_in_that_task():
     await asyncio.sleep(0.01)
 
 
+async def test_the_readers_own_lookup_of_the_running_task_agrees_with_asyncio_in_every_task():
+    # The reader looks the task up without asyncio.current_task (per chunk); on any
+    # Python it must name the task asyncio names, or the watchdog cancels the wrong one.
+    from luthien_lab.orchestrator import _upstream
+
+    loop = asyncio.get_running_loop()
+
+    async def named() -> tuple:
+        return _upstream._task_of(loop), asyncio.current_task()
+
+    seen = [await named(), *await asyncio.gather(named(), loop.create_task(named()))]
+    assert all(mine is theirs and mine is not None for mine, theirs in seen)
+    assert len({theirs for _mine, theirs in seen}) == 3
+
+
 class Hangs(Policy):
     hook_timeout = 0.05
 

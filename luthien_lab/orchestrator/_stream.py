@@ -67,16 +67,19 @@ async def run_stream(
             reader = UpstreamReader(stream, tx, dispatch, settings.chunk_timeout)
             if settings.own_task:
                 producer = _hand_over(reader)
-        drain, wait = egress.drain, egress.wait
+        # The queue's buffer read here, not through drain(): this loop turns once or
+        # twice per chunk, and drain makes a list each time, an empty one every other.
+        buffer, wait = egress._buffer, egress.wait
         while True:
-            batch = drain()
-            if batch:
+            if buffer:
                 if batched:
-                    yield batch
+                    yield egress.drain()
                 else:
-                    for chunk in batch:
-                        yield chunk
-            elif egress.closed or failed is not None:
+                    # Chunks put while the consumer holds one (a task of the policy's
+                    # own) go out in the same turn, after those before them.
+                    while buffer:
+                        yield buffer.popleft()
+            elif egress._closed or failed is not None:
                 break
             elif producer is not None:
                 await wait()

@@ -21,7 +21,11 @@ if TYPE_CHECKING:
 __all__ = ["UpstreamReader", "complete"]
 
 _perf_ns = time.perf_counter_ns
-_current_task = asyncio.current_task
+# The task running on a loop, read per step (per chunk): asyncio.current_task is
+# Python code before 3.12 (a call of get_running_loop, then a lookup in this dict),
+# so where the dict is there the step looks it up directly, with the loop it noted.
+_tasks: Any = getattr(asyncio.tasks, "_current_tasks", None)
+_task_of = _tasks.get if isinstance(_tasks, dict) else asyncio.current_task
 
 
 class UpstreamReader:
@@ -43,6 +47,7 @@ class UpstreamReader:
         "done",
         "egress",
         "iterator",
+        "loop",
         "stray",
         "timed",
         "timeout",
@@ -60,6 +65,7 @@ class UpstreamReader:
             self.batched, self.iterator = False, stream.__aiter__()
         self._next = self.iterator.__anext__
         self.tx = tx
+        self.loop = asyncio.get_running_loop()
         self.dispatch = dispatch
         self.egress = dispatch.egress
         self.timeout = chunk_timeout
@@ -79,12 +85,13 @@ class UpstreamReader:
         stream has ended (its end-of-stream hooks run then) or a hook has waited or a
         chunk was put from elsewhere (``dispatch.waited``, :attr:`stray`)."""
         dispatch = self.dispatch
-        task = _current_task()
+        task = _task_of(self.loop)
         if dispatch.task is not task:  # a consumer may go on from another task
             dispatch.run_by(task)
         egress = self.egress
         timed = self.timed
         hooks_of = dispatch.chunk
+        batched = self.batched
         while True:
             put_before = egress.count
             if timed is not None:
@@ -109,12 +116,18 @@ class UpstreamReader:
             if egress.count != put_before:
                 self.stray = True
             index = self.count
-            for chunk in item if self.batched else (item,):
-                rest = hooks_of(index, chunk)
+            if batched:
+                for chunk in item:
+                    rest = hooks_of(index, chunk)
+                    if rest is not None:
+                        await rest
+                    index += 1
+                self.count = index
+            else:  # one chunk: no tuple to loop over, per chunk
+                rest = hooks_of(index, item)
                 if rest is not None:
                     await rest
-                index += 1
-            self.count = index
+                self.count = index + 1
             if egress.count != put_before or dispatch.waited or self.stray:
                 return
 
