@@ -5,6 +5,7 @@ whatever happens. What each chunk causes is the dispatch loop's (:mod:`._dispatc
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
@@ -21,11 +22,15 @@ if TYPE_CHECKING:
 __all__ = ["UpstreamReader", "complete"]
 
 _perf_ns = time.perf_counter_ns
-# The task running on a loop, read per step (per chunk): asyncio.current_task is
-# Python code before 3.12 (a call of get_running_loop, then a lookup in this dict),
-# so where the dict is there the step looks it up directly, with the loop it noted.
-_tasks: Any = getattr(asyncio.tasks, "_current_tasks", None)
-_task_of = _tasks.get if isinstance(_tasks, dict) else asyncio.current_task
+# The task running on a loop, read per step (per chunk). Before 3.12
+# asyncio.current_task is Python code (a call of get_running_loop, then a lookup in
+# the dict the C tasks keep): the step looks it up there itself, with the loop it
+# noted. From 3.12 on current_task is C, and later versions keep no such dict.
+_task_of: Any = (
+    asyncio.tasks._current_tasks.get  # type: ignore[attr-defined]
+    if sys.version_info < (3, 12)
+    else asyncio.current_task
+)
 
 
 class UpstreamReader:

@@ -268,7 +268,8 @@ def _replace_pydantic(chunk: Any, fields: dict[str, Any]) -> Any:
             own[name] = value
         else:
             setattr(delta, name, value)
-    values["choices"] = [choice, *choices[1:]]
+    # One choice nearly always: no slice (a list of its own) to unpack.
+    values["choices"] = [choice] if len(choices) == 1 else [choice, *choices[1:]]
     return new
 
 
