@@ -9,6 +9,8 @@ time to consume the same upstream directly) / chunks, reported in microseconds a
 as a ratio to ``json.loads`` of the same chunks' JSON measured in the same run (the
 yardstick: the least a gateway does with a chunk is parse it). CPU time of this
 thread, not wall time, so that other processes on a shared machine do not count.
+``callgrind_pipeline.py`` counts the same per-chunk cost in instructions, which carry
+from run to run where times do not.
 Text-only streams: a role chunk, word deltas, a finish chunk.
 
 First chunk: from the call to the first egress chunk, with an instant upstream.
