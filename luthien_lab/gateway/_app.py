@@ -149,9 +149,7 @@ def create_app(
             await asyncio.to_thread(shadow_set.close, settings.shadow_grace)
         if recorder is not None:
             recorder.close()
-        close = getattr(gateway.orchestrator.llm_client, "aclose", None)
-        if close is not None:
-            await close()
+        await gateway.aclose()
 
     app = GatewayApp(
         title="luthien-lab gateway",

@@ -11,15 +11,13 @@ from fastapi import Request as HTTPRequest
 from fastapi.responses import Response
 
 from luthien_lab.gateway._errors import GatewayError
-from luthien_lab.gateway._native_http import SessionPool, forward
+from luthien_lab.gateway._native_http import forward
 from luthien_lab.gateway._plumbing import json_response
 
 if TYPE_CHECKING:
     from luthien_lab.gateway._plumbing import Gateway
 
 __all__ = ["list_models"]
-
-_pool = SessionPool(max_connections=8)
 
 
 def _anthropic_list(ids: list[str]) -> dict[str, Any]:
@@ -61,7 +59,7 @@ async def _upstream_ids(gateway: Gateway) -> tuple[int, bytes, str] | None:
         base = shared_local_provider().openai_base
     if upstream.provider not in (None, "openai"):
         return None
-    return await forward(_pool, "GET", base.rstrip("/") + "/models", {})
+    return await forward(gateway.plain, "GET", base.rstrip("/") + "/models", {})
 
 
 async def list_models(gateway: Gateway, http: HTTPRequest, model_id: str | None) -> Response:

@@ -19,7 +19,7 @@ from pydantic import ValidationError
 
 from luthien_lab.events import PipelineListener, TransactionInfo
 from luthien_lab.gateway._errors import GatewayError
-from luthien_lab.gateway._native_http import load_json
+from luthien_lab.gateway._native_http import SessionPool, load_json
 from luthien_lab.gateway._settings import GatewaySettings
 from luthien_lab.gateway._sse import ClientDisconnected
 from luthien_lab.gateway._upstream import build_upstream
@@ -178,6 +178,16 @@ class Gateway:
         self.model_map = upstream.model_map
         self.max_bytes = settings.max_request_bytes
         self.max_depth = settings.max_json_depth
+        self.plain = SessionPool(max_connections=8)
+        """Connections for requests that are not transactions (the upstream's model
+        list), the gateway's own: closed with it (:meth:`aclose`)."""
+
+    async def aclose(self) -> None:
+        """Close the upstream clients' connections and the gateway's own."""
+        close = getattr(self.orchestrator.llm_client, "aclose", None)
+        if close is not None:
+            await close()
+        await self.plain.aclose()
 
     # ----- request checks -----
 

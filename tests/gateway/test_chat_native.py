@@ -197,3 +197,21 @@ def test_what_on_request_changes_reaches_the_upstream_and_nothing_else(provider,
     else:
         assert sent["messages"][-1] == {"role": "user", "content": "and one more"}
         assert "temperature" not in sent
+
+
+async def test_the_upstreams_model_list_comes_over_the_gateways_own_connections_closed_with_it(
+    provider,
+):
+    app = create_app(NoOpPolicy(), settings=settings(provider))
+    pool = app.state.gateway.plain
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
+            listed = await client.get("/v1/models")
+        session = pool._session
+    assert listed.status_code == 200
+    upstream = httpx.get(f"{provider.openai_base}/models").json()
+    assert [m["id"] for m in listed.json()["data"]] == [m["id"] for m in upstream["data"]]
+    # Asked over the gateway's own pool, and closed when the app stopped: none is left
+    # for the interpreter's exit to find open.
+    assert session is not None and session.closed and pool._session is None
